@@ -1,0 +1,197 @@
+//! Diagnostics: what the loader reports instead of failing.
+//!
+//! A diagnostic always points at a position in a source file (1-based line and 1-based column
+//! counted in chars), shaped like hashicorp/hcl's `hcl.Diagnostic` with a subject range.
+
+use std::fmt;
+use std::ops::Range;
+
+/// How bad a [`Diagnostic`] is. Only errors make a catalog unusable (see [`has_errors`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The catalog must not be used.
+    Error,
+    /// Worth fixing, but the catalog is usable.
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// One catalog problem. Displays as `file:line:col: error: summary`, followed by an indented
+/// detail line when there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// The source name as given to the loader (a path for [`crate::load_dir`]).
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in chars.
+    pub col: usize,
+    pub summary: String,
+    pub detail: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file,
+            self.line,
+            self.col,
+            self.severity.as_str(),
+            self.summary
+        )?;
+        if let Some(detail) = &self.detail {
+            write!(f, "\n  {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+/// True when any diagnostic is an error.
+pub fn has_errors(diags: &[Diagnostic]) -> bool {
+    diags.iter().any(|diag| diag.severity == Severity::Error)
+}
+
+/// A position in a source file, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+/// Collects diagnostics for one source file and turns byte offsets into line:col.
+pub(crate) struct FileDiags<'a> {
+    pub(crate) file: &'a str,
+    text: &'a str,
+    pub(crate) diags: &'a mut Vec<Diagnostic>,
+}
+
+impl<'a> FileDiags<'a> {
+    pub(crate) fn new(file: &'a str, text: &'a str, diags: &'a mut Vec<Diagnostic>) -> Self {
+        FileDiags { file, text, diags }
+    }
+
+    /// Position of a byte offset. Offsets past the end or inside a char are clamped, because
+    /// spans come from another crate and a bad one must not panic the loader.
+    pub(crate) fn pos_of_offset(&self, offset: usize) -> Pos {
+        pos_in(self.text, offset)
+    }
+
+    /// The source text of a span, or "" when the span is missing or out of bounds.
+    pub(crate) fn snippet(&self, span: &Option<Range<usize>>) -> &'a str {
+        span.as_ref()
+            .and_then(|range| self.text.get(range.clone()))
+            .unwrap_or("")
+    }
+
+    /// `file:line:col` of a span, for "first declared at" details.
+    pub(crate) fn location(&self, span: &Option<Range<usize>>) -> String {
+        let pos = self.pos(span);
+        format!("{}:{}:{}", self.file, pos.line, pos.col)
+    }
+
+    pub(crate) fn pos(&self, span: &Option<Range<usize>>) -> Pos {
+        match span {
+            Some(range) => self.pos_of_offset(range.start),
+            None => Pos { line: 1, col: 1 },
+        }
+    }
+
+    pub(crate) fn error_at(&mut self, pos: Pos, summary: impl Into<String>) {
+        self.push(pos, Severity::Error, summary.into(), None);
+    }
+
+    pub(crate) fn error(&mut self, span: &Option<Range<usize>>, summary: impl Into<String>) {
+        let pos = self.pos(span);
+        self.push(pos, Severity::Error, summary.into(), None);
+    }
+
+    pub(crate) fn error_detail(
+        &mut self,
+        span: &Option<Range<usize>>,
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
+        let pos = self.pos(span);
+        self.push(pos, Severity::Error, summary.into(), Some(detail.into()));
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        pos: Pos,
+        severity: Severity,
+        summary: String,
+        detail: Option<String>,
+    ) {
+        self.diags.push(Diagnostic {
+            severity,
+            file: self.file.to_string(),
+            line: pos.line,
+            col: pos.col,
+            summary,
+            detail,
+        });
+    }
+}
+
+pub(crate) fn pos_in(text: &str, offset: usize) -> Pos {
+    let mut offset = offset.min(text.len());
+    while offset > 0 && !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |idx| idx + 1);
+    Pos {
+        line: before.matches('\n').count() + 1,
+        col: before[line_start..].chars().count() + 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, offset: usize, expected: (usize, usize)) {
+        let pos = pos_in(text, offset);
+        assert_eq!((pos.line, pos.col), expected);
+    }
+
+    #[test]
+    fn positions() {
+        check("", 0, (1, 1));
+        check("abc", 2, (1, 3));
+        check("a\nbc", 3, (2, 2));
+        check("a\nbc", 99, (2, 3));
+        // Columns count chars, not bytes.
+        check("é = x", 4, (1, 4));
+        // An offset inside a char is clamped back to the char start.
+        check("é", 1, (1, 1));
+    }
+
+    #[test]
+    fn display() {
+        let mut diag = Diagnostic {
+            severity: Severity::Error,
+            file: "c/pg.hcl".into(),
+            line: 12,
+            col: 5,
+            summary: "boom".into(),
+            detail: None,
+        };
+        assert_eq!(diag.to_string(), "c/pg.hcl:12:5: error: boom");
+        diag.severity = Severity::Warning;
+        diag.detail = Some("why".into());
+        assert_eq!(diag.to_string(), "c/pg.hcl:12:5: warning: boom\n  why");
+        assert!(!has_errors(&[diag]));
+    }
+}

@@ -1,0 +1,217 @@
+//! Validate, plan and apply on native types: catalog in, Terraform values
+//! out. Nothing here knows gRPC or protobuf (`crate::server` does the wire).
+
+mod apply;
+pub mod convert;
+mod data;
+pub mod plan;
+pub mod schema;
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use platform_catalog::Catalog;
+use platform_value::{Path, Value};
+
+use crate::drivers::Registry;
+pub use apply::{ApplyRequest, ApplyResponse};
+pub use plan::{PlanPrivate, PlanRequest, PlanResponse};
+use schema::Schemas;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A diagnostic on its way to Terraform; `path` points at the attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diag {
+    pub severity: Severity,
+    pub summary: String,
+    pub detail: String,
+    pub path: Option<Path>,
+}
+
+impl Diag {
+    pub fn error(summary: impl Into<String>, detail: impl Into<String>) -> Diag {
+        Diag {
+            severity: Severity::Error,
+            summary: summary.into(),
+            detail: detail.into(),
+            path: None,
+        }
+    }
+    pub fn warning(summary: impl Into<String>, detail: impl Into<String>) -> Diag {
+        Diag {
+            severity: Severity::Warning,
+            ..Diag::error(summary, detail)
+        }
+    }
+    pub fn at(mut self, path: Path) -> Diag {
+        self.path = Some(path);
+        self
+    }
+}
+
+pub fn has_errors(diags: &[Diag]) -> bool {
+    diags.iter().any(|d| d.severity == Severity::Error)
+}
+
+/// Where the catalog comes from.
+#[derive(Debug, Clone)]
+pub enum CatalogSource {
+    /// A directory of `*.hcl` files (`PLATFORM_CATALOG`).
+    Dir(PathBuf),
+    /// The examples catalog compiled into the binary.
+    Embedded,
+}
+
+impl CatalogSource {
+    pub fn from_env() -> CatalogSource {
+        match std::env::var_os("PLATFORM_CATALOG") {
+            Some(dir) if !dir.is_empty() => CatalogSource::Dir(PathBuf::from(dir)),
+            _ => CatalogSource::Embedded,
+        }
+    }
+}
+
+/// The examples catalog, compiled in: Terraform asks for the schema before it
+/// sends any provider configuration, so the catalog cannot come from there.
+const EMBEDDED: &[(&str, &str)] = &[(
+    "examples/catalogs/postgres.hcl",
+    include_str!("../../../examples/catalogs/postgres.hcl"),
+)];
+
+/// A loaded catalog and the schemas derived from it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub catalog: Catalog,
+    pub schemas: Schemas,
+}
+
+/// Settings from the provider block.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderConfig {
+    pub default_team: Option<String>,
+}
+
+pub struct Engine {
+    source: CatalogSource,
+    /// Parsed once per process, on first use: a provider process that only
+    /// answers Shutdown never pays for the catalog.
+    loaded: OnceLock<Result<Arc<Loaded>, Vec<Diag>>>,
+    config: RwLock<ProviderConfig>,
+    pub drivers: Registry,
+}
+
+impl Engine {
+    pub fn new(source: CatalogSource, drivers: Registry) -> Engine {
+        Engine {
+            source,
+            loaded: OnceLock::new(),
+            config: RwLock::new(ProviderConfig::default()),
+            drivers,
+        }
+    }
+
+    /// The catalog and schemas, or the catalog's diagnostics rendered as
+    /// `file:line:col: error: …`. A bad catalog never yields a half schema.
+    pub fn loaded(&self) -> Result<Arc<Loaded>, Vec<Diag>> {
+        self.loaded.get_or_init(|| load(&self.source)).clone()
+    }
+
+    pub fn configure(&self, config: &Value) -> Vec<Diag> {
+        let default_team = match config.get_attr("default_team") {
+            Some(Value::String(team)) => Some(team.clone()),
+            _ => None,
+        };
+        match self.config.write() {
+            Ok(mut guard) => guard.default_team = default_team,
+            Err(poisoned) => poisoned.into_inner().default_team = default_team,
+        }
+        Vec::new()
+    }
+
+    pub fn provider_config(&self) -> ProviderConfig {
+        match self.config.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+fn load(source: &CatalogSource) -> Result<Arc<Loaded>, Vec<Diag>> {
+    let (catalog, diagnostics) = match source {
+        CatalogSource::Dir(dir) => platform_catalog::load_dir(dir),
+        CatalogSource::Embedded => platform_catalog::load_sources(
+            EMBEDDED
+                .iter()
+                .map(|(name, text)| platform_catalog::Source {
+                    name: (*name).to_owned(),
+                    text: (*text).to_owned(),
+                })
+                .collect(),
+        ),
+    };
+    let where_from = match source {
+        CatalogSource::Dir(dir) => format!("PLATFORM_CATALOG={}", dir.display()),
+        CatalogSource::Embedded => "the catalog compiled into the provider".to_owned(),
+    };
+    if platform_catalog::has_errors(&diagnostics) {
+        // One Terraform diagnostic per catalog problem, its summary already in
+        // `file:line:col: error: …` form so editors and CI logs can jump to it.
+        return Err(diagnostics
+            .iter()
+            .filter(|d| d.severity == platform_catalog::Severity::Error)
+            .map(|d| {
+                let detail = match &d.detail {
+                    Some(detail) => format!(
+                        "{detail}
+(loading {where_from})"
+                    ),
+                    None => format!("(loading {where_from})"),
+                };
+                Diag::error(
+                    format!("{}:{}:{}: error: {}", d.file, d.line, d.col, d.summary),
+                    detail,
+                )
+            })
+            .collect());
+    }
+    for warning in &diagnostics {
+        tracing::warn!(catalog = %where_from, "{warning}");
+    }
+    let schemas = Schemas::build(&catalog);
+    Ok(Arc::new(Loaded { catalog, schemas }))
+}
+
+/// Today's date for deprecation rules. `PLATFORM_TODAY=YYYY-MM-DD` pins it
+/// (tests, and "what will happen on date X" previews).
+pub fn today() -> time::Date {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    #[cfg(test)]
+    if let Some(date) = TODAY_OVERRIDE.lock().ok().and_then(|d| d.clone()) {
+        if let Ok(date) = time::Date::parse(&date, &format) {
+            return date;
+        }
+    }
+    std::env::var("PLATFORM_TODAY")
+        .ok()
+        .and_then(|text| time::Date::parse(text.trim(), &format).ok())
+        .unwrap_or_else(|| time::OffsetDateTime::now_utc().date())
+}
+
+/// Tests pin the date here instead of mutating the process environment.
+#[cfg(test)]
+static TODAY_OVERRIDE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+#[cfg(test)]
+pub(crate) fn set_today_override(date: Option<String>) {
+    if let Ok(mut guard) = TODAY_OVERRIDE.lock() {
+        *guard = date;
+    }
+}
+
+#[cfg(test)]
+mod tests;

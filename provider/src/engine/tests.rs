@@ -1,0 +1,381 @@
+//! Engine behaviour on the compiled-in example catalog: planning rules without
+//! any wire encoding in the way.
+
+use std::collections::BTreeMap;
+
+use platform_value::{Number, Path, Value};
+
+use super::{Diag, Engine, PlanRequest, PlanResponse, Severity};
+use crate::drivers::Registry;
+
+fn engine() -> Engine {
+    Engine::new(super::CatalogSource::Embedded, Registry::builtin())
+}
+
+fn s(text: &str) -> Value {
+    Value::String(text.to_owned())
+}
+
+fn n(i: i64) -> Value {
+    Value::Number(Number::from_i64(i))
+}
+
+/// A config object with every attribute of the resource type present (null
+/// unless given), as Terraform sends it.
+fn config(engine: &Engine, type_name: &str, given: &[(&str, Value)]) -> Value {
+    let loaded = engine.loaded().expect("catalog loads");
+    let (_, schema) = &loaded.schemas.resources[type_name];
+    let mut attrs: BTreeMap<String, Value> = schema
+        .attributes
+        .iter()
+        .map(|a| (a.name.clone(), Value::Null))
+        .collect();
+    for (name, value) in given {
+        assert!(attrs.contains_key(*name), "{name} is an attribute");
+        attrs.insert((*name).to_owned(), value.clone());
+    }
+    Value::Object(attrs)
+}
+
+fn plan(engine: &Engine, type_name: &str, prior: Value, config: Value) -> PlanResponse {
+    engine.plan_resource(&PlanRequest {
+        type_name: type_name.to_owned(),
+        prior,
+        proposed: config.clone(),
+        config,
+        prior_private: Vec::new(),
+    })
+}
+
+fn errors(diags: &[Diag]) -> Vec<String> {
+    diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| format!("{}: {} @ {:?}", d.summary, d.detail, d.path))
+        .collect()
+}
+
+/// A known prior state made from a create plan by filling in what apply would.
+fn applied(planned: &Value) -> Value {
+    let Value::Object(attrs) = planned else {
+        panic!("object")
+    };
+    Value::Object(
+        attrs
+            .iter()
+            .map(|(k, v)| {
+                let v = if v.is_unknown() {
+                    s(&format!("applied-{k}"))
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect(),
+    )
+}
+
+const DB: &str = "platform_postgres_database";
+const SCHEMA: &str = "platform_postgres_schema";
+
+#[test]
+fn create_fills_defaults_price_and_version() {
+    let engine = engine();
+    let cfg = config(
+        &engine,
+        DB,
+        &[("name", s("orders")), ("team", s("checkout"))],
+    );
+    let res = plan(&engine, DB, Value::Null, cfg);
+    assert_eq!(errors(&res.diags), Vec::<String>::new());
+    let planned = &res.planned;
+    assert_eq!(planned.get_attr("connection_limit"), Some(&n(20)));
+    assert_eq!(planned.get_attr("extensions"), Some(&Value::Set(vec![])));
+    assert_eq!(planned.get_attr("tier"), Some(&s("small")));
+    assert_eq!(planned.get_attr("monthly_cost"), Some(&n(25)));
+    assert_eq!(planned.get_attr("offering_version"), Some(&s("1.2.0")));
+    assert_eq!(planned.get_attr("status"), Some(&s("current")));
+    assert!(planned.get_attr("id").is_some_and(Value::is_unknown));
+    assert!(
+        planned
+            .get_attr("connection_uri")
+            .is_some_and(Value::is_unknown)
+    );
+    // No driver in this build: a warning naming it, not an error.
+    assert!(
+        res.diags
+            .iter()
+            .any(|d| d.severity == Severity::Warning && d.summary.contains("postgres.role"))
+    );
+}
+
+#[test]
+fn guardrails_point_at_the_attribute() {
+    let engine = engine();
+    let cfg = config(
+        &engine,
+        DB,
+        &[
+            ("name", s("Bad-Name")),
+            ("connection_limit", n(0)),
+            ("extensions", Value::Set(vec![s("postgis")])),
+            ("team", s("checkout")),
+        ],
+    );
+    let diags = engine.validate_resource(DB, &cfg);
+    let paths: Vec<Path> = diags.iter().filter_map(|d| d.path.clone()).collect();
+    assert_eq!(diags.len(), 3, "{diags:?}");
+    for attr in ["name", "connection_limit", "extensions"] {
+        assert!(
+            paths.contains(&Path::root().attr(attr)),
+            "{attr}: {paths:?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_values_are_not_checked_yet() {
+    let engine = engine();
+    let cfg = config(&engine, DB, &[("name", Value::unknown()), ("team", s("t"))]);
+    assert_eq!(engine.validate_resource(DB, &cfg), vec![]);
+    let res = plan(&engine, DB, Value::Null, cfg);
+    assert_eq!(errors(&res.diags), Vec::<String>::new());
+    // The price does not depend on the name.
+    assert_eq!(res.planned.get_attr("monthly_cost"), Some(&n(25)));
+}
+
+#[test]
+fn team_is_required_without_a_provider_default() {
+    let engine = engine();
+    let cfg = config(&engine, DB, &[("name", s("orders"))]);
+    let res = plan(&engine, DB, Value::Null, cfg.clone());
+    assert_eq!(
+        res.diags
+            .iter()
+            .filter(|d| d.path == Some(Path::root().attr("team")))
+            .count(),
+        1
+    );
+    let provider = Value::Object(BTreeMap::from([("default_team".to_owned(), s("payments"))]));
+    assert!(engine.configure(&provider).is_empty());
+    let res = plan(&engine, DB, Value::Null, cfg);
+    assert_eq!(errors(&res.diags), Vec::<String>::new());
+    assert_eq!(res.planned.get_attr("team"), Some(&s("payments")));
+}
+
+#[test]
+fn updates_replace_reject_and_transitions() {
+    let engine = engine();
+    let create = config(
+        &engine,
+        DB,
+        &[
+            ("name", s("orders")),
+            ("team", s("t")),
+            ("tier", s("standard")),
+        ],
+    );
+    let prior = applied(&plan(&engine, DB, Value::Null, create).planned);
+    assert_eq!(prior.get_attr("monthly_cost"), Some(&n(140)));
+
+    // Nothing changed: the plan equals the prior state, outputs stay known.
+    let same = config(
+        &engine,
+        DB,
+        &[
+            ("name", s("orders")),
+            ("team", s("t")),
+            ("tier", s("standard")),
+        ],
+    );
+    let res = plan(&engine, DB, prior.clone(), same);
+    assert_eq!(res.planned, prior);
+    assert!(res.requires_replace.is_empty());
+
+    // on_change = replace.
+    let renamed = config(
+        &engine,
+        DB,
+        &[
+            ("name", s("orders2")),
+            ("team", s("t")),
+            ("tier", s("standard")),
+        ],
+    );
+    let res = plan(&engine, DB, prior.clone(), renamed);
+    assert_eq!(res.requires_replace, vec![Path::root().attr("name")]);
+
+    // standard → small is allowed, price follows.
+    let smaller = config(
+        &engine,
+        DB,
+        &[
+            ("name", s("orders")),
+            ("team", s("t")),
+            ("tier", s("small")),
+        ],
+    );
+    let res = plan(&engine, DB, prior.clone(), smaller);
+    assert_eq!(errors(&res.diags), Vec::<String>::new());
+    assert_eq!(res.planned.get_attr("monthly_cost"), Some(&n(25)));
+
+    // small → standard is not in small's transitions? small declares none: any is allowed.
+    let small_prior = applied(&res.planned);
+    let bigger = config(
+        &engine,
+        DB,
+        &[
+            ("name", s("orders")),
+            ("team", s("t")),
+            ("tier", s("standard")),
+        ],
+    );
+    assert_eq!(
+        errors(&plan(&engine, DB, small_prior, bigger).diags),
+        Vec::<String>::new()
+    );
+
+    // on_change = reject on the schema offering's database.
+    let create = config(
+        &engine,
+        SCHEMA,
+        &[
+            ("database", s("shared")),
+            ("name", s("tenant_a")),
+            ("team", s("t")),
+        ],
+    );
+    let prior = applied(&plan(&engine, SCHEMA, Value::Null, create).planned);
+    let moved = config(
+        &engine,
+        SCHEMA,
+        &[
+            ("database", s("other")),
+            ("name", s("tenant_a")),
+            ("team", s("t")),
+        ],
+    );
+    let res = plan(&engine, SCHEMA, prior, moved);
+    let errs = errors(&res.diags);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("database") && errs[0].contains("shared") && errs[0].contains("other"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn tier_transition_outside_transitions_to_is_refused() {
+    let engine = engine();
+    // standard may only move to small; an unknown tier name is reported too.
+    let create = config(
+        &engine,
+        DB,
+        &[
+            ("name", s("orders")),
+            ("team", s("t")),
+            ("tier", s("standard")),
+        ],
+    );
+    let prior = applied(&plan(&engine, DB, Value::Null, create).planned);
+    let cfg = config(
+        &engine,
+        DB,
+        &[("name", s("orders")), ("team", s("t")), ("tier", s("gold"))],
+    );
+    let res = plan(&engine, DB, prior, cfg);
+    let errs = errors(&res.diags);
+    assert!(errs.iter().any(|e| e.contains("Unknown tier")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("Tier transition not allowed")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn deprecated_version_warns_then_refuses_by_date() {
+    let engine = engine();
+    let cfg = config(
+        &engine,
+        DB,
+        &[
+            ("name", s("orders")),
+            ("team", s("t")),
+            ("offering_version", s("1.1.0")),
+        ],
+    );
+    let res = with_today("2026-12-01", || plan(&engine, DB, Value::Null, cfg.clone()));
+    assert_eq!(errors(&res.diags), Vec::<String>::new());
+    let warning = res
+        .diags
+        .iter()
+        .find(|d| d.summary.contains("deprecated"))
+        .expect("deprecation warning");
+    assert!(
+        warning.detail.contains("2027-01-31") && warning.detail.contains("1.2.0"),
+        "{warning:?}"
+    );
+    assert_eq!(warning.path, Some(Path::root().attr("offering_version")));
+
+    let res = with_today("2027-02-01", || plan(&engine, DB, Value::Null, cfg.clone()));
+    assert!(
+        errors(&res.diags)
+            .iter()
+            .any(|e| e.contains("no longer accepts new instances"))
+    );
+}
+
+fn with_today<T>(date: &str, f: impl FnOnce() -> T) -> T {
+    let _guard = TODAY_LOCK.lock();
+    let before = std::env::var("PLATFORM_TODAY").ok();
+    set_today(Some(date));
+    let out = f();
+    set_today(before.as_deref());
+    out
+}
+
+static TODAY_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn set_today(date: Option<&str>) {
+    let date = date.map(|d| d.to_owned());
+    // Environment writes are process-global; tests that pin the date hold
+    // TODAY_LOCK, and no other test reads PLATFORM_TODAY.
+    super::set_today_override(date);
+}
+
+#[test]
+fn data_sources_carry_prices() {
+    let engine = engine();
+    let loaded = engine.loaded().expect("loads");
+    let catalog = engine
+        .read_data_source(&loaded.schemas.catalog_data_type, &Value::Null)
+        .expect("reads");
+    assert!(catalog.is_wholly_known());
+    let cfg = Value::Object(BTreeMap::from([(
+        "name".to_owned(),
+        s("postgres_database"),
+    )]));
+    let offering = engine
+        .read_data_source(&loaded.schemas.offering_data_type, &cfg)
+        .expect("reads");
+    let Some(Value::List(tiers)) = offering.get_attr("tiers") else {
+        panic!("tiers")
+    };
+    let prices: Vec<(Value, Value)> = tiers
+        .iter()
+        .map(|t| {
+            (
+                t.get_attr("name").cloned().unwrap_or(Value::Null),
+                t.get_attr("amount").cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    assert_eq!(prices, vec![(s("small"), n(25)), (s("standard"), n(140))]);
+    let bad = Value::Object(BTreeMap::from([("name".to_owned(), s("nope"))]));
+    assert!(
+        engine
+            .read_data_source(&loaded.schemas.offering_data_type, &bad)
+            .is_err()
+    );
+}

@@ -1,0 +1,89 @@
+//! Entry point: Terraform starts us with no arguments; `--debug` serves in
+//! reattach mode for debuggers and benchmarks.
+
+use std::process::ExitCode;
+
+fn usage() -> &'static str {
+    "terraform-provider-platform: Terraform provider for the platform catalog\n\n\
+     Usage:\n  terraform-provider-platform            (started by Terraform)\n  \
+     terraform-provider-platform --debug    serve for TF_REATTACH_PROVIDERS\n  \
+     terraform-provider-platform --version\n\n\
+     Environment:\n  PLATFORM_CATALOG   directory of catalog *.hcl files (default: the compiled-in examples catalog)\n  \
+     TF_LOG_PROVIDER    log level on stderr (error, warn, info, debug, trace)\n"
+}
+
+fn init_logging() {
+    let level = std::env::var("TF_LOG_PROVIDER")
+        .or_else(|_| std::env::var("TF_LOG"))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let filter = match level.as_str() {
+        "trace" | "debug" | "info" | "warn" | "error" => level,
+        "json" => "trace".to_owned(),
+        _ => "warn".to_owned(),
+    };
+    // stderr only: stdout belongs to the handshake.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        // Our crates at the chosen level; dependencies (h2, rustls) only warn.
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "warn,provider={filter},terraform_provider_platform={filter},platform_catalog={filter}"
+        )))
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let debug = match args.first().map(String::as_str) {
+        None => false,
+        Some("--debug") => true,
+        Some("--version" | "-V") => {
+            println!("terraform-provider-platform {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Some("--help" | "-h") => {
+            print!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("unknown argument {other:?}\n\n{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    init_logging();
+    let launch = provider::plugin::Launch::from_env();
+    if !debug && let Err(error) = launch.check() {
+        eprintln!("{error}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let service = provider::service_from_env();
+    let result = runtime.block_on(async {
+        if debug {
+            provider::plugin::serve_debug(service, provider::SOURCE_ADDRESS, std::io::stdout())
+                .await
+        } else {
+            provider::plugin::serve_managed(service, &launch).await
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("terraform-provider-platform: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The provider binary as Terraform sees it: a process with a handshake line
+//! and a gRPC server. Plaintext here (no `PLUGIN_CLIENT_CERT`); the mTLS path
+//! is exercised by the acceptance tests with real Terraform.
+
+mod process;
