@@ -168,3 +168,54 @@ fn prior_state_unchanged_reject_and_replace() {
         assert_contains(&update, "Plan: 0 to add, 1 to change, 0 to destroy.");
     });
 }
+
+/// Destroy and apply of an existing instance also need drivers: both refuse,
+/// and the instance stays in state (nothing is forgotten).
+#[test]
+fn prior_state_destroy_and_update_refused_without_driver() {
+    if !acc_enabled() {
+        return;
+    }
+    for_each_bin("changes_apply", |bin, ctx| {
+        let wd = workdir_with_state(bin, ctx);
+
+        let destroy = wd.tf(bin, &["destroy", "-input=false", "-auto-approve"]);
+        assert_failure(&destroy);
+        assert_no_crash(&destroy, ctx);
+        assert_contains(&destroy, "Error: Cannot destroy postgres_schema: no driver");
+        let list = wd.tf(bin, &["state", "list"]);
+        assert_success(&list);
+        assert!(
+            list.stdout.contains(ADDR),
+            "{ctx} instance lost from state:\n{list}"
+        );
+
+        wd.write(
+            "main.tf",
+            &config("shop", "tenant_a").replace(
+                "  name     = \"tenant_a\"\n",
+                "  name     = \"tenant_a\"\n  readers  = [\"analyst\"]\n",
+            ),
+        );
+        let update = wd.tf(bin, &["apply", "-input=false", "-auto-approve"]);
+        assert_failure(&update);
+        assert_no_crash(&update, ctx);
+        assert_contains(&update, "Error: Cannot update postgres_schema: no driver");
+        let show = wd.tf(bin, &["show", "-json"]);
+        assert_success(&show);
+        let state = stdout_json(&show);
+        let res = state["values"]["root_module"]["resources"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["address"] == ADDR))
+            .unwrap_or_else(|| panic!("{ctx} {ADDR} not in state:\n{state:#}"));
+        assert_eq!(
+            res["values"]["readers"],
+            serde_json::json!([]),
+            "{ctx} state changed: {res:#}"
+        );
+        assert_eq!(
+            res["values"]["owner_role"], "shop_tenant_a_owner",
+            "{ctx} {res:#}"
+        );
+    });
+}

@@ -102,19 +102,6 @@ pub fn count_errors(out: &Output) -> usize {
         .count()
 }
 
-/// Number of warning diagnostics whose summary starts with `summary`.
-pub fn count_warnings(out: &Output, summary: &str) -> usize {
-    let prefix = format!("Warning: {summary}");
-    out.stdout
-        .lines()
-        .chain(out.stderr.lines())
-        .filter(|l| {
-            l.trim_start_matches(['│', '╷', '╵', ' '])
-                .starts_with(&prefix)
-        })
-        .count()
-}
-
 /// The provider must never crash, whatever it is given.
 #[track_caller]
 pub fn assert_no_crash(out: &Output, ctx: &str) {

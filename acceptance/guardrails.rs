@@ -164,3 +164,72 @@ fn guardrails_all_problems_in_one_resource() {
         assert!(!contains(&out, "Plan:"), "{ctx}: no plan expected:\n{out}");
     });
 }
+
+/// `team` is required unless the provider block sets `default_team`; `tier`
+/// must name a tier of the version.
+#[test]
+fn team_and_tier_are_checked() {
+    if !acc_enabled() {
+        return;
+    }
+    let no_team = format!(
+        r#"{REQUIRED_PLATFORM}
+resource "platform_postgres_database" "orphan" {{
+  name = "orphan"
+}}
+"#
+    );
+    let bad_tier = format!(
+        r#"{REQUIRED_PLATFORM}
+{PROVIDER_BLOCK}
+resource "platform_postgres_database" "big" {{
+  name = "big_db"
+  tier = "huge"
+}}
+"#
+    );
+    for_each_bin("team_and_tier", |bin, ctx| {
+        let wd = Workdir::dev_overrides();
+        wd.write("main.tf", &no_team);
+        let out = wd.tf(bin, &["plan", "-input=false"]);
+        assert_failure(&out);
+        assert_no_crash(&out, ctx);
+        assert_contains(&out, "Error: Missing team");
+        assert_contains_norm(
+            &out,
+            ctx,
+            "Every postgres_database needs an owning team: set `team` on the resource, or `default_team` in the provider block.",
+        );
+
+        // With `team` on the resource instead, the plan works.
+        wd.write(
+            "main.tf",
+            &no_team.replace(
+                "  name = \"orphan\"\n",
+                "  name = \"orphan\"\n  team = \"payments\"\n",
+            ),
+        );
+        let (plan, json) = plan_json(&wd, bin, ctx, &[]);
+        assert_no_crash(&plan, ctx);
+        let values = &planned_resource(&json, "platform_postgres_database.orphan")["values"];
+        assert_eq!(values["team"], "payments", "{ctx} {values:#}");
+
+        wd.remove("tfplan");
+        wd.write("main.tf", &bad_tier);
+        let out = wd.tf(bin, &["plan", "-input=false"]);
+        assert_failure(&out);
+        assert_no_crash(&out, ctx);
+        assert_contains(&out, "Error: Unknown tier");
+        assert_contains_norm(
+            &out,
+            ctx,
+            r#"Tier "huge" does not exist in version 1.2.0; choose one of: small, standard."#,
+        );
+        let line = line_of(&bad_tier, "tier = \"huge\"");
+        assert_contains_norm(
+            &out,
+            ctx,
+            &format!("on main.tf line {line}, in resource \"platform_postgres_database\" \"big\":"),
+        );
+    });
+}

@@ -13,6 +13,7 @@ mod lifecycle;
 mod mirror;
 mod quickstart;
 mod schema;
+mod unknowns;
 
 use harness::*;
 

@@ -26,13 +26,33 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .without_time()
-        .with_target(false)
+        .event_format(TerraformLogLine)
         // Our crates at the chosen level; dependencies (h2, rustls) only warn.
         .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
             "warn,provider={filter},terraform_provider_platform={filter},platform_catalog={filter}"
         )))
         .try_init();
+}
+
+/// `[LEVEL] message fields`: Terraform files plugin stderr lines under the
+/// level in brackets (anything else lands at DEBUG).
+struct TerraformLogLine;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for TerraformLogLine
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "[{}] ", event.metadata().level())?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 fn main() -> ExitCode {

@@ -29,6 +29,9 @@
 //!   [`MAX_DEPTH`], and no collection is allocated beyond what the remaining input
 //!   could hold.
 
+// Tests may unwrap; library code never does (see the workspace lints).
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 use std::collections::BTreeMap;
 
 pub mod json;

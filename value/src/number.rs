@@ -65,10 +65,11 @@ impl Number {
         if let Some(i) = exact.as_i64() {
             return Some(Number(Repr::Int(i)));
         }
-        if let Ok(f) = s.parse::<f64>() {
-            if f.is_finite() && exact_f64(f) == exact {
-                return Some(Number(Repr::F64(f)));
-            }
+        if let Ok(f) = s.parse::<f64>()
+            && f.is_finite()
+            && exact_f64(f) == exact
+        {
+            return Some(Number(Repr::F64(f)));
         }
         Some(Number(Repr::Text(s.into())))
     }
@@ -160,8 +161,8 @@ impl Number {
 
 fn f64_as_i64(f: f64) -> Option<i64> {
     // 2^63 is exactly representable; the range check keeps the cast lossless.
-    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    (f.is_finite() && f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f)).then(|| f as i64)
+    const LIMIT: f64 = (1u64 << 63) as f64;
+    (f.is_finite() && f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f)).then_some(f as i64)
 }
 
 impl PartialEq for Number {
@@ -655,15 +656,13 @@ mod tests {
         assert_eq!(n("-9223372036854775808").as_i64(), Some(i64::MIN));
         assert_eq!(n("9223372036854775808").as_i64(), None);
         assert_eq!(
-            Number::from_f64_wire(-9.223372036854775808e18)
+            Number::from_f64_wire(-((1u64 << 63) as f64))
                 .unwrap()
                 .as_i64(),
             Some(i64::MIN)
         );
         assert_eq!(
-            Number::from_f64_wire(9.223372036854775808e18)
-                .unwrap()
-                .as_i64(),
+            Number::from_f64_wire((1u64 << 63) as f64).unwrap().as_i64(),
             None
         );
         assert!(n("1e400").is_integer());

@@ -165,16 +165,9 @@ fn load(source: &CatalogSource) -> Result<Arc<Loaded>, Vec<Diag>> {
             .iter()
             .filter(|d| d.severity == platform_catalog::Severity::Error)
             .map(|d| {
-                let detail = match &d.detail {
-                    Some(detail) => format!(
-                        "{detail}
-(loading {where_from})"
-                    ),
-                    None => format!("(loading {where_from})"),
-                };
                 Diag::error(
                     format!("{}:{}:{}: error: {}", d.file, d.line, d.col, d.summary),
-                    detail,
+                    d.detail.clone().unwrap_or_default(),
                 )
             })
             .collect());

@@ -495,6 +495,16 @@ fn lifecycle(
                 );
             }
         }
+        // An untouched existing instance may stay while it waits for its
+        // destroy: refusing its no-op would block every other change of the
+        // workspace.
+        Status::Retired if !create && !changed => diags.push(
+            Diag::warning(
+                format!("{name} is retired"),
+                format!("Retired versions can only be destroyed; plan its removal.{successor}"),
+            )
+            .at(path),
+        ),
         Status::Retired => diags.push(
             Diag::error(
                 format!("{name} is retired"),
