@@ -5,16 +5,23 @@
 //! throwaway server certificate on the handshake line. A stock webpki verifier
 //! rejects the client certificate (a CA used as an end entity), so we pin its
 //! exact DER bytes instead: the only peer we accept is the process that started
-//! us. The handshake signature is still verified, with aws-lc-rs because ring
-//! cannot verify P-521 — and Go silently sends no certificate at all when the
-//! server does not advertise a scheme it can use.
+//! us. The handshake signature is still verified. Go silently sends no
+//! certificate at all when the server does not advertise a scheme it can use,
+//! so ECDSA P-521/SHA-512 must be on offer; ring cannot verify it, and
+//! aws-lc-rs can but seeds its RNG with CPU jitter entropy at start-up (~40 ms
+//! measured, paid by each of the 3–5 provider processes per Terraform
+//! command). So TLS runs on ring, and P-521 verification alone comes from the
+//! pure-Rust `p521` crate (`P521Sha512` below).
 
 use std::sync::Arc;
 
 use base64::Engine as _;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use rustls::pki_types::{
+    AlgorithmIdentifier, CertificateDer, InvalidSignature, PrivateKeyDer, PrivatePkcs8KeyDer,
+    SignatureVerificationAlgorithm, UnixTime, alg_id,
+};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
@@ -72,10 +79,10 @@ pub fn server_tls(client_cert_pem: &str) -> Result<ServerTls, TlsError> {
     let cert = params.self_signed(&key)?;
     let cert_der = cert.der().to_vec();
 
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(PinnedClientCert {
         der: client_der,
-        algorithms: provider.signature_verification_algorithms,
+        algorithms: with_p521(provider.signature_verification_algorithms),
     });
     let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(rustls::ALL_VERSIONS)?
@@ -90,6 +97,54 @@ pub fn server_tls(client_cert_pem: &str) -> Result<ServerTls, TlsError> {
         cert_der,
         config: Arc::new(config),
     })
+}
+
+/// ring's verification algorithms plus ECDSA P-521/SHA-512 (the scheme of
+/// Terraform's client certificate). Built once per process; the tables must be
+/// `'static` for rustls, hence the leak of a few hundred bytes.
+fn with_p521(ring: WebPkiSupportedAlgorithms) -> WebPkiSupportedAlgorithms {
+    static P521: P521Sha512 = P521Sha512;
+    static P521_ONLY: [&dyn SignatureVerificationAlgorithm; 1] = [&P521];
+    let mut all: Vec<&'static dyn SignatureVerificationAlgorithm> = ring.all.to_vec();
+    all.push(&P521);
+    let mut mapping: Vec<(
+        SignatureScheme,
+        &'static [&'static dyn SignatureVerificationAlgorithm],
+    )> = ring.mapping.to_vec();
+    mapping.insert(0, (SignatureScheme::ECDSA_NISTP521_SHA512, &P521_ONLY));
+    WebPkiSupportedAlgorithms {
+        all: Vec::leak(all),
+        mapping: Vec::leak(mapping),
+    }
+}
+
+/// ECDSA over P-521 with SHA-512, as webpki's algorithm trait wants it.
+#[derive(Debug)]
+struct P521Sha512;
+
+impl SignatureVerificationAlgorithm for P521Sha512 {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), InvalidSignature> {
+        use p521::ecdsa::signature::Verifier as _;
+        let key =
+            p521::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
+        let signature =
+            p521::ecdsa::Signature::from_der(signature).map_err(|_| InvalidSignature)?;
+        key.verify(message, &signature)
+            .map_err(|_| InvalidSignature)
+    }
+
+    fn public_key_alg_id(&self) -> AlgorithmIdentifier {
+        alg_id::ECDSA_P521
+    }
+
+    fn signature_alg_id(&self) -> AlgorithmIdentifier {
+        alg_id::ECDSA_SHA512
+    }
 }
 
 /// Decodes the first `CERTIFICATE` block of a PEM text.
