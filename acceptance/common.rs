@@ -29,13 +29,25 @@ pub fn test_catalog(name: &str) -> PathBuf {
 }
 
 /// Runs `f` once per terraform binary, with a `[label]` context string for messages,
-/// and prints how long each binary took.
+/// and prints how long each binary took. A binary that fails (panics) does not
+/// stop the others: every binary runs, then the test fails naming those that failed
+/// (each one's own panic message is printed as it happens).
 pub fn for_each_bin(test: &str, mut f: impl FnMut(&Path, &str)) {
+    let mut failed = Vec::new();
     for bin in terraform_bins() {
         let ctx = format!("[{test} / {}]", bin_label(&bin));
         let start = Instant::now();
-        f(&bin, &ctx);
-        eprintln!("{ctx} passed in {:.2?}", start.elapsed());
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&bin, &ctx)));
+        match result {
+            Ok(()) => eprintln!("{ctx} passed in {:.2?}", start.elapsed()),
+            Err(_) => {
+                eprintln!("{ctx} FAILED after {:.2?}", start.elapsed());
+                failed.push(ctx);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        panic!("failed on: {}", failed.join(", "));
     }
 }
 

@@ -20,11 +20,18 @@ prints a go-plugin handshake line, it also measures process start -> handshake l
 with null (protocol 5) alongside for reference; with `openssl` present, also with a
 PLUGIN_CLIENT_CERT (AutoMTLS, as Terraform does by default).
 
+Finally (unless --null-only) it builds and runs `platform-bench schema` (bench/rust):
+process start -> handshake -> TLS (AutoMTLS) -> GetProviderSchema (null: GetSchema)
+-> Shutdown -> exit, exactly as Terraform's go-plugin client does it but without
+Terraform, --direct-n repetitions (default 30) interleaved with null, same catalog.
+Its start -> schema ratio is the issue's target (ours <= 0.5 x null).
+
 Noise between runs is about +-25% on a shared machine: compare the ratios, which
 are measured side by side, rather than absolute numbers across runs.
 """
 
 import argparse
+import json
 import math
 import os
 import select
@@ -362,6 +369,37 @@ def bench_handshake(n, provider, catalog, null_bin, client_cert):
         print(f"  {label}: {shown}")
 
 
+# --------------------------------------------------------------------------- direct (platform-bench)
+
+
+def build_bench():
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or (REPO / "target"))
+    binary = target / "release" / "platform-bench"
+    log("bench: cargo build --release -p platform-bench ...")
+    r = subprocess.run(["cargo", "build", "--release", "-p", "platform-bench"], cwd=REPO)
+    if r.returncode != 0 or not binary.is_file():
+        log("bench: building platform-bench failed")
+        return None
+    return binary
+
+
+def bench_direct(n, provider, catalog, null_bin, root):
+    """Runs `platform-bench schema`; returns its JSON result, or None on failure."""
+    binary = build_bench()
+    if binary is None:
+        return None
+    out = root / "direct.json"
+    print("", flush=True)
+    r = subprocess.run([str(binary), "schema", "--ours", str(provider), "--null", str(null_bin),
+                        "--catalog", str(catalog), "-n", str(n), "--json", str(out)],
+                       cwd=REPO, stdin=subprocess.DEVNULL)
+    sys.stdout.flush()
+    if r.returncode != 0 or not out.is_file():
+        log(f"bench: platform-bench schema failed (exit {r.returncode})")
+        return None
+    return json.loads(out.read_text())
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -373,6 +411,8 @@ def main():
                     help="skip building/measuring our provider")
     ap.add_argument("--provider", type=Path,
                     help="use this provider binary instead of building target/release")
+    ap.add_argument("--direct-n", type=int, default=30,
+                    help="repetitions of the direct (no Terraform) measurement (default 30)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = ap.parse_args()
 
@@ -432,11 +472,24 @@ def main():
 
         bench_handshake(args.n, provider, catalog, null_bin, client_cert)
 
-        if summary:
-            print("\nsummary: " + ", ".join(
-                f"TF {v}: ours/null = {r:.2f}" if r is not None else f"TF {v}: ours failed"
-                for v, r in summary))
-        if any(r is None for _, r in summary):
+        direct_failed = False
+        parts = []
+        for v, r in summary:
+            parts.append(f"TF {v}: ours/null = {r:.2f}" if r is not None
+                         else f"TF {v}: ours failed")
+        if provider:
+            direct = bench_direct(args.direct_n, provider, catalog, null_bin, root)
+            if direct is None:
+                direct_failed = True
+                parts.append("direct: platform-bench failed")
+            else:
+                ph = direct["phases"]
+                parts.append(
+                    f"direct start->schema: ours/null = {ph['start -> schema']['ratio']:.2f} "
+                    f"(start->exit {ph['start -> exit']['ratio']:.2f}; target <= 0.50)")
+        if parts:
+            print("\nsummary: " + ", ".join(parts))
+        if any(r is None for _, r in summary) or direct_failed:
             return 1
         return 0
     finally:

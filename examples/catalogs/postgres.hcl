@@ -61,6 +61,7 @@ offering "postgres_database" {
           name             = "${input.name}_owner"
           login            = true
           connection_limit = input.connection_limit
+          database         = input.name
         }
       }
       primitive "db" {

@@ -22,9 +22,6 @@ pub const SOURCE_ADDRESS: &str = "registry.terraform.io/platform/platform";
 
 /// The tfplugin6 service for the catalog the environment names.
 pub fn service_from_env() -> server::ProviderService {
-    let engine = engine::Engine::new(
-        engine::CatalogSource::from_env(),
-        drivers::Registry::builtin(),
-    );
+    let engine = engine::Engine::new(engine::CatalogSource::from_env());
     server::ProviderService::new(Arc::new(engine))
 }

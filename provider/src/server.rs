@@ -54,6 +54,16 @@ impl ProviderService {
             .ok_or_else(|| vec![Diag::error(format!("Unknown data source {type_name}"), "")])
     }
 
+    fn ephemeral_type(&self, type_name: &str) -> Result<Type, Vec<Diag>> {
+        let loaded = self.engine.loaded()?;
+        loaded
+            .schemas
+            .ephemeral
+            .get(type_name)
+            .map(BlockSchema::object_type)
+            .ok_or_else(|| vec![no_ephemeral(type_name)])
+    }
+
     fn build_schema(&self) -> pb::get_provider_schema::Response {
         let mut response = pb::get_provider_schema::Response {
             provider: Some(to_proto::schema(&engine::schema::provider_schema(), 0)),
@@ -75,6 +85,12 @@ impl ProviderService {
                 for (type_name, schema) in &loaded.schemas.data_sources {
                     response
                         .data_source_schemas
+                        .insert(type_name.clone(), to_proto::schema(schema, 0));
+                }
+                // Terraform < 1.10 skips this field: the resources are absent there.
+                for (type_name, schema) in &loaded.schemas.ephemeral {
+                    response
+                        .ephemeral_resource_schemas
                         .insert(type_name.clone(), to_proto::schema(schema, 0));
                 }
             }
@@ -145,27 +161,43 @@ pub mod to_proto {
     pub fn schema(block: &BlockSchema, version: i64) -> pb::Schema {
         pb::Schema {
             version,
-            block: Some(pb::schema::Block {
-                version,
-                attributes: block
-                    .attributes
-                    .iter()
-                    .map(|a| pb::schema::Attribute {
-                        name: a.name.clone(),
-                        r#type: a.ty.to_json().into_bytes(),
-                        description: a.description.clone(),
-                        description_kind: pb::StringKind::Markdown as i32,
-                        required: a.flags == Flags::Required,
-                        optional: matches!(a.flags, Flags::Optional | Flags::OptionalComputed),
-                        computed: matches!(a.flags, Flags::Computed | Flags::OptionalComputed),
-                        sensitive: a.sensitive,
-                        ..Default::default()
-                    })
-                    .collect(),
-                description: block.description.clone(),
-                description_kind: pb::StringKind::Markdown as i32,
-                ..Default::default()
-            }),
+            block: Some(self::block(block, version)),
+        }
+    }
+
+    fn block(block: &BlockSchema, version: i64) -> pb::schema::Block {
+        pb::schema::Block {
+            version,
+            attributes: block
+                .attributes
+                .iter()
+                .map(|a| pb::schema::Attribute {
+                    name: a.name.clone(),
+                    r#type: a.ty.to_json().into_bytes(),
+                    description: a.description.clone(),
+                    description_kind: pb::StringKind::Markdown as i32,
+                    required: a.flags == Flags::Required,
+                    optional: matches!(a.flags, Flags::Optional | Flags::OptionalComputed),
+                    computed: matches!(a.flags, Flags::Computed | Flags::OptionalComputed),
+                    sensitive: a.sensitive,
+                    ..Default::default()
+                })
+                .collect(),
+            block_types: block
+                .blocks
+                .iter()
+                .map(|(name, nested)| pb::schema::NestedBlock {
+                    type_name: name.clone(),
+                    // Terraform 1.0 dereferences this unconditionally.
+                    block: Some(self::block(nested, 0)),
+                    nesting: pb::schema::nested_block::NestingMode::Single as i32,
+                    min_items: 0,
+                    max_items: 0,
+                })
+                .collect(),
+            description: block.description.clone(),
+            description_kind: pb::StringKind::Markdown as i32,
+            ..Default::default()
         }
     }
 }
@@ -340,16 +372,32 @@ impl pb::provider_server::Provider for ProviderService {
         req: Request<pb::read_resource::Request>,
     ) -> Reply<pb::read_resource::Response> {
         let req = req.get_ref();
-        let result = self.resource_type(&req.type_name).and_then(|ty| {
-            let current =
-                from_proto::value(req.current_state.as_ref(), &ty).map_err(|d| vec![d])?;
-            let new_state = self.engine.read_resource(&req.type_name, &current)?;
-            to_proto::value(&new_state, &ty).map_err(|d| vec![d])
+        let ty = match self.resource_type(&req.type_name) {
+            Ok(ty) => ty,
+            Err(diags) => {
+                return ok(pb::read_resource::Response {
+                    new_state: req.current_state.clone(),
+                    private: req.private.clone(),
+                    diagnostics: to_proto::diagnostics(&diags),
+                    ..Default::default()
+                });
+            }
+        };
+        let result = match from_proto::value(req.current_state.as_ref(), &ty) {
+            Ok(current) => {
+                self.engine
+                    .read_resource(&req.type_name, &current, &req.private)
+                    .await
+            }
+            Err(diag) => Err(vec![diag]),
+        };
+        let result = result.and_then(|(state, private)| {
+            Ok((to_proto::value(&state, &ty).map_err(|d| vec![d])?, private))
         });
         ok(match result {
-            Ok(new_state) => pb::read_resource::Response {
+            Ok((new_state, private)) => pb::read_resource::Response {
                 new_state: Some(new_state),
-                private: req.private.clone(),
+                private,
                 ..Default::default()
             },
             Err(diags) => pb::read_resource::Response {
@@ -469,10 +517,29 @@ impl pb::provider_server::Provider for ProviderService {
         req: Request<pb::import_resource_state::Request>,
     ) -> Reply<pb::import_resource_state::Response> {
         let req = req.get_ref();
-        let diags = self.engine.import_resource(&req.type_name, &req.id);
-        ok(pb::import_resource_state::Response {
-            diagnostics: to_proto::diagnostics(&diags),
-            ..Default::default()
+        let result = match self.resource_type(&req.type_name) {
+            Ok(ty) => match self.engine.import_resource(&req.type_name, &req.id).await {
+                Ok(imported) => to_proto::value(&imported.state, &ty)
+                    .map(|state| (state, imported.private))
+                    .map_err(|d| vec![d]),
+                Err(diags) => Err(diags),
+            },
+            Err(diags) => Err(diags),
+        };
+        ok(match result {
+            Ok((state, private)) => pb::import_resource_state::Response {
+                imported_resources: vec![pb::import_resource_state::ImportedResource {
+                    type_name: req.type_name.clone(),
+                    state: Some(state),
+                    private,
+                    identity: None,
+                }],
+                ..Default::default()
+            },
+            Err(diags) => pb::import_resource_state::Response {
+                diagnostics: to_proto::diagnostics(&diags),
+                ..Default::default()
+            },
         })
     }
 
@@ -515,8 +582,16 @@ impl pb::provider_server::Provider for ProviderService {
         &self,
         req: Request<pb::validate_ephemeral_resource_config::Request>,
     ) -> Reply<pb::validate_ephemeral_resource_config::Response> {
+        let req = req.get_ref();
+        let diags = match self.ephemeral_type(&req.type_name) {
+            Ok(ty) => match from_proto::value(req.config.as_ref(), &ty) {
+                Ok(config) => self.engine.validate_ephemeral(&config),
+                Err(diag) => vec![diag],
+            },
+            Err(diags) => diags,
+        };
         ok(pb::validate_ephemeral_resource_config::Response {
-            diagnostics: error_list(no_ephemeral(&req.get_ref().type_name)),
+            diagnostics: to_proto::diagnostics(&diags),
         })
     }
 
@@ -524,18 +599,39 @@ impl pb::provider_server::Provider for ProviderService {
         &self,
         req: Request<pb::open_ephemeral_resource::Request>,
     ) -> Reply<pb::open_ephemeral_resource::Response> {
-        ok(pb::open_ephemeral_resource::Response {
-            diagnostics: error_list(no_ephemeral(&req.get_ref().type_name)),
-            ..Default::default()
+        let req = req.get_ref();
+        let result = match self.ephemeral_type(&req.type_name) {
+            Ok(ty) => match from_proto::value(req.config.as_ref(), &ty) {
+                Ok(config) => match self.engine.open_ephemeral(&config).await {
+                    Ok(opened) => to_proto::value(&opened.result, &ty)
+                        .map(|result| (result, opened.private))
+                        .map_err(|d| vec![d]),
+                    Err(diags) => Err(diags),
+                },
+                Err(diag) => Err(vec![diag]),
+            },
+            Err(diags) => Err(diags),
+        };
+        ok(match result {
+            Ok((result, private)) => pb::open_ephemeral_resource::Response {
+                result: Some(result),
+                private: Some(private),
+                ..Default::default()
+            },
+            Err(diags) => pb::open_ephemeral_resource::Response {
+                diagnostics: to_proto::diagnostics(&diags),
+                ..Default::default()
+            },
         })
     }
 
+    /// Credentials last their ttl; nothing to renew.
     async fn renew_ephemeral_resource(
         &self,
         req: Request<pb::renew_ephemeral_resource::Request>,
     ) -> Reply<pb::renew_ephemeral_resource::Response> {
         ok(pb::renew_ephemeral_resource::Response {
-            diagnostics: error_list(no_ephemeral(&req.get_ref().type_name)),
+            private: req.get_ref().private.clone(),
             ..Default::default()
         })
     }
@@ -544,8 +640,13 @@ impl pb::provider_server::Provider for ProviderService {
         &self,
         req: Request<pb::close_ephemeral_resource::Request>,
     ) -> Reply<pb::close_ephemeral_resource::Response> {
+        let req = req.get_ref();
+        let diags = match &req.private {
+            Some(private) => self.engine.close_ephemeral(private).await,
+            None => Vec::new(),
+        };
         ok(pb::close_ephemeral_resource::Response {
-            diagnostics: error_list(no_ephemeral(&req.get_ref().type_name)),
+            diagnostics: to_proto::diagnostics(&diags),
         })
     }
 

@@ -1,44 +1,108 @@
 //! Drivers provision the primitives an offering is composed of
-//! (`driver = "postgres.role"` in the catalog). The registry maps those names
-//! to implementations; a name the registry lacks is reported at plan (warning)
-//! and refused at apply (error) — never a fake success.
+//! (`driver = "postgres.role"` in the catalog).
+//!
+//! Each backend (one module per backend, behind a cargo feature) offers a set
+//! of primitive kinds. Which kinds exist is known at build time — plan checks
+//! a catalog against it — while connections are made from the provider block
+//! at ConfigureProvider, lazily, on first use.
+//!
+//! **Contract of a primitive's state:** create, read, update and import
+//! return one map holding every managed input *as it really is* plus the
+//! primitive's outputs. The engine keeps it per primitive; `read` compares it
+//! with the real object, so an out-of-band change shows up as drift.
+
+pub mod postgres;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Failure of one driver operation, in words fit for a Terraform diagnostic
-/// (never containing a secret).
+/// Failure of one driver operation, in words fit for a Terraform diagnostic.
+/// **Never** contains a secret (passwords are not formatted into errors).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct DriverError(pub String);
 
-/// Values a primitive takes and produces.
+impl DriverError {
+    pub fn new(message: impl Into<String>) -> Self {
+        DriverError(message.into())
+    }
+}
+
+/// Values a primitive takes and its state.
 pub type Values = hcl::Map<String, hcl::Value>;
+
+/// Whom an object belongs to. Drivers record it on every object they create
+/// (the ownership marker) and refuse to alter or drop an object whose marker
+/// names someone else, or that has none and was not imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Offering name, e.g. `postgres_database`.
+    pub offering: String,
+    /// The Terraform resource's `id`.
+    pub resource_id: String,
+    /// Primitive name inside the offering's composition, e.g. `owner`.
+    pub primitive: String,
+}
 
 /// One kind of primitive of one backend.
 #[async_trait::async_trait]
 pub trait Driver: Send + Sync {
-    /// Creates the object and returns its outputs; the outputs are all that
-    /// read, update and delete get later, so they identify the object.
-    async fn create(&self, inputs: &Values) -> Result<Values, DriverError>;
-    /// Reads the object back; `None` when it no longer exists.
-    async fn read(&self, outputs: &Values) -> Result<Option<Values>, DriverError>;
-    /// Changes the object in place to match `inputs`.
-    async fn update(&self, outputs: &Values, inputs: &Values) -> Result<Values, DriverError>;
-    async fn delete(&self, outputs: &Values) -> Result<(), DriverError>;
+    /// Plan-time checks of the (known) evaluated inputs, as messages.
+    fn validate(&self, _inputs: &Values) -> Vec<String> {
+        Vec::new()
+    }
+    /// Creates the object and returns its state.
+    async fn create(&self, owner: &Owner, inputs: &Values) -> Result<Values, DriverError>;
+    /// Reads the object `state` describes; `None` when it no longer exists.
+    /// What cannot be read back (a password) is carried over from `state`.
+    async fn read(&self, state: &Values) -> Result<Option<Values>, DriverError>;
+    /// Changes the object in place to match `inputs`; returns the new state.
+    async fn update(
+        &self,
+        owner: &Owner,
+        state: &Values,
+        inputs: &Values,
+    ) -> Result<Values, DriverError>;
+    /// Deletes the object. Deleting what is already gone succeeds.
+    async fn delete(&self, owner: &Owner, state: &Values) -> Result<(), DriverError>;
+    /// Adopts an existing object identified by `inputs` (e.g. by name),
+    /// writing the ownership marker; `None` when there is no such object.
+    async fn import(&self, owner: &Owner, inputs: &Values) -> Result<Option<Values>, DriverError>;
 }
 
-/// The drivers compiled into this build, by catalog name.
+/// The primitive kinds this build has, by catalog name. Connections come
+/// later (`Registry::connect`); plan only needs the names.
 #[derive(Default, Clone)]
 pub struct Registry {
     drivers: BTreeMap<String, Arc<dyn Driver>>,
+    /// The PostgreSQL backend itself, for what is not a primitive
+    /// (short-lived credentials).
+    pub postgres: Option<Arc<postgres::Postgres>>,
 }
 
+/// Every primitive kind compiled into this build.
+pub const BUILTIN_KINDS: &[&str] = postgres::KINDS;
+
 impl Registry {
-    /// The drivers of this build. Backends register here behind their cargo
-    /// features; this build has none yet.
+    /// The kinds of this build, not yet connected.
     pub fn builtin() -> Registry {
         Registry::default()
+    }
+
+    /// Whether this build has a driver of that name (plan-time check).
+    pub fn knows(name: &str) -> bool {
+        BUILTIN_KINDS.contains(&name)
+    }
+
+    /// Drivers connected with the provider block's settings.
+    pub fn connect(settings: &postgres::Settings) -> Registry {
+        let mut registry = Registry::default();
+        let postgres = Arc::new(postgres::Postgres::new(settings.clone()));
+        for (name, driver) in postgres.drivers() {
+            registry.drivers.insert(name.to_owned(), driver);
+        }
+        registry.postgres = Some(postgres);
+        registry
     }
 
     pub fn register(&mut self, name: &str, driver: Arc<dyn Driver>) {

@@ -1,9 +1,15 @@
 //! ApplyResourceChange, ReadResource and ImportResourceState: the parts that
-//! touch real infrastructure through drivers.
+//! touch real infrastructure, through the composition runner.
 
+use std::collections::BTreeMap;
+
+use platform_catalog::{Offering, Version};
 use platform_value::{Path, Value};
 
-use super::plan::{PlanPrivate, resolve};
+use super::compose::{self, ResourcePrivate, Run};
+use super::convert::from_hcl;
+use super::plan::resolve;
+use super::schema::AttrKind;
 use super::{Diag, Engine};
 
 pub struct ApplyRequest {
@@ -20,10 +26,42 @@ pub struct ApplyResponse {
     pub diags: Vec<Diag>,
 }
 
+/// An imported resource: its state and private data.
+pub struct Imported {
+    pub state: Value,
+    pub private: Vec<u8>,
+}
+
+fn version_of<'a>(offering: &'a Offering, state: &Value) -> &'a Version {
+    match state.get_attr("offering_version") {
+        Some(Value::String(v)) => offering.version(v),
+        _ => None,
+    }
+    .unwrap_or_else(|| offering.current())
+}
+
+fn attrs_of(value: &Value) -> BTreeMap<String, Value> {
+    match value {
+        Value::Object(attrs) => attrs.clone(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// Replaces any unknown left in a state (a value only apply could know that
+/// the composition did not produce) with null: Terraform rejects unknowns
+/// after apply.
+fn settle(attrs: &mut BTreeMap<String, Value>) {
+    for value in attrs.values_mut() {
+        if !value.is_wholly_known() {
+            *value = Value::Null;
+        }
+    }
+}
+
 impl Engine {
     pub async fn apply_resource(&self, req: &ApplyRequest) -> ApplyResponse {
-        // On any failure Terraform keeps what we return: the prior object for
-        // an update or delete, nothing for a create.
+        // On failure Terraform keeps what we return: the prior object (for an
+        // update or delete) or nothing (for a create) unless we say otherwise.
         let mut response = ApplyResponse {
             new_state: req.prior.clone(),
             private: req.planned_private.clone(),
@@ -36,7 +74,7 @@ impl Engine {
                 return response;
             }
         };
-        let (offering, _) = match resolve(&loaded, &req.type_name) {
+        let (offering, schema) = match resolve(&loaded, &req.type_name) {
             Ok(found) => found,
             Err(diag) => {
                 response.diags.push(diag);
@@ -44,8 +82,10 @@ impl Engine {
             }
         };
         let deleting = req.planned.is_null();
+        let creating = req.prior.is_null();
+        let plan = ResourcePrivate::decode(&req.planned_private);
         if !deleting {
-            match PlanPrivate::decode(&req.planned_private) {
+            match &plan {
                 Some(plan) if plan.catalog_digest != loaded.catalog.digest => {
                     response.diags.push(Diag::error(
                         "The catalog changed between plan and apply",
@@ -66,21 +106,25 @@ impl Engine {
                 }
             }
         }
+        // Deletes and updates work on the primitives recorded in state; a
+        // create starts from nothing (on replace Terraform hands the create
+        // the old object's private data).
+        let recorded = if creating {
+            BTreeMap::new()
+        } else {
+            plan.map(|p| p.primitives).unwrap_or_default()
+        };
         let state = if deleting { &req.prior } else { &req.planned };
-        let version = match state.get_attr("offering_version") {
-            Some(Value::String(v)) => offering.version(v),
-            _ => None,
-        }
-        .unwrap_or_else(|| offering.current());
+        let version = version_of(offering, state);
         let missing: Vec<String> = version
             .compose
             .iter()
-            .filter(|p| self.drivers.get(&p.driver).is_none())
+            .filter(|p| !crate::drivers::Registry::knows(&p.driver))
             .map(|p| format!("primitive {:?} needs driver {:?}", p.name, p.driver))
             .collect();
         let action = if deleting {
             "destroy"
-        } else if req.prior.is_null() {
+        } else if creating {
             "create"
         } else {
             "update"
@@ -103,48 +147,262 @@ impl Engine {
             ));
             return response;
         }
-        // Every driver is present only in builds with backends; their
-        // composition runner lands with the first backend (PostgreSQL).
-        response.diags.push(Diag::error(
-            format!("Cannot {action} {}", offering.name),
-            "This build has drivers registered but no composition runner.",
-        ));
+
+        let registry = self.registry();
+        let inputs = compose::input_values(version, state);
+        let tier_values = compose::tier_values(version, state);
+        let resource_id = match state.get_attr("id") {
+            Some(Value::String(id)) => id.clone(),
+            _ => compose::resource_id(version, &inputs).unwrap_or_else(random_id),
+        };
+        let run = Run {
+            offering,
+            version,
+            drivers: &registry,
+            resource_id: &resource_id,
+            inputs: &inputs,
+            tier_values: &tier_values,
+        };
+        if deleting && recorded.is_empty() {
+            response.diags.push(Diag::warning(
+                format!("Nothing recorded to destroy for {}", offering.name),
+                "This instance's state records no provisioned objects (it was written by hand or by an older provider), so nothing was dropped. Check for leftovers by their ownership marker comment.",
+            ));
+        }
+        let outcome = if deleting {
+            run.delete(recorded).await
+        } else if creating {
+            run.create().await
+        } else {
+            run.update(recorded).await
+        };
+        let private = ResourcePrivate {
+            catalog_digest: loaded.catalog.digest.clone(),
+            offering_version: version.version.clone(),
+            primitives: outcome.primitives.clone(),
+        };
+        response.private = private.encode();
+        if let Some(error) = outcome.error {
+            response.diags.push(Diag::error(
+                format!("Cannot {action} {}", offering.name),
+                error,
+            ));
+            if deleting || !creating {
+                // The prior object still exists (in part): keep it tracked.
+                if deleting && outcome.primitives.is_empty() {
+                    response.new_state = Value::Null;
+                }
+                return response;
+            }
+            // A create that could not be undone entirely: hand Terraform
+            // the partial object so it is tracked (tainted) and destroyable.
+            if outcome.primitives.is_empty() {
+                response.new_state = Value::Null;
+            } else {
+                let mut attrs = attrs_of(&req.planned);
+                attrs.insert("id".into(), Value::String(resource_id));
+                compose::evaluate_outputs(
+                    version,
+                    schema,
+                    &inputs,
+                    &tier_values,
+                    &outcome.primitives,
+                    &mut attrs,
+                );
+                settle(&mut attrs);
+                response.new_state = Value::Object(attrs);
+            }
+            return response;
+        }
+        if deleting {
+            response.new_state = Value::Null;
+            return response;
+        }
+        let mut attrs = attrs_of(&req.planned);
+        attrs.insert("id".into(), Value::String(resource_id));
+        compose::evaluate_outputs(
+            version,
+            schema,
+            &inputs,
+            &tier_values,
+            &outcome.primitives,
+            &mut attrs,
+        );
+        settle(&mut attrs);
+        response.new_state = Value::Object(attrs);
         response
     }
 
-    /// Refresh. Without drivers nothing can have been created, so the state
-    /// stands as it is.
-    pub fn read_resource(&self, type_name: &str, current: &Value) -> Result<Value, Vec<Diag>> {
+    /// Refresh: reads every primitive back and folds what changed out of band
+    /// into the attributes. Null when every primitive is gone.
+    pub async fn read_resource(
+        &self,
+        type_name: &str,
+        current: &Value,
+        private: &[u8],
+    ) -> Result<(Value, Vec<u8>), Vec<Diag>> {
         let loaded = self.loaded()?;
-        resolve(&loaded, type_name).map_err(|d| vec![d])?;
-        Ok(current.clone())
+        let (offering, schema) = resolve(&loaded, type_name).map_err(|d| vec![d])?;
+        if current.is_null() {
+            return Ok((Value::Null, private.to_vec()));
+        }
+        let Some(mut recorded) = ResourcePrivate::decode(private) else {
+            // Nothing recorded: nothing we created (e.g. a hand-written
+            // state); leave it as it is.
+            return Ok((current.clone(), private.to_vec()));
+        };
+        if recorded.primitives.is_empty() {
+            return Ok((current.clone(), private.to_vec()));
+        }
+        let version = version_of(offering, current);
+        let registry = self.registry();
+        let inputs = compose::input_values(version, current);
+        let tier_values = compose::tier_values(version, current);
+        let id = match current.get_attr("id") {
+            Some(Value::String(id)) => id.clone(),
+            _ => String::new(),
+        };
+        let run = Run {
+            offering,
+            version,
+            drivers: &registry,
+            resource_id: &id,
+            inputs: &inputs,
+            tier_values: &tier_values,
+        };
+        let fresh = run
+            .read(&recorded.primitives)
+            .await
+            .map_err(|e| vec![Diag::error(format!("Cannot read {}", offering.name), e)])?;
+        if fresh.is_empty() {
+            return Ok((Value::Null, private.to_vec()));
+        }
+        let mut attrs = compose::fold_observed(version, schema, attrs_of(current), &fresh);
+        compose::evaluate_outputs(
+            version,
+            schema,
+            &compose::input_values(version, &Value::Object(attrs.clone())),
+            &tier_values,
+            &fresh,
+            &mut attrs,
+        );
+        // Keep outputs that could not be re-evaluated (e.g. a password
+        // unknown after import) as they were.
+        for attr in schema
+            .attributes
+            .iter()
+            .filter(|a| a.kind == AttrKind::Output)
+        {
+            if attrs.get(&attr.name).is_some_and(Value::is_null)
+                && let Some(before) = current.get_attr(&attr.name)
+            {
+                attrs.insert(attr.name.clone(), before.clone());
+            }
+        }
+        settle(&mut attrs);
+        recorded.primitives = fresh;
+        Ok((Value::Object(attrs), recorded.encode()))
     }
 
-    pub fn import_resource(&self, type_name: &str, id: &str) -> Vec<Diag> {
-        let loaded = match self.loaded() {
-            Ok(loaded) => loaded,
-            Err(diags) => return diags,
+    /// Import by id (the required string inputs joined with `/`): adopts the
+    /// existing objects and reads them back, so the next plan shows no
+    /// changes when the configuration matches reality.
+    pub async fn import_resource(&self, type_name: &str, id: &str) -> Result<Imported, Vec<Diag>> {
+        let loaded = self.loaded()?;
+        let (offering, schema) = resolve(&loaded, type_name).map_err(|d| vec![d])?;
+        let version = offering.current();
+        let fail = |detail: String| {
+            vec![
+                Diag::error(format!("Cannot import {id:?} as {}", offering.name), detail)
+                    .at(Path::root()),
+            ]
         };
-        let offering = match resolve(&loaded, type_name) {
-            Ok((offering, _)) => offering,
-            Err(diag) => return vec![diag],
-        };
-        let drivers: Vec<&str> = offering
-            .current()
+        let missing: Vec<&str> = version
             .compose
             .iter()
-            .filter(|p| self.drivers.get(&p.driver).is_none())
+            .filter(|p| !crate::drivers::Registry::knows(&p.driver))
             .map(|p| p.driver.as_str())
             .collect();
-        vec![
-            Diag::error(
-                format!("Cannot import {id:?} as {}", offering.name),
-                format!(
-                    "Import reads the object through its drivers, and this build lacks: {}.",
-                    drivers.join(", ")
-                ),
-            )
-            .at(Path::root()),
-        ]
+        if !missing.is_empty() {
+            return Err(fail(format!(
+                "Import reads the object through its drivers, and this build lacks: {}.",
+                missing.join(", ")
+            )));
+        }
+        let mut inputs = compose::inputs_from_id(version, id).map_err(fail)?;
+        let mut attrs: BTreeMap<String, Value> = BTreeMap::new();
+        for attr in &schema.attributes {
+            attrs.insert(attr.name.clone(), Value::Null);
+        }
+        for input in &version.inputs {
+            let value = inputs.get(&input.name).or(input.default.as_ref()).cloned();
+            if let Some(value) = value {
+                inputs.insert(input.name.clone(), value.clone());
+                if let Some(attr) = schema.attr(&input.name) {
+                    attrs.insert(
+                        input.name.clone(),
+                        from_hcl(&value, &attr.ty).unwrap_or(Value::Null),
+                    );
+                }
+            }
+        }
+        let first_tier = version.tiers.first();
+        let tier_values = first_tier.map(|t| t.values.clone()).unwrap_or_default();
+        if let Some(tier) = first_tier {
+            attrs.insert("tier".into(), Value::String(tier.name.clone()));
+        }
+        let registry = self.registry();
+        let run = Run {
+            offering,
+            version,
+            drivers: &registry,
+            resource_id: id,
+            inputs: &inputs,
+            tier_values: &tier_values,
+        };
+        let states = match run.import().await.map_err(fail)? {
+            Some(states) => states,
+            None => return Err(fail("No such object exists.".to_owned())),
+        };
+        let mut attrs = compose::fold_observed(version, schema, attrs, &states);
+        attrs.insert("id".into(), Value::String(id.to_owned()));
+        attrs.insert(
+            "offering_version".into(),
+            Value::String(version.version.clone()),
+        );
+        attrs.insert(
+            "status".into(),
+            Value::String(version.status.as_str().to_owned()),
+        );
+        if let Some(team) = self.provider_config().default_team {
+            attrs.insert("team".into(), Value::String(team));
+        }
+        let tier_values = compose::tier_values(version, &Value::Object(attrs.clone()));
+        let inputs = compose::input_values(version, &Value::Object(attrs.clone()));
+        if let Some(Value::String(tier)) = attrs.get("tier")
+            && let Some(tier) = version.tier(tier.as_str())
+            && let Ok(price) = tier.monthly_price(&inputs)
+            && let Some(n) = platform_value::Number::from_f64(price)
+        {
+            attrs.insert("monthly_cost".into(), Value::Number(n));
+        }
+        compose::evaluate_outputs(version, schema, &inputs, &tier_values, &states, &mut attrs);
+        settle(&mut attrs);
+        let private = ResourcePrivate {
+            catalog_digest: loaded.catalog.digest.clone(),
+            offering_version: version.version.clone(),
+            primitives: states,
+        };
+        Ok(Imported {
+            state: Value::Object(attrs),
+            private: private.encode(),
+        })
     }
+}
+
+/// An id for offerings without a required string input.
+fn random_id() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

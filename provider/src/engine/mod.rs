@@ -2,8 +2,10 @@
 //! out. Nothing here knows gRPC or protobuf (`crate::server` does the wire).
 
 mod apply;
+pub mod compose;
 pub mod convert;
 mod data;
+pub mod ephemeral;
 pub mod plan;
 pub mod schema;
 
@@ -14,8 +16,10 @@ use platform_catalog::Catalog;
 use platform_value::{Path, Value};
 
 use crate::drivers::Registry;
-pub use apply::{ApplyRequest, ApplyResponse};
-pub use plan::{PlanPrivate, PlanRequest, PlanResponse};
+use crate::drivers::postgres::Settings as PostgresSettings;
+pub use apply::{ApplyRequest, ApplyResponse, Imported};
+pub use compose::ResourcePrivate;
+pub use plan::{PlanRequest, PlanResponse};
 use schema::Schemas;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +98,8 @@ pub struct Loaded {
 #[derive(Debug, Clone, Default)]
 pub struct ProviderConfig {
     pub default_team: Option<String>,
+    /// The `postgres { … }` block over the PG* environment variables.
+    pub postgres: PostgresSettings,
 }
 
 pub struct Engine {
@@ -102,17 +108,39 @@ pub struct Engine {
     /// answers Shutdown never pays for the catalog.
     loaded: OnceLock<Result<Arc<Loaded>, Vec<Diag>>>,
     config: RwLock<ProviderConfig>,
-    pub drivers: Registry,
+    /// Drivers connected with the settings they were built from; rebuilt
+    /// only when a ConfigureProvider brings different settings (reattach
+    /// mode configures the same process many times).
+    drivers: RwLock<Option<(PostgresSettings, Arc<Registry>)>>,
 }
 
 impl Engine {
-    pub fn new(source: CatalogSource, drivers: Registry) -> Engine {
+    pub fn new(source: CatalogSource) -> Engine {
         Engine {
             source,
             loaded: OnceLock::new(),
-            config: RwLock::new(ProviderConfig::default()),
-            drivers,
+            config: RwLock::new(ProviderConfig {
+                default_team: None,
+                postgres: PostgresSettings::from_env(),
+            }),
+            drivers: RwLock::new(None),
         }
+    }
+
+    /// The connected drivers for the current provider settings.
+    pub fn registry(&self) -> Arc<Registry> {
+        let settings = self.provider_config().postgres;
+        if let Ok(guard) = self.drivers.read()
+            && let Some((built_for, registry)) = guard.as_ref()
+            && *built_for == settings
+        {
+            return registry.clone();
+        }
+        let registry = Arc::new(Registry::connect(&settings));
+        if let Ok(mut guard) = self.drivers.write() {
+            *guard = Some((settings, registry.clone()));
+        }
+        registry
     }
 
     /// The catalog and schemas, or the catalog's diagnostics rendered as
@@ -122,15 +150,44 @@ impl Engine {
     }
 
     pub fn configure(&self, config: &Value) -> Vec<Diag> {
-        let default_team = match config.get_attr("default_team") {
-            Some(Value::String(team)) => Some(team.clone()),
+        let string = |value: Option<&Value>| match value {
+            Some(Value::String(s)) => Some(s.clone()),
             _ => None,
         };
+        let default_team = string(config.get_attr("default_team"));
+        let mut diags = Vec::new();
+        let block = config.get_attr("postgres").filter(|b| !b.is_null());
+        let port = match block.and_then(|b| b.get_attr("port")) {
+            Some(Value::Number(n)) => match n.as_i64().and_then(|p| u16::try_from(p).ok()) {
+                Some(port) => Some(port),
+                None => {
+                    diags.push(
+                        Diag::error("Invalid port", format!("{n} is not a TCP port."))
+                            .at(Path::root().attr("postgres").attr("port")),
+                    );
+                    None
+                }
+            },
+            _ => None,
+        };
+        let explicit = PostgresSettings {
+            host: string(block.and_then(|b| b.get_attr("host"))),
+            port,
+            username: string(block.and_then(|b| b.get_attr("username"))),
+            password: string(block.and_then(|b| b.get_attr("password"))),
+            database: string(block.and_then(|b| b.get_attr("database"))),
+            sslmode: string(block.and_then(|b| b.get_attr("sslmode"))),
+        };
+        let postgres = explicit.merged_over(PostgresSettings::from_env());
+        let new = ProviderConfig {
+            default_team,
+            postgres,
+        };
         match self.config.write() {
-            Ok(mut guard) => guard.default_team = default_team,
-            Err(poisoned) => poisoned.into_inner().default_team = default_team,
+            Ok(mut guard) => *guard = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
         }
-        Vec::new()
+        diags
     }
 
     pub fn provider_config(&self) -> ProviderConfig {
@@ -184,10 +241,10 @@ fn load(source: &CatalogSource) -> Result<Arc<Loaded>, Vec<Diag>> {
 pub fn today() -> time::Date {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     #[cfg(test)]
-    if let Some(date) = TODAY_OVERRIDE.lock().ok().and_then(|d| d.clone()) {
-        if let Ok(date) = time::Date::parse(&date, &format) {
-            return date;
-        }
+    if let Some(date) = TODAY_OVERRIDE.lock().ok().and_then(|d| d.clone())
+        && let Ok(date) = time::Date::parse(&date, &format)
+    {
+        return date;
     }
     std::env::var("PLATFORM_TODAY")
         .ok()

@@ -31,31 +31,6 @@ pub struct PlanResponse {
     pub diags: Vec<Diag>,
 }
 
-/// What a plan records for its apply in the resource's private state.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlanPrivate {
-    pub catalog_digest: String,
-    pub offering_version: String,
-}
-
-impl PlanPrivate {
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::json!({
-            "catalog_digest": self.catalog_digest,
-            "offering_version": self.offering_version,
-        })
-        .to_string()
-        .into_bytes()
-    }
-    pub fn decode(bytes: &[u8]) -> Option<PlanPrivate> {
-        let json: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-        Some(PlanPrivate {
-            catalog_digest: json.get("catalog_digest")?.as_str()?.to_owned(),
-            offering_version: json.get("offering_version")?.as_str()?.to_owned(),
-        })
-    }
-}
-
 /// The offering and schema behind a resource type name.
 pub(super) fn resolve<'a>(
     loaded: &'a Loaded,
@@ -399,9 +374,18 @@ impl Engine {
         }
 
         response.planned = Value::Object(planned);
-        response.private = super::plan::PlanPrivate {
+        // Carry the primitives recorded in state over to the apply — also on
+        // the create half of a replace (prior null): Terraform hands that
+        // plan's private data to the *delete* half, which must know what to
+        // drop. A create itself ignores them. See the replace step of the
+        // acceptance lifecycle tests.
+        let primitives = super::compose::ResourcePrivate::decode(&req.prior_private)
+            .map(|p| p.primitives)
+            .unwrap_or_default();
+        response.private = super::compose::ResourcePrivate {
             catalog_digest: loaded.catalog.digest.clone(),
             offering_version: version.version.clone(),
+            primitives,
         }
         .encode();
         response.diags = diags;
@@ -413,7 +397,7 @@ impl Engine {
     /// apply refuses with an error.
     fn check_drivers(&self, offering: &Offering, version: &Version, diags: &mut Vec<Diag>) {
         for primitive in &version.compose {
-            if self.drivers.get(&primitive.driver).is_none() {
+            if !crate::drivers::Registry::knows(&primitive.driver) {
                 diags.push(Diag::warning(
                     format!("No driver for {}", primitive.driver),
                     format!(

@@ -61,11 +61,14 @@ impl AttrSchema {
     }
 }
 
-/// A flat block of attributes (resources and data sources need no nested blocks).
-#[derive(Debug, Clone)]
+/// A block of attributes, with optional single nested blocks (only the
+/// provider block has one: `postgres { … }`).
+#[derive(Debug, Clone, Default)]
 pub struct BlockSchema {
     pub description: String,
     pub attributes: Vec<AttrSchema>,
+    /// Nested blocks with SINGLE nesting: an object, or null when absent.
+    pub blocks: Vec<(String, BlockSchema)>,
 }
 
 impl BlockSchema {
@@ -75,6 +78,11 @@ impl BlockSchema {
             self.attributes
                 .iter()
                 .map(|a| (a.name.clone(), a.ty.clone()))
+                .chain(
+                    self.blocks
+                        .iter()
+                        .map(|(name, block)| (name.clone(), block.object_type())),
+                )
                 .collect::<BTreeMap<_, _>>(),
         )
     }
@@ -205,6 +213,7 @@ pub fn resource_schema(offering: &Offering) -> BlockSchema {
     BlockSchema {
         description,
         attributes,
+        blocks: Vec::new(),
     }
 }
 
@@ -350,6 +359,7 @@ pub fn catalog_data_schema() -> BlockSchema {
     BlockSchema {
         description: "The platform catalog: offerings, versions, tiers, prices and owners.".into(),
         attributes,
+        blocks: Vec::new(),
     }
 }
 
@@ -384,11 +394,57 @@ pub fn offering_data_schema() -> BlockSchema {
     BlockSchema {
         description: "One offering of the platform catalog.".into(),
         attributes,
+        blocks: Vec::new(),
     }
 }
 
 /// The provider block.
 pub fn provider_schema() -> BlockSchema {
+    let optional = |name: &str, ty: Type, description: &str| {
+        AttrSchema::new(
+            name,
+            ty,
+            Flags::Optional,
+            AttrKind::Input,
+            description.to_owned(),
+        )
+    };
+    let mut password = optional(
+        "password",
+        Type::String,
+        "Password of that role (else PGPASSWORD).",
+    );
+    password.sensitive = true;
+    let postgres = BlockSchema {
+        description: "Connection to the PostgreSQL cluster the postgres.* drivers provision on. \
+                      Unset fields fall back to the PG* environment variables."
+            .into(),
+        attributes: vec![
+            optional(
+                "database",
+                Type::String,
+                "Maintenance database to connect to (else PGDATABASE, else postgres).",
+            ),
+            optional(
+                "host",
+                Type::String,
+                "Host name, IP address or unix socket directory (else PGHOST).",
+            ),
+            password,
+            optional("port", Type::Number, "Port (else PGPORT, else 5432)."),
+            optional(
+                "sslmode",
+                Type::String,
+                "disable or prefer (else PGSSLMODE).",
+            ),
+            optional(
+                "username",
+                Type::String,
+                "Role the provider connects as; it needs CREATEROLE and CREATEDB (else PGUSER).",
+            ),
+        ],
+        blocks: Vec::new(),
+    };
     BlockSchema {
         description: "Self-service platform offerings from the catalog.".into(),
         attributes: vec![AttrSchema::new(
@@ -398,6 +454,7 @@ pub fn provider_schema() -> BlockSchema {
             AttrKind::Input,
             "Team recorded on resources that set no `team`.".into(),
         )],
+        blocks: vec![("postgres".to_owned(), postgres)],
     }
 }
 
@@ -409,6 +466,9 @@ pub struct Schemas {
     pub data_sources: BTreeMap<String, BlockSchema>,
     pub catalog_data_type: String,
     pub offering_data_type: String,
+    /// Ephemeral resources (Terraform ≥ 1.10) by type name.
+    pub ephemeral: BTreeMap<String, BlockSchema>,
+    pub credentials_type: String,
 }
 
 impl Schemas {
@@ -429,12 +489,19 @@ impl Schemas {
             (catalog_data_type.clone(), catalog_data_schema()),
             (offering_data_type.clone(), offering_data_schema()),
         ]);
+        let credentials_type = format!("{}_postgres_credentials", catalog.provider_prefix);
+        let ephemeral = BTreeMap::from([(
+            credentials_type.clone(),
+            super::ephemeral::credentials_schema(),
+        )]);
         Schemas {
             provider: provider_schema(),
             resources,
             data_sources,
             catalog_data_type,
             offering_data_type,
+            ephemeral,
+            credentials_type,
         }
     }
 }

@@ -2,4 +2,5 @@
 //! and a gRPC server. Plaintext here (no `PLUGIN_CLIENT_CERT`); the mTLS path
 //! is exercised by the acceptance tests with real Terraform.
 
+mod postgres;
 mod process;

@@ -140,3 +140,69 @@ fn ignores_sigint() {
     let _ = started.child.kill();
     let _ = started.child.wait();
 }
+
+#[tokio::test]
+async fn debug_mode_prints_reattach_config_and_serves_plaintext() {
+    let mut child = Command::new(BIN)
+        .arg("--debug")
+        .env_remove("TF_PLUGIN_MAGIC_COOKIE")
+        .env_remove("PLATFORM_CATALOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawns");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut reader = BufReader::new(stdout);
+    let mut reattach = None;
+    for _ in 0..10 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).expect("reads") == 0 {
+            break;
+        }
+        if let Some(json) = line.trim().strip_prefix("TF_REATTACH_PROVIDERS='") {
+            reattach = Some(json.trim_end_matches('\'').to_owned());
+            break;
+        }
+    }
+    let reattach: serde_json::Value =
+        serde_json::from_str(&reattach.expect("prints TF_REATTACH_PROVIDERS")).expect("json");
+    let entry = &reattach["registry.terraform.io/platform/platform"];
+    assert_eq!(entry["Test"], true, "protocol 6 needs Test: true");
+    assert_eq!(entry["ProtocolVersion"], 6);
+    assert_eq!(entry["Pid"], child.id());
+    let addr = entry["Addr"]["String"].as_str().expect("address");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connects");
+    let schema = ProviderClient::new(channel)
+        .max_decoding_message_size(256 << 20)
+        .get_provider_schema(get_provider_schema::Request {})
+        .await
+        .expect("schema")
+        .into_inner();
+    assert!(
+        schema
+            .resource_schemas
+            .contains_key("platform_postgres_database")
+    );
+    // In debug mode Ctrl-C stops the server.
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let began = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(5), "stops on SIGINT");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,491 @@
+//! `postgres.database`: a database with its owner, encoding, connection
+//! limit and extensions.
+//!
+//! Inputs: `name`, `owner`, `encoding` ("UTF8"), `connection_limit` (-1),
+//! `extensions` ([]; `plpgsql` is left alone unless asked for). State: those
+//! as they really are, plus `adopted`.
+
+use std::sync::Arc;
+
+use tokio_postgres::GenericClient;
+use tokio_postgres::error::SqlState;
+
+use super::super::{Driver, DriverError, Owner, Values};
+use super::pool::{ConnectError, Pool};
+use super::sql::{
+    adopted, already_exists, check_marker, check_present, connection_limit, fail, has_code,
+    list_value, marker, name, names, order_like, pg_message, quote_ident, quote_literal, string,
+    unknown_keys,
+};
+
+const KIND: &str = "postgres.database";
+const KEYS: &[&str] = &[
+    "name",
+    "owner",
+    "encoding",
+    "connection_limit",
+    "extensions",
+];
+
+pub struct Database {
+    pool: Arc<Pool>,
+}
+
+struct Spec {
+    name: String,
+    owner: String,
+    encoding: String,
+    connection_limit: i32,
+    extensions: Vec<String>,
+}
+
+fn spec(inputs: &Values) -> Result<Spec, String> {
+    if let Some(first) = unknown_keys(inputs, KEYS).into_iter().next() {
+        return Err(first);
+    }
+    Ok(Spec {
+        name: name(inputs, "name")?,
+        owner: name(inputs, "owner")?,
+        encoding: string(inputs, "encoding")?.unwrap_or_else(|| "UTF8".to_owned()),
+        connection_limit: connection_limit(inputs, "connection_limit")?,
+        extensions: names(inputs, "extensions")?,
+    })
+}
+
+struct Row {
+    name: String,
+    owner: String,
+    encoding: String,
+    /// Whether the encoding asked for (as spelled) is the database's.
+    encoding_matches: bool,
+    connection_limit: i32,
+    comment: Option<String>,
+}
+
+const FETCH: &str = "
+SELECT d.datname::text, pg_get_userbyid(d.datdba)::text, pg_encoding_to_char(d.encoding)::text,
+       coalesce(pg_char_to_encoding($2) = d.encoding, false), d.datconnlimit,
+       shobj_description(d.oid, 'pg_database')
+  FROM pg_database d WHERE d.datname = $1";
+
+async fn fetch(
+    client: &impl GenericClient,
+    database: &str,
+    encoding: &str,
+) -> Result<Option<Row>, tokio_postgres::Error> {
+    let row = client.query_opt(FETCH, &[&database, &encoding]).await?;
+    Ok(match row {
+        None => None,
+        Some(row) => Some(Row {
+            name: row.try_get(0)?,
+            owner: row.try_get(1)?,
+            encoding: row.try_get(2)?,
+            encoding_matches: row.try_get(3)?,
+            connection_limit: row.try_get(4)?,
+            comment: row.try_get(5)?,
+        }),
+    })
+}
+
+fn state_string(state: &Values, key: &str) -> Option<String> {
+    match state.get(key) {
+        Some(hcl::Value::String(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn state_name(state: &Values) -> Result<String, DriverError> {
+    state_string(state, "name")
+        .ok_or_else(|| DriverError::new("postgres.database: the state has no `name`"))
+}
+
+impl Database {
+    pub fn new(pool: Arc<Pool>) -> Database {
+        Database { pool }
+    }
+
+    /// Extensions installed in `database`; `None` when it is gone.
+    async fn extensions(&self, database: &str) -> Result<Option<Vec<String>>, DriverError> {
+        let mut conn = match self.pool.get(database).await {
+            Ok(conn) => conn,
+            Err(ConnectError::NoDatabase) => return Ok(None),
+            Err(ConnectError::Other(error)) => return Err(error),
+        };
+        let rows = conn
+            .client()?
+            .query("SELECT extname::text FROM pg_extension ORDER BY 1", &[])
+            .await
+            .map_err(|e| fail(KIND, database, pg_message(&e)))?;
+        rows.iter()
+            .map(|row| row.try_get::<_, String>(0))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+            .map_err(|e| fail(KIND, database, pg_message(&e)))
+    }
+
+    /// Makes the installed extensions exactly `wanted` (plpgsql aside).
+    async fn converge_extensions(
+        &self,
+        database: &str,
+        wanted: &[String],
+    ) -> Result<(), DriverError> {
+        let installed = self.extensions(database).await?.ok_or_else(|| {
+            fail(
+                KIND,
+                database,
+                format!("database \"{database}\" does not exist"),
+            )
+        })?;
+        let mut conn = self.pool.get(database).await?;
+        let client = conn.client()?;
+        for extension in installed
+            .iter()
+            .filter(|e| !wanted.contains(e) && e.as_str() != "plpgsql")
+        {
+            client
+                .batch_execute(&format!(
+                    "DROP EXTENSION IF EXISTS {}",
+                    quote_ident(extension)
+                ))
+                .await
+                .map_err(|e| {
+                    fail(
+                        KIND,
+                        database,
+                        format!("extension \"{extension}\": {}", pg_message(&e)),
+                    )
+                })?;
+        }
+        for extension in wanted.iter().filter(|e| !installed.contains(e)) {
+            client
+                .batch_execute(&format!(
+                    "CREATE EXTENSION IF NOT EXISTS {}",
+                    quote_ident(extension)
+                ))
+                .await
+                .map_err(|e| {
+                    fail(
+                        KIND,
+                        database,
+                        format!("extension \"{extension}\": {}", pg_message(&e)),
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The state of `database`; `None` when it is gone.
+    async fn read_back(
+        &self,
+        database: &str,
+        encoding: &str,
+        prior_extensions: &[String],
+        adopted: bool,
+    ) -> Result<Option<Values>, DriverError> {
+        let row = {
+            let mut conn = self.pool.maintenance().await?;
+            fetch(conn.client()?, database, encoding)
+                .await
+                .map_err(|e| fail(KIND, database, pg_message(&e)))?
+        };
+        let Some(row) = row else { return Ok(None) };
+        let Some(installed) = self.extensions(database).await? else {
+            return Ok(None);
+        };
+        let installed: Vec<String> = installed
+            .into_iter()
+            .filter(|e| e != "plpgsql" || prior_extensions.contains(e))
+            .collect();
+        let mut state = Values::new();
+        state.insert("name".into(), row.name.clone().into());
+        state.insert("owner".into(), row.owner.clone().into());
+        let encoding = if row.encoding_matches {
+            encoding.to_owned()
+        } else {
+            row.encoding.clone()
+        };
+        state.insert("encoding".into(), encoding.into());
+        state.insert(
+            "connection_limit".into(),
+            i64::from(row.connection_limit).into(),
+        );
+        state.insert(
+            "extensions".into(),
+            list_value(&order_like(installed, prior_extensions)),
+        );
+        state.insert("adopted".into(), adopted.into());
+        Ok(Some(state))
+    }
+
+    async fn drop_database(&self, database: &str) -> Result<(), DriverError> {
+        let db_error = |e: tokio_postgres::Error| fail(KIND, database, pg_message(&e));
+        self.pool.forget(database);
+        let mut conn = self.pool.maintenance().await?;
+        let client = conn.client()?;
+        let version: i32 = client
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .map_err(db_error)?
+            .try_get(0)
+            .map_err(db_error)?;
+        let force = if version >= 130000 {
+            " WITH (FORCE)"
+        } else {
+            ""
+        };
+        match client
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {}{force}",
+                quote_ident(database)
+            ))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if has_code(&e, &SqlState::INVALID_CATALOG_NAME) => Ok(()),
+            Err(e) => Err(db_error(e)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Driver for Database {
+    fn validate(&self, inputs: &Values) -> Vec<String> {
+        let mut errors = unknown_keys(inputs, KEYS);
+        check_present(&mut errors, inputs, "name", name);
+        check_present(&mut errors, inputs, "owner", name);
+        check_present(&mut errors, inputs, "encoding", string);
+        check_present(&mut errors, inputs, "connection_limit", connection_limit);
+        check_present(&mut errors, inputs, "extensions", names);
+        errors
+    }
+
+    async fn create(&self, owner: &Owner, inputs: &Values) -> Result<Values, DriverError> {
+        let label = state_string(inputs, "name").unwrap_or_default();
+        let spec = spec(inputs).map_err(|m| fail(KIND, &label, m))?;
+        let database = spec.name.as_str();
+        let db_error = |e: tokio_postgres::Error| fail(KIND, database, pg_message(&e));
+        {
+            let mut conn = self.pool.maintenance().await?;
+            let client = conn.client()?;
+            if fetch(client, database, &spec.encoding)
+                .await
+                .map_err(db_error)?
+                .is_some()
+            {
+                return Err(already_exists(KIND, "database", database));
+            }
+            // template1 may hold another encoding (or local additions we keep
+            // when the encoding allows it).
+            let template1_matches: bool = client
+                .query_opt(
+                    "SELECT coalesce(pg_char_to_encoding($1) = encoding, false) FROM pg_database WHERE datname = 'template1'",
+                    &[&spec.encoding],
+                )
+                .await
+                .map_err(db_error)?
+                .map(|row| row.try_get(0))
+                .transpose()
+                .map_err(db_error)?
+                .unwrap_or(false);
+            let mut sql = format!(
+                "CREATE DATABASE {} OWNER {} ENCODING {} CONNECTION LIMIT {}",
+                quote_ident(database),
+                quote_ident(&spec.owner),
+                quote_literal(&spec.encoding),
+                spec.connection_limit
+            );
+            if !template1_matches {
+                sql.push_str(" TEMPLATE template0");
+            }
+            client.batch_execute(&sql).await.map_err(db_error)?;
+            let comment = format!(
+                "COMMENT ON DATABASE {} IS {}",
+                quote_ident(database),
+                quote_literal(&marker(owner))
+            );
+            if let Err(e) = client.batch_execute(&comment).await {
+                drop(conn);
+                let _ = self.drop_database(database).await;
+                return Err(db_error(e));
+            }
+        }
+        if let Err(error) = self.converge_extensions(database, &spec.extensions).await {
+            // Leave nothing half made behind: the engine has no state for it.
+            if let Err(cleanup) = self.drop_database(database).await {
+                tracing::warn!(database, error = %cleanup, "postgres: cannot drop half-made database");
+            }
+            return Err(error);
+        }
+        self.read_back(database, &spec.encoding, &spec.extensions, false)
+            .await?
+            .ok_or_else(|| {
+                fail(
+                    KIND,
+                    database,
+                    "the database vanished right after it was created",
+                )
+            })
+    }
+
+    async fn read(&self, state: &Values) -> Result<Option<Values>, DriverError> {
+        let database = state_name(state)?;
+        let encoding = state_string(state, "encoding").unwrap_or_else(|| "UTF8".to_owned());
+        let prior = names(state, "extensions").unwrap_or_default();
+        self.read_back(&database, &encoding, &prior, adopted(state))
+            .await
+    }
+
+    async fn update(
+        &self,
+        owner: &Owner,
+        state: &Values,
+        inputs: &Values,
+    ) -> Result<Values, DriverError> {
+        let old = state_name(state)?;
+        let spec = spec(inputs).map_err(|m| fail(KIND, &old, m))?;
+        let new = spec.name.as_str();
+        let db_error = |e: tokio_postgres::Error| fail(KIND, &old, pg_message(&e));
+        {
+            let mut conn = self.pool.maintenance().await?;
+            let client = conn.client()?;
+            let Some(row) = fetch(client, &old, &spec.encoding)
+                .await
+                .map_err(db_error)?
+            else {
+                return Err(fail(
+                    KIND,
+                    &old,
+                    format!("database \"{old}\" no longer exists"),
+                ));
+            };
+            check_marker(
+                KIND,
+                "database",
+                &old,
+                row.comment.as_deref(),
+                owner,
+                adopted(state),
+            )?;
+            if !row.encoding_matches {
+                return Err(fail(
+                    KIND,
+                    &old,
+                    format!(
+                        "the encoding of a database cannot change in place (it is {}, {} was asked for); replace the database",
+                        row.encoding, spec.encoding
+                    ),
+                ));
+            }
+            if new != old {
+                if fetch(client, new, &spec.encoding)
+                    .await
+                    .map_err(db_error)?
+                    .is_some()
+                {
+                    return Err(already_exists(KIND, "database", new));
+                }
+                self.pool.forget(&old);
+                client
+                    .batch_execute(&format!(
+                        "ALTER DATABASE {} RENAME TO {}",
+                        quote_ident(&old),
+                        quote_ident(new)
+                    ))
+                    .await
+                    .map_err(db_error)?;
+            }
+            if row.owner != spec.owner {
+                client
+                    .batch_execute(&format!(
+                        "ALTER DATABASE {} OWNER TO {}",
+                        quote_ident(new),
+                        quote_ident(&spec.owner)
+                    ))
+                    .await
+                    .map_err(db_error)?;
+            }
+            if row.connection_limit != spec.connection_limit {
+                client
+                    .batch_execute(&format!(
+                        "ALTER DATABASE {} WITH CONNECTION LIMIT {}",
+                        quote_ident(new),
+                        spec.connection_limit
+                    ))
+                    .await
+                    .map_err(db_error)?;
+            }
+            client
+                .batch_execute(&format!(
+                    "COMMENT ON DATABASE {} IS {}",
+                    quote_ident(new),
+                    quote_literal(&marker(owner))
+                ))
+                .await
+                .map_err(db_error)?;
+        }
+        self.converge_extensions(new, &spec.extensions).await?;
+        self.read_back(new, &spec.encoding, &spec.extensions, adopted(state))
+            .await?
+            .ok_or_else(|| {
+                fail(
+                    KIND,
+                    new,
+                    "the database vanished right after it was altered",
+                )
+            })
+    }
+
+    async fn delete(&self, owner: &Owner, state: &Values) -> Result<(), DriverError> {
+        let database = state_name(state)?;
+        let db_error = |e: tokio_postgres::Error| fail(KIND, &database, pg_message(&e));
+        {
+            let mut conn = self.pool.maintenance().await?;
+            let Some(row) = fetch(conn.client()?, &database, "")
+                .await
+                .map_err(db_error)?
+            else {
+                return Ok(());
+            };
+            check_marker(
+                KIND,
+                "database",
+                &database,
+                row.comment.as_deref(),
+                owner,
+                adopted(state),
+            )?;
+        }
+        self.drop_database(&database).await
+    }
+
+    async fn import(&self, owner: &Owner, inputs: &Values) -> Result<Option<Values>, DriverError> {
+        let label = state_string(inputs, "name").unwrap_or_default();
+        let database = name(inputs, "name").map_err(|m| fail(KIND, &label, m))?;
+        let encoding = string(inputs, "encoding")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "UTF8".to_owned());
+        let wanted = names(inputs, "extensions").unwrap_or_default();
+        let db_error = |e: tokio_postgres::Error| fail(KIND, &database, pg_message(&e));
+        {
+            let mut conn = self.pool.maintenance().await?;
+            let client = conn.client()?;
+            if fetch(client, &database, &encoding)
+                .await
+                .map_err(db_error)?
+                .is_none()
+            {
+                return Ok(None);
+            }
+            client
+                .batch_execute(&format!(
+                    "COMMENT ON DATABASE {} IS {}",
+                    quote_ident(&database),
+                    quote_literal(&marker(owner))
+                ))
+                .await
+                .map_err(db_error)?;
+        }
+        self.read_back(&database, &encoding, &wanted, true).await
+    }
+}

@@ -1,0 +1,194 @@
+//! PostgreSQL: roles, databases, schemas and grants.
+//!
+//! One [`Postgres`] per provider configuration: it holds the settings and a
+//! small pool of connections per database, made lazily on first use. Every
+//! object created carries an ownership marker (its comment); see
+//! [`sql::check_marker`].
+
+pub mod credentials;
+mod database;
+mod grant;
+pub mod pool;
+mod role;
+mod schema;
+pub mod sql;
+
+use std::sync::Arc;
+
+use super::Driver;
+
+pub use pool::Pool;
+
+/// The primitive kinds of this backend.
+pub const KINDS: &[&str] = &[
+    "postgres.role",
+    "postgres.database",
+    "postgres.schema",
+    "postgres.grant",
+];
+
+/// Connection settings: the provider block's `postgres { … }`, else `PG*`
+/// environment variables, else libpq's defaults.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub database: Option<String>,
+    pub sslmode: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "(redacted)"))
+            .field("database", &self.database)
+            .field("sslmode", &self.sslmode)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`
+    /// (empty ones count as unset; an unparsable `PGPORT` is ignored with a
+    /// warning).
+    pub fn from_env() -> Settings {
+        Settings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// As [`Settings::from_env`], reading variables through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Settings {
+        let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let port = get("PGPORT").and_then(|text| match text.parse::<u16>() {
+            Ok(port) => Some(port),
+            Err(_) => {
+                tracing::warn!(PGPORT = %text, "PGPORT is not a port number; ignored");
+                None
+            }
+        });
+        Settings {
+            host: get("PGHOST"),
+            port,
+            username: get("PGUSER"),
+            password: get("PGPASSWORD"),
+            database: get("PGDATABASE"),
+            sslmode: get("PGSSLMODE"),
+        }
+    }
+
+    /// These settings, each unset field taken from `env` (explicit wins).
+    pub fn merged_over(self, env: Settings) -> Settings {
+        Settings {
+            host: self.host.or(env.host),
+            port: self.port.or(env.port),
+            username: self.username.or(env.username),
+            password: self.password.or(env.password),
+            database: self.database.or(env.database),
+            sslmode: self.sslmode.or(env.sslmode),
+        }
+    }
+
+    /// Host to connect to (a path for a unix-socket directory); `localhost`.
+    pub fn host_or_default(&self) -> &str {
+        self.host.as_deref().unwrap_or("localhost")
+    }
+
+    pub fn port_or_default(&self) -> u16 {
+        self.port.unwrap_or(5432)
+    }
+
+    /// The maintenance database roles and databases are managed from; `postgres`.
+    pub fn database_or_default(&self) -> &str {
+        self.database.as_deref().unwrap_or("postgres")
+    }
+}
+
+/// The PostgreSQL backend of one provider configuration.
+pub struct Postgres {
+    pool: Arc<Pool>,
+}
+
+impl Postgres {
+    /// Does not connect: connections are made on first use.
+    pub fn new(settings: Settings) -> Self {
+        Postgres {
+            pool: Arc::new(Pool::new(settings)),
+        }
+    }
+
+    /// The connection pool (shared by the drivers).
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// One driver per kind of [`KINDS`], sharing the pool.
+    pub fn drivers(&self) -> Vec<(&'static str, Arc<dyn Driver>)> {
+        vec![
+            (
+                "postgres.role",
+                Arc::new(role::Role::new(self.pool.clone())) as Arc<dyn Driver>,
+            ),
+            (
+                "postgres.database",
+                Arc::new(database::Database::new(self.pool.clone())),
+            ),
+            (
+                "postgres.schema",
+                Arc::new(schema::Schema::new(self.pool.clone())),
+            ),
+            (
+                "postgres.grant",
+                Arc::new(grant::Grant::new(self.pool.clone())),
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_and_merge() {
+        let env = Settings::from_lookup(|name| match name {
+            "PGHOST" => Some("/run/pg".into()),
+            "PGPORT" => Some("nope".into()),
+            "PGUSER" => Some("envuser".into()),
+            "PGDATABASE" => Some(String::new()),
+            _ => None,
+        });
+        assert_eq!(env.host.as_deref(), Some("/run/pg"));
+        assert_eq!(env.port, None);
+        assert_eq!(env.database, None);
+        let explicit = Settings {
+            username: Some("me".into()),
+            port: Some(6543),
+            ..Settings::default()
+        };
+        let merged = explicit.merged_over(env);
+        assert_eq!(merged.username.as_deref(), Some("me"));
+        assert_eq!(merged.host.as_deref(), Some("/run/pg"));
+        assert_eq!(merged.port_or_default(), 6543);
+        assert_eq!(merged.database_or_default(), "postgres");
+    }
+
+    #[test]
+    fn kinds_match_drivers() {
+        let pg = Postgres::new(Settings::default());
+        let names: Vec<&str> = pg.drivers().iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, KINDS);
+    }
+
+    #[test]
+    fn debug_redacts_password() {
+        let settings = Settings {
+            password: Some("hunter2".into()),
+            ..Settings::default()
+        };
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}

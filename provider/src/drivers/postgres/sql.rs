@@ -1,0 +1,485 @@
+//! SQL text, values, markers, passwords and errors shared by the primitives.
+
+use std::fmt::Display;
+use std::num::NonZeroU32;
+
+use base64::Engine as _;
+use ring::rand::SecureRandom as _;
+
+use super::super::{DriverError, Owner, Values};
+
+/// `"…"` with every `"` doubled: the quoted identifier means exactly `name`.
+/// Names are checked by [`check_name`] first (no NUL, at most 63 bytes).
+pub fn quote_ident(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        if c == '"' {
+            out.push('"');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// A string literal meaning exactly `value` whatever `standard_conforming_strings`
+/// says: `'…'` with `'` doubled, or `E'…'` with `\` doubled too when there is a
+/// backslash (as PostgreSQL's own `quote_literal`).
+pub fn quote_literal(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 3);
+    if value.contains('\\') {
+        out.push('E');
+    }
+    out.push('\'');
+    for c in value.chars() {
+        if c == '\'' || c == '\\' {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+/// PostgreSQL truncates longer identifiers (NAMEDATALEN - 1).
+pub const MAX_NAME_BYTES: usize = 63;
+
+/// Why `name` cannot name a PostgreSQL object, if it cannot.
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{what} must not be empty"));
+    }
+    if name.contains('\0') {
+        return Err(format!("{what} must not contain a NUL character"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "{what} {name:?} is {} bytes long; PostgreSQL names have at most {MAX_NAME_BYTES}",
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/// `postgres.role "orders_owner": message`.
+pub fn fail(kind: &str, name: &str, message: impl Display) -> DriverError {
+    DriverError(format!("{kind} \"{name}\": {message}"))
+}
+
+/// The server's words for a failure: the message (and detail, hint) of a
+/// database error, else the client error. Never the statement.
+pub fn pg_message(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => {
+            let mut text = db.message().to_owned();
+            if let Some(detail) = db.detail() {
+                text.push_str(" (");
+                text.push_str(detail);
+                text.push(')');
+            }
+            if let Some(hint) = db.hint() {
+                text.push_str("; hint: ");
+                text.push_str(hint);
+            }
+            text
+        }
+        None => error.to_string(),
+    }
+}
+
+/// Whether the error carries SQLSTATE `code`.
+pub fn has_code(error: &tokio_postgres::Error, code: &tokio_postgres::error::SqlState) -> bool {
+    error.code() == Some(code)
+}
+
+// ---------------------------------------------------------------------------
+// Ownership marker
+
+pub const MARKER_PREFIX: &str = "managed-by=terraform-provider-platform";
+
+/// The comment every created object carries.
+pub fn marker(owner: &Owner) -> String {
+    format!(
+        "{MARKER_PREFIX} offering={} resource={} primitive={}",
+        owner.offering, owner.resource_id, owner.primitive
+    )
+}
+
+/// Refuses to touch an object whose comment does not name `owner`. An object
+/// without a marker may be touched when the state says it was imported
+/// (`adopted = true`); one whose marker names another resource never is.
+pub fn check_marker(
+    kind: &str,
+    object: &str,
+    name: &str,
+    comment: Option<&str>,
+    owner: &Owner,
+    adopted: bool,
+) -> Result<(), DriverError> {
+    let ours = marker(owner);
+    match comment {
+        Some(text) if text == ours => Ok(()),
+        Some(text) if text.starts_with(MARKER_PREFIX) => Err(fail(
+            kind,
+            name,
+            format!(
+                "{object} \"{name}\" is managed by another resource ({}); import it into this one first",
+                text.trim_start_matches(MARKER_PREFIX).trim()
+            ),
+        )),
+        _ if adopted => Ok(()),
+        _ => Err(fail(
+            kind,
+            name,
+            format!(
+                "{object} \"{name}\" exists but is not managed by this resource; import it first"
+            ),
+        )),
+    }
+}
+
+/// `create` on a name already taken.
+pub fn already_exists(kind: &str, object: &str, name: &str) -> DriverError {
+    fail(
+        kind,
+        name,
+        format!("{object} \"{name}\" already exists; import it to manage it with this resource"),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Input values
+
+pub fn present<'a>(values: &'a Values, key: &str) -> Option<&'a hcl::Value> {
+    match values.get(key) {
+        None | Some(hcl::Value::Null) => None,
+        Some(value) => Some(value),
+    }
+}
+
+pub fn string(values: &Values, key: &str) -> Result<Option<String>, String> {
+    match present(values, key) {
+        None => Ok(None),
+        Some(hcl::Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("input `{key}` must be a string")),
+    }
+}
+
+pub fn required_string(values: &Values, key: &str) -> Result<String, String> {
+    string(values, key)?.ok_or_else(|| format!("input `{key}` is required"))
+}
+
+pub fn name(values: &Values, key: &str) -> Result<String, String> {
+    let value = required_string(values, key)?;
+    check_name(&format!("input `{key}`"), &value)?;
+    Ok(value)
+}
+
+pub fn boolean(values: &Values, key: &str, default: bool) -> Result<bool, String> {
+    match present(values, key) {
+        None => Ok(default),
+        Some(hcl::Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(format!("input `{key}` must be a bool")),
+    }
+}
+
+pub fn integer(values: &Values, key: &str, default: i64) -> Result<i64, String> {
+    match present(values, key) {
+        None => Ok(default),
+        Some(hcl::Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            })
+            .ok_or_else(|| format!("input `{key}` must be a whole number")),
+        Some(_) => Err(format!("input `{key}` must be a number")),
+    }
+}
+
+/// A connection limit: -1 (none) up to i32::MAX.
+pub fn connection_limit(values: &Values, key: &str) -> Result<i32, String> {
+    let n = integer(values, key, -1)?;
+    if n < -1 {
+        return Err(format!(
+            "input `{key}` must be -1 (no limit) or more, not {n}"
+        ));
+    }
+    i32::try_from(n).map_err(|_| format!("input `{key}` is too large: {n}"))
+}
+
+pub fn strings(values: &Values, key: &str) -> Result<Vec<String>, String> {
+    match present(values, key) {
+        None => Ok(Vec::new()),
+        Some(hcl::Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                hcl::Value::String(s) => Ok(s.clone()),
+                _ => Err(format!("input `{key}` must be a list of strings")),
+            })
+            .collect(),
+        Some(_) => Err(format!("input `{key}` must be a list of strings")),
+    }
+}
+
+/// A list of names, duplicates removed (first occurrence kept).
+pub fn names(values: &Values, key: &str) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in strings(values, key)? {
+        check_name(&format!("an element of input `{key}`"), &item)?;
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    Ok(out)
+}
+
+/// Messages for keys a primitive does not take.
+pub fn unknown_keys(values: &Values, known: &[&str]) -> Vec<String> {
+    values
+        .keys()
+        .filter(|key| !known.contains(&key.as_str()))
+        .map(|key| format!("unknown input `{key}` (known: {})", known.join(", ")))
+        .collect()
+}
+
+/// Plan-time check of one input: only when it is known (present).
+pub fn check_present<T>(
+    errors: &mut Vec<String>,
+    values: &Values,
+    key: &str,
+    check: impl Fn(&Values, &str) -> Result<T, String>,
+) {
+    if values.contains_key(key)
+        && let Err(message) = check(values, key)
+    {
+        errors.push(message);
+    }
+}
+
+/// `adopted = true` in a state.
+pub fn adopted(state: &Values) -> bool {
+    matches!(state.get("adopted"), Some(hcl::Value::Bool(true)))
+}
+
+pub fn list_value(items: &[String]) -> hcl::Value {
+    hcl::Value::Array(
+        items
+            .iter()
+            .map(|s| hcl::Value::String(s.clone()))
+            .collect(),
+    )
+}
+
+pub fn opt_string_value(value: Option<&str>) -> hcl::Value {
+    value.map_or(hcl::Value::Null, |s| hcl::Value::String(s.to_owned()))
+}
+
+/// `actual` ordered like `prior` (what is still there, in the order it was
+/// given), then whatever else is there, sorted.
+pub fn order_like(mut actual: Vec<String>, prior: &[String]) -> Vec<String> {
+    actual.sort();
+    actual.dedup();
+    let mut out: Vec<String> = prior
+        .iter()
+        .filter(|p| actual.contains(p))
+        .cloned()
+        .collect();
+    out.dedup();
+    for item in actual {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Passwords
+
+pub const PASSWORD_LEN: usize = 40;
+
+/// A password of [`PASSWORD_LEN`] random alphanumeric characters.
+pub fn generate_password() -> Result<String, DriverError> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    // The largest multiple of 62 below 256: bytes from it on are rejected so
+    // that every character is equally likely.
+    const LIMIT: u8 = 248;
+    let rng = ring::rand::SystemRandom::new();
+    let mut out = String::with_capacity(PASSWORD_LEN);
+    let mut buffer = [0u8; 64];
+    while out.len() < PASSWORD_LEN {
+        rng.fill(&mut buffer)
+            .map_err(|_| DriverError::new("postgres: the system random generator failed"))?;
+        for byte in buffer {
+            if byte < LIMIT && out.len() < PASSWORD_LEN {
+                out.push(char::from(ALPHABET[usize::from(byte % 62)]));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The SCRAM-SHA-256 verifier of `password` (RFC 5802/7677, PostgreSQL's
+/// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`), so that the
+/// password itself is never sent to the server nor lands in its logs.
+/// `password` must be ASCII alphanumeric (SASLprep leaves it as it is).
+pub fn scram_verifier(password: &str) -> Result<String, DriverError> {
+    const ITERATIONS: NonZeroU32 = NonZeroU32::MIN.saturating_add(4095);
+    let rng = ring::rand::SystemRandom::new();
+    let mut salt = [0u8; 16];
+    rng.fill(&mut salt)
+        .map_err(|_| DriverError::new("postgres: the system random generator failed"))?;
+    let mut salted = [0u8; 32];
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        ITERATIONS,
+        &salt,
+        password.as_bytes(),
+        &mut salted,
+    );
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &salted);
+    let client_key = ring::hmac::sign(&key, b"Client Key");
+    let stored_key = ring::digest::digest(&ring::digest::SHA256, client_key.as_ref());
+    let server_key = ring::hmac::sign(&key, b"Server Key");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(format!(
+        "SCRAM-SHA-256${}:{}${}:{}",
+        ITERATIONS,
+        b64.encode(salt),
+        b64.encode(stored_key.as_ref()),
+        b64.encode(server_key.as_ref())
+    ))
+}
+
+// ---------------------------------------------------------------------------
+// URIs
+
+/// Percent-encodes all but RFC 3986 unreserved characters (and those in `keep`).
+pub fn percent_encode(text: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &byte in text.as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) || keep.contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `postgres://USER[:PASSWORD]@HOST:PORT/DB`, or for a unix-socket directory
+/// `postgres://USER[:PASSWORD]@/DB?host=/dir&port=N`.
+pub fn connection_uri(
+    user: &str,
+    password: Option<&str>,
+    host: &str,
+    port: u16,
+    database: &str,
+) -> String {
+    let mut userinfo = percent_encode(user, &[]);
+    if let Some(password) = password {
+        userinfo.push(':');
+        userinfo.push_str(&percent_encode(password, &[]));
+    }
+    let db = percent_encode(database, &[]);
+    if host.starts_with('/') {
+        format!(
+            "postgres://{userinfo}@/{db}?host={}&port={port}",
+            percent_encode(host, b"/")
+        )
+    } else if host.contains(':') {
+        format!("postgres://{userinfo}@[{host}]:{port}/{db}")
+    } else {
+        format!(
+            "postgres://{userinfo}@{}:{port}/{db}",
+            percent_encode(host, &[])
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("a"), "\"a\"");
+        assert_eq!(
+            quote_ident("x\"; DROP ROLE postgres; --"),
+            "\"x\"\"; DROP ROLE postgres; --\""
+        );
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal("a\\'b"), "E'a\\\\''b'");
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("name", "ok").is_ok());
+        assert!(check_name("name", "").is_err());
+        assert!(check_name("name", "a\0b").is_err());
+        assert!(check_name("name", &"x".repeat(64)).is_err());
+        assert!(check_name("name", &"x".repeat(63)).is_ok());
+    }
+
+    #[test]
+    fn passwords() {
+        let a = generate_password().expect("password");
+        let b = generate_password().expect("password");
+        assert_eq!(a.len(), PASSWORD_LEN);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+        let verifier = scram_verifier(&a).expect("verifier");
+        assert!(verifier.starts_with("SCRAM-SHA-256$4096:"));
+        assert!(!verifier.contains(&a));
+    }
+
+    #[test]
+    fn uris() {
+        assert_eq!(
+            connection_uri("u@x", Some("p:w"), "db.example", 5432, "d/b"),
+            "postgres://u%40x:p%3Aw@db.example:5432/d%2Fb"
+        );
+        assert_eq!(
+            connection_uri("u", Some("pw"), "/tmp/pg sock", 5433, "app"),
+            "postgres://u:pw@/app?host=/tmp/pg%20sock&port=5433"
+        );
+        assert_eq!(
+            connection_uri("u", None, "::1", 5432, "app"),
+            "postgres://u@[::1]:5432/app"
+        );
+    }
+
+    #[test]
+    fn ordering() {
+        let actual = vec!["c".to_owned(), "a".to_owned(), "b".to_owned()];
+        assert_eq!(
+            order_like(actual, &["b".to_owned(), "z".to_owned()]),
+            ["b", "a", "c"]
+        );
+    }
+
+    #[test]
+    fn markers() {
+        let owner = Owner {
+            offering: "o".into(),
+            resource_id: "r".into(),
+            primitive: "p".into(),
+        };
+        let other = Owner {
+            resource_id: "other".into(),
+            ..owner.clone()
+        };
+        let ours = marker(&owner);
+        assert!(check_marker("k", "role", "x", Some(&ours), &owner, false).is_ok());
+        assert!(check_marker("k", "role", "x", None, &owner, false).is_err());
+        assert!(check_marker("k", "role", "x", None, &owner, true).is_ok());
+        assert!(check_marker("k", "role", "x", Some("hand made"), &owner, true).is_ok());
+        assert!(check_marker("k", "role", "x", Some(&marker(&other)), &owner, true).is_err());
+    }
+}
