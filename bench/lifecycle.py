@@ -666,7 +666,15 @@ def main():
             bench_databases(args, tools, provider, root, pg)
         return 0
     except RuntimeError as e:
-        print(f"\nbench: FAILED: {e}", flush=True)
+        # Terraform's output holds the whole plan: show the command, then its errors.
+        text = str(e)
+        lines = text.splitlines()
+        errors = [i for i, line in enumerate(lines) if line.startswith("Error:")]
+        if errors:
+            text = "\n".join(lines[:1] + [f"  ({len(errors)} errors; the first and the last:)"]
+                             + lines[errors[0]:errors[0] + 10] + ["  ..."]
+                             + lines[errors[-1]:errors[-1] + 10])
+        print(f"\nbench: FAILED: {text}", flush=True)
         return 1
     finally:
         pg.stop()

@@ -1,0 +1,315 @@
+//! Plan bundles and their identity: what `plan` leaves behind for `apply`.
+//!
+//! A bundle lives in `HOME/runs/<run>/` (HOME defaults to `DIR/.platform`):
+//! the plan file (0600), the redacted plan JSON, the report, `identity.json`,
+//! and later `approvals.json`, `status`. **Invariant:** `apply` runs a bundle
+//! only while every digest of its identity still matches the world, at most
+//! once: the `consumed` marker is created exclusively *before* terraform
+//! starts, so two applies of one bundle cannot both pass.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Corrupt { path: String, message: String },
+    #[error("no run {0:?} under this broker home (see `platform-broker runs`)")]
+    NoSuchRun(String),
+    #[error("no plan bundle yet: run `platform-broker plan` first")]
+    NoRuns,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
+    move |source| BundleError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// `sha256:<hex>` of a file's bytes; `None` when the file does not exist.
+pub fn file_digest(path: &Path) -> Result<Option<String>, BundleError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes_digest(&bytes))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+pub fn bytes_digest(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// The prior state a plan was made against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriorState {
+    pub lineage: String,
+    pub serial: u64,
+}
+
+/// Everything that must still hold when the bundle is applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    pub run: String,
+    pub plan_digest: String,
+    pub lock_digest: Option<String>,
+    pub catalog_digest: Option<String>,
+    pub policy_digest: Option<String>,
+    /// `None`: planned against an empty state.
+    pub prior_state: Option<PriorState>,
+    pub working_dir: String,
+    pub workspace: String,
+    pub commit: Option<String>,
+    pub created_by: String,
+    /// RFC 3339.
+    pub created_at: String,
+    pub expires_at: String,
+    /// Policy verdict at plan time: allowed, needs_approval, denied.
+    pub verdict: String,
+}
+
+impl Identity {
+    /// The digest that names this identity in approvals and audit events.
+    pub fn digest(&self) -> String {
+        bytes_digest(serde_json::to_string(self).unwrap_or_default().as_bytes())
+    }
+}
+
+/// The broker's home directory for one working directory.
+#[derive(Debug, Clone)]
+pub struct Home {
+    pub root: PathBuf,
+}
+
+impl Home {
+    pub fn new(root: PathBuf) -> Home {
+        Home { root }
+    }
+
+    pub fn runs(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+
+    pub fn run_dir(&self, run: &str) -> PathBuf {
+        self.runs().join(run)
+    }
+
+    /// A new, unique run directory (0700).
+    pub fn create_run(&self) -> Result<(String, PathBuf), BundleError> {
+        fs::create_dir_all(self.runs()).map_err(io(&self.runs()))?;
+        let now = time::OffsetDateTime::now_utc();
+        let mut suffix = [0u8; 3];
+        fill_random(&mut suffix);
+        let run = format!(
+            "{:04}{:02}{:02}-{:02}{:02}{:02}-{}",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second(),
+            suffix
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let dir = self.run_dir(&run);
+        fs::create_dir(&dir).map_err(io(&dir))?;
+        set_mode(&dir, 0o700)?;
+        Ok((run, dir))
+    }
+
+    /// The newest run, for `apply` without an argument.
+    pub fn latest_run(&self) -> Result<String, BundleError> {
+        let runs = self.runs();
+        let mut names: Vec<String> = match fs::read_dir(&runs) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().join("identity.json").exists())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(&runs)(e)),
+        };
+        names.sort();
+        names.pop().ok_or(BundleError::NoRuns)
+    }
+
+    pub fn load_identity(&self, run: &str) -> Result<Identity, BundleError> {
+        let path = self.run_dir(run).join("identity.json");
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BundleError::NoSuchRun(run.to_owned()));
+            }
+            Err(e) => return Err(io(&path)(e)),
+        };
+        serde_json::from_str(&text).map_err(|e| BundleError::Corrupt {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Writes a file atomically (temp file, fsync, rename) with `mode`.
+pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), BundleError> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = File::create(&tmp).map_err(io(&tmp))?;
+        set_mode(&tmp, mode)?;
+        file.write_all(bytes).map_err(io(&tmp))?;
+        file.sync_all().map_err(io(&tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(io(path))?;
+    if let Some(parent) = path.parent()
+        && let Ok(dir) = File::open(parent)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), BundleError> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io(path))
+}
+
+/// Creates `path` exclusively; `Ok(false)` when it already exists. This is
+/// the atomic "consume once" and "lock" primitive.
+pub fn create_exclusive(path: &Path, contents: &str) -> Result<bool, BundleError> {
+    match OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(mut file) => {
+            file.write_all(contents.as_bytes()).map_err(io(path))?;
+            file.sync_all().map_err(io(path))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+pub fn fill_random(buf: &mut [u8]) {
+    // /dev/urandom is always there on the machines we run on; a failure
+    // only makes run ids less unique, never wrong (they also carry time).
+    if let Ok(mut file) = File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut file, buf);
+    }
+}
+
+/// A per-workspace lock: a file holding the holder's pid and run. Stale locks
+/// (holder process gone) are reported, not silently broken.
+pub struct WorkspaceLock {
+    path: PathBuf,
+}
+
+impl WorkspaceLock {
+    pub fn acquire(
+        home: &Home,
+        workspace: &str,
+        run: &str,
+    ) -> Result<Result<WorkspaceLock, String>, BundleError> {
+        fs::create_dir_all(&home.root).map_err(io(&home.root))?;
+        let path = home.root.join(format!("apply-{workspace}.lock"));
+        let holder = format!("pid={} run={run}\n", std::process::id());
+        if create_exclusive(&path, &holder)? {
+            return Ok(Ok(WorkspaceLock { path }));
+        }
+        let current = fs::read_to_string(&path).unwrap_or_default();
+        let pid = current
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("pid="))
+            .and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        let what = current.trim().to_owned();
+        Ok(Err(if alive {
+            format!("workspace {workspace:?} is locked by another apply ({what})")
+        } else {
+            format!(
+                "workspace {workspace:?} holds a stale lock ({what}): a previous apply died. Check the run's status, then remove {}",
+                path.display()
+            )
+        }))
+    }
+}
+
+impl Drop for WorkspaceLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consume_once_and_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::new(dir.path().join(".platform"));
+        let (run, run_dir) = home.create_run().expect("run");
+        let marker = run_dir.join("consumed");
+        assert!(create_exclusive(&marker, "x").expect("first"));
+        assert!(!create_exclusive(&marker, "x").expect("second"));
+        let lock = WorkspaceLock::acquire(&home, "default", &run)
+            .expect("io")
+            .expect("free");
+        let second = WorkspaceLock::acquire(&home, "default", &run).expect("io");
+        assert!(second.is_err_and(|why| why.contains("locked by another apply")));
+        drop(lock);
+        assert!(
+            WorkspaceLock::acquire(&home, "default", &run)
+                .expect("io")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn identity_digest_is_stable_and_sensitive() {
+        let identity = Identity {
+            run: "r".into(),
+            plan_digest: "sha256:1".into(),
+            lock_digest: None,
+            catalog_digest: None,
+            policy_digest: None,
+            prior_state: None,
+            working_dir: "/w".into(),
+            workspace: "default".into(),
+            commit: None,
+            created_by: "me".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            expires_at: "2026-01-02T00:00:00Z".into(),
+            verdict: "allowed".into(),
+        };
+        assert_eq!(identity.digest(), identity.clone().digest());
+        let mut other = identity.clone();
+        other.plan_digest = "sha256:2".into();
+        assert_ne!(identity.digest(), other.digest());
+    }
+
+    #[test]
+    fn latest_run_and_missing_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::new(dir.path().to_path_buf());
+        assert!(matches!(home.latest_run(), Err(BundleError::NoRuns)));
+        assert!(matches!(
+            home.load_identity("nope"),
+            Err(BundleError::NoSuchRun(_))
+        ));
+    }
+}
+
+/// Plan files can hold secrets: owner-only.
+pub fn set_private(path: &Path) -> Result<(), BundleError> {
+    set_mode(path, 0o600)
+}

@@ -1,0 +1,65 @@
+//! The `platform-broker` command line. Exit codes: 0 no changes (or success),
+//! 2 changes allowed / drift found, 3 denied, 4 needs approval, 1 error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "platform-broker",
+    version,
+    about = "Governed terraform plan/apply: policy, cost, drift and a tamper-evident audit trail."
+)]
+struct Cli {
+    /// Terraform binary (default: `terraform` on PATH).
+    #[arg(long, global = true, env = "PLATFORM_TERRAFORM")]
+    terraform: Option<PathBuf>,
+    /// Broker home (default: DIR/.platform).
+    #[arg(long, global = true, env = "PLATFORM_BROKER_HOME")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Plan, evaluate policy and cost, and write a plan bundle.
+    Plan(broker::cli::PlanArgs),
+    /// Apply exactly the reviewed plan bundle, once.
+    Apply(broker::cli::ApplyArgs),
+    /// Record an approval of a run that needs one.
+    Approve(broker::cli::ApproveArgs),
+    /// Detect drift with `terraform plan -refresh-only`; never writes state.
+    Drift(broker::cli::DriftArgs),
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(broker::cli::PolicyCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(broker::cli::AuditCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let global = broker::cli::Global {
+        terraform: cli.terraform,
+        home: cli.home,
+    };
+    let result = match cli.command {
+        Command::Plan(args) => broker::cli::plan(&global, args),
+        Command::Apply(args) => broker::cli::apply(&global, args),
+        Command::Approve(args) => broker::cli::approve(&global, args),
+        Command::Drift(args) => broker::cli::drift(&global, args),
+        Command::Policy(command) => broker::cli::policy(&global, command),
+        Command::Audit(command) => broker::cli::audit(&global, command),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("platform-broker: error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,550 @@
+//! Loading, digesting, evaluating and testing policy sets.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use regorus::unstable::{Rule, RuleHead};
+use regorus::utils::limits::ExecutionTimerConfig;
+use regorus::{Engine, LimitError};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::config::today_utc;
+use super::{
+    Decision, Enforcement, Exception, Finding, PolicyConfig, PolicyError, PolicySet, Severity,
+    format_date,
+};
+
+/// The version of the input contract (`input.input_version`) this engine evaluates.
+pub const INPUT_VERSION: &str = "1";
+
+/// Interpreter work units between two clock reads of the execution timer.
+const TIMER_CHECK_INTERVAL: NonZeroU32 = match NonZeroU32::new(64) {
+    Some(n) => n,
+    None => NonZeroU32::MIN,
+};
+
+/// A `deny_*`/`warn_*` (or `test_*`) rule found in a loaded set.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct RuleRef {
+    /// Full rule path for `Engine::eval_rule`, e.g. `data.platform.cost.deny_cost_increase`.
+    path: String,
+    /// Rule id (last path component), e.g. `deny_cost_increase`.
+    id: String,
+}
+
+/// One policy file: path relative to the set directory, and its text.
+#[derive(Debug, Clone)]
+struct PolicyFile {
+    rel: String,
+    text: String,
+}
+
+#[derive(Debug, Clone)]
+struct LoadedSet {
+    name: String,
+    enforcement: Enforcement,
+    rego_v0: bool,
+    files: Vec<PolicyFile>,
+    /// Parsed and prepared once; cloned per evaluation (modules are shared).
+    engine: Engine,
+    rules: Vec<(RuleRef, Severity)>,
+}
+
+/// Every policy set of a configuration, parsed once per run.
+#[derive(Debug, Clone)]
+pub struct Policies {
+    sets: Vec<LoadedSet>,
+    exceptions: Vec<Exception>,
+    timeout: Duration,
+    digest: String,
+}
+
+impl Policies {
+    /// Reads and parses every set. Parse errors name `file:line:col`; an
+    /// expired exception, an unreadable directory or a set without any
+    /// `deny_*`/`warn_*` rule under `package platform.*` is an error.
+    pub fn load(config: &PolicyConfig) -> Result<Policies, PolicyError> {
+        config.check_exceptions(today_utc())?;
+        let mut sets = Vec::with_capacity(config.sets.len());
+        for set in &config.sets {
+            let files = read_set_files(set, false)?;
+            let mut engine = build_engine(set, &files)?;
+            let rules: Vec<(RuleRef, Severity)> = declared_rules(&mut engine)
+                .into_iter()
+                .filter(|r| in_platform_package(&r.path))
+                .filter_map(|r| {
+                    let sev = if r.id.starts_with("deny_") {
+                        Severity::Deny
+                    } else if r.id.starts_with("warn_") {
+                        Severity::Warn
+                    } else {
+                        return None;
+                    };
+                    Some((r, sev))
+                })
+                .collect();
+            if rules.is_empty() {
+                return Err(PolicyError::Load {
+                    set: set.name.clone(),
+                    message: format!(
+                        "{} declares no deny_*/warn_* rules under `package platform.*`",
+                        set.dir.display()
+                    ),
+                });
+            }
+            sets.push(LoadedSet {
+                name: set.name.clone(),
+                enforcement: set.enforcement,
+                rego_v0: set.rego_v0,
+                files,
+                engine,
+                rules,
+            });
+        }
+        let digest = bundle_digest(&sets, &config.exceptions);
+        Ok(Policies {
+            sets,
+            exceptions: config.exceptions.clone(),
+            timeout: config.timeout,
+            digest,
+        })
+    }
+
+    /// `sha256:<hex>` over the sorted (set name, enforcement, syntax, file
+    /// name, file content) of every set plus every exception: the "policy
+    /// bundle digest" recorded in the plan identity.
+    pub fn digest(&self) -> String {
+        self.digest.clone()
+    }
+
+    /// Names and enforcement levels of the loaded sets, in configuration order.
+    pub fn sets(&self) -> impl Iterator<Item = (&str, Enforcement)> {
+        self.sets.iter().map(|s| (s.name.as_str(), s.enforcement))
+    }
+
+    /// The ids of every `deny_*`/`warn_*` rule of every set, as `(set, rule)`
+    /// (lets reports list what passed, not only what failed).
+    pub fn rules(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for s in &self.sets {
+            for (r, _) in &s.rules {
+                out.push((s.name.clone(), r.id.clone()));
+            }
+        }
+        out
+    }
+
+    /// Evaluates every set against `input` (see `docs/policy-input.md`).
+    /// Fails closed: an evaluation error, or exceeding the configured time
+    /// limit for the whole evaluation, is an `Err`.
+    pub fn evaluate(&self, input: &serde_json::Value) -> Result<Decision, PolicyError> {
+        let start = Instant::now();
+        check_input(input)?;
+        let input = regorus::Value::deserialize(input)
+            .map_err(|e| PolicyError::Input(format!("cannot convert input: {e}")))?;
+
+        // Sets are independent: evaluate them on parallel threads, each with
+        // its own engine clone sharing the parsed modules and the input.
+        let timeout = self.timeout;
+        let per_set: Vec<Result<Vec<Finding>, PolicyError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .sets
+                .iter()
+                .map(|set| {
+                    let input = input.clone();
+                    scope.spawn(move || evaluate_set(set, input, start, timeout))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(PolicyError::Input(
+                            "policy evaluation thread panicked".into(),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        let mut findings = Vec::new();
+        for set_findings in per_set {
+            findings.extend(set_findings?);
+        }
+        // Interpreter checks are cooperative; also enforce the limit after the fact.
+        let elapsed = start.elapsed();
+        if elapsed > self.timeout {
+            return Err(PolicyError::Timeout {
+                limit: self.timeout,
+                elapsed,
+                rule: None,
+            });
+        }
+        for f in &mut findings {
+            if let Some(ex) = self
+                .exceptions
+                .iter()
+                .find(|e| e.matches(&f.rule, f.address.as_deref()))
+            {
+                f.excepted_by = Some(ex.describe());
+            }
+        }
+        Ok(Decision::from_findings(findings))
+    }
+}
+
+fn evaluate_set(
+    set: &LoadedSet,
+    input: regorus::Value,
+    start: Instant,
+    timeout: Duration,
+) -> Result<Vec<Finding>, PolicyError> {
+    let mut engine = set.engine.clone();
+    engine.set_input(input);
+    let mut findings = Vec::new();
+    for (rule, severity) in &set.rules {
+        let value = eval_with_budget(&mut engine, rule, &set.name, start, timeout)?;
+        collect_findings(&value, rule, *severity, set, &mut findings);
+    }
+    findings
+        .sort_by(|a, b| (&a.rule, &a.address, &a.message).cmp(&(&b.rule, &b.address, &b.message)));
+    findings.dedup();
+    Ok(findings)
+}
+
+/// Result of [`run_tests`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestReport {
+    /// Number of `test_*` rules that evaluated to `true`.
+    pub passed: usize,
+    /// `(set, rule path)` of every test that was not `true` or failed to evaluate.
+    pub failed: Vec<(String, String)>,
+    /// One line per entry of `failed`, same order: why it failed.
+    pub failure_reasons: Vec<String>,
+}
+
+impl TestReport {
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// Runs every `test_*` rule of every set: the set's policies plus its
+/// `*_test.rego` files, loaded together with the set's syntax. A test passes
+/// when it evaluates to `true`; undefined, `false` or an error fails it.
+/// Parse errors are an `Err`.
+pub fn run_tests(config: &PolicyConfig) -> Result<TestReport, PolicyError> {
+    let mut report = TestReport::default();
+    for set in &config.sets {
+        let files = read_set_files(set, true)?;
+        let mut engine = build_engine(set, &files)?;
+        let tests: Vec<RuleRef> = declared_rules(&mut engine)
+            .into_iter()
+            .filter(|r| r.id.starts_with("test_"))
+            .collect();
+        for test in tests {
+            let started = Instant::now();
+            let outcome = eval_with_budget(&mut engine, &test, &set.name, started, config.timeout);
+            let rule = test.path.trim_start_matches("data.").to_string();
+            match outcome {
+                Ok(regorus::Value::Bool(true)) => report.passed += 1,
+                Ok(regorus::Value::Undefined) => {
+                    report.failed.push((set.name.clone(), rule));
+                    report.failure_reasons.push("undefined".into());
+                }
+                Ok(other) => {
+                    report.failed.push((set.name.clone(), rule));
+                    report
+                        .failure_reasons
+                        .push(format!("evaluated to {}", value_text(&other)));
+                }
+                Err(e) => {
+                    report.failed.push((set.name.clone(), rule));
+                    report.failure_reasons.push(e.to_string());
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn check_input(input: &serde_json::Value) -> Result<(), PolicyError> {
+    let Some(obj) = input.as_object() else {
+        return Err(PolicyError::Input("input must be a JSON object".into()));
+    };
+    match obj.get("input_version") {
+        None => Ok(()),
+        Some(serde_json::Value::String(v)) if v == INPUT_VERSION => Ok(()),
+        Some(other) => Err(PolicyError::Input(format!(
+            "input_version {other} is not supported (this broker evaluates version \"{INPUT_VERSION}\")"
+        ))),
+    }
+}
+
+/// Evaluates one rule with whatever remains of the time budget.
+fn eval_with_budget(
+    engine: &mut Engine,
+    rule: &RuleRef,
+    set: &str,
+    start: Instant,
+    timeout: Duration,
+) -> Result<regorus::Value, PolicyError> {
+    let timed_out = |elapsed| PolicyError::Timeout {
+        limit: timeout,
+        elapsed,
+        rule: Some(format!("{set}/{}", rule.id)),
+    };
+    let Some(remaining) = timeout
+        .checked_sub(start.elapsed())
+        .filter(|d| !d.is_zero())
+    else {
+        return Err(timed_out(start.elapsed()));
+    };
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit: remaining,
+        check_interval: TIMER_CHECK_INTERVAL,
+    });
+    match engine.eval_rule(rule.path.clone()) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let elapsed = start.elapsed();
+            let is_time_limit = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<LimitError>(),
+                    Some(LimitError::TimeLimitExceeded { .. })
+                )
+            });
+            if is_time_limit || elapsed > timeout {
+                Err(timed_out(elapsed))
+            } else {
+                Err(PolicyError::Eval {
+                    set: set.to_string(),
+                    rule: rule.id.clone(),
+                    message: format!("{e:#}"),
+                })
+            }
+        }
+    }
+}
+
+/// Turns one rule's value into findings.
+///
+/// A set or array yields one finding per element: a string is the message;
+/// an object supplies `msg` (or `message`) and optionally `address`. A
+/// complete rule that is `true` yields one finding; `false`, `null`,
+/// undefined and empty collections yield none.
+fn collect_findings(
+    value: &regorus::Value,
+    rule: &RuleRef,
+    severity: Severity,
+    set: &LoadedSet,
+    out: &mut Vec<Finding>,
+) {
+    let json = match value {
+        regorus::Value::Undefined => return,
+        v => serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
+    };
+    let mut push = |address: Option<String>, message: String| {
+        out.push(Finding {
+            rule: rule.id.clone(),
+            severity,
+            set: set.name.clone(),
+            enforcement: set.enforcement,
+            address,
+            message,
+            excepted_by: None,
+        })
+    };
+    let element = |e: &serde_json::Value| -> (Option<String>, String) {
+        match e {
+            serde_json::Value::String(s) => (None, s.clone()),
+            serde_json::Value::Object(o) => {
+                let msg = o
+                    .get("msg")
+                    .or_else(|| o.get("message"))
+                    .map(|m| match m {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .unwrap_or_else(|| e.to_string());
+                let address = o
+                    .get("address")
+                    .and_then(|a| a.as_str())
+                    .map(str::to_string);
+                (address, msg)
+            }
+            other => (None, other.to_string()),
+        }
+    };
+    match &json {
+        serde_json::Value::Null | serde_json::Value::Bool(false) => {}
+        serde_json::Value::Bool(true) => push(None, rule.id.clone()),
+        serde_json::Value::Array(items) => {
+            for item in items {
+                let (a, m) = element(item);
+                push(a, m);
+            }
+        }
+        other => {
+            let (a, m) = element(other);
+            push(a, m);
+        }
+    }
+}
+
+fn value_text(v: &regorus::Value) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "<unprintable>".into())
+}
+
+/// Whether a rule path lies under `data.platform`.
+fn in_platform_package(path: &str) -> bool {
+    path.strip_prefix("data.platform")
+        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+}
+
+/// Every rule (not function) declared by the engine's modules, deduplicated.
+fn declared_rules(engine: &mut Engine) -> Vec<RuleRef> {
+    let mut out = BTreeSet::new();
+    for module in engine.get_modules().iter() {
+        let package = module.package.refr.span().text().trim().to_string();
+        for rule in &module.policy {
+            let head = match rule.as_ref() {
+                Rule::Spec { head, .. } => head,
+                Rule::Default { .. } => continue,
+            };
+            let refr = match head {
+                RuleHead::Compr { refr, .. } | RuleHead::Set { refr, .. } => refr,
+                RuleHead::Func { .. } => continue,
+            };
+            let text = refr.span().text();
+            let head_path = text.split('[').next().unwrap_or("").trim();
+            let id = head_path.rsplit('.').next().unwrap_or("").trim();
+            if id.is_empty() {
+                continue;
+            }
+            out.insert(RuleRef {
+                path: format!("data.{package}.{head_path}"),
+                id: id.to_string(),
+            });
+        }
+    }
+    out.into_iter().collect()
+}
+
+fn build_engine(set: &PolicySet, files: &[PolicyFile]) -> Result<Engine, PolicyError> {
+    let load_err = |message: String| PolicyError::Load {
+        set: set.name.clone(),
+        message,
+    };
+    let mut engine = Engine::new();
+    engine.set_rego_v0(set.rego_v0);
+    engine.set_strict_builtin_errors(true);
+    for f in files {
+        let display = set.dir.join(&f.rel).display().to_string();
+        engine
+            .add_policy(display, f.text.clone())
+            .map_err(|e| load_err(format!("{e:#}")))?;
+    }
+    // Analyse and schedule once here, so every evaluation clone starts prepared
+    // and load-time problems surface at load time.
+    engine
+        .eval_query("true".to_string(), false)
+        .map_err(|e| load_err(format!("{e:#}")))?;
+    Ok(engine)
+}
+
+/// The set's `.rego` files (recursively, sorted by relative path).
+/// `*_test.rego` files are included only when `with_tests`.
+fn read_set_files(set: &PolicySet, with_tests: bool) -> Result<Vec<PolicyFile>, PolicyError> {
+    let mut paths = Vec::new();
+    walk(&set.dir, &mut paths)?;
+    let mut files = Vec::new();
+    for path in paths {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.ends_with(".rego") || (!with_tests && name.ends_with("_test.rego")) {
+            continue;
+        }
+        let rel = path
+            .strip_prefix(&set.dir)
+            .unwrap_or(&path)
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        let text = std::fs::read_to_string(&path).map_err(|source| PolicyError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        files.push(PolicyFile { rel, text });
+    }
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    if !files.iter().any(|f| !f.rel.ends_with("_test.rego")) {
+        return Err(PolicyError::Load {
+            set: set.name.clone(),
+            message: format!("no .rego policy files in {}", set.dir.display()),
+        });
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PolicyError> {
+    let io = |source| PolicyError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let ty = entry.file_type().map_err(io)?;
+        let path = entry.path();
+        if ty.is_dir() {
+            walk(&path, out)?;
+        } else if ty.is_file() || ty.is_symlink() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn bundle_digest(sets: &[LoadedSet], exceptions: &[Exception]) -> String {
+    fn field(h: &mut Sha256, bytes: &[u8]) {
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    }
+    let mut h = Sha256::new();
+    field(&mut h, b"platform-broker/policy-bundle/v1");
+    let mut sorted: Vec<&LoadedSet> = sets.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    for s in sorted {
+        field(&mut h, b"set");
+        field(&mut h, s.name.as_bytes());
+        field(&mut h, s.enforcement.as_str().as_bytes());
+        field(&mut h, if s.rego_v0 { b"v0" } else { b"v1" });
+        for f in &s.files {
+            field(&mut h, b"file");
+            field(&mut h, f.rel.as_bytes());
+            field(&mut h, f.text.as_bytes());
+        }
+    }
+    let mut ex: Vec<&Exception> = exceptions.iter().collect();
+    ex.sort_by(|a, b| {
+        (&a.rule, &a.address, &a.owner, &a.reason, a.expires)
+            .cmp(&(&b.rule, &b.address, &b.owner, &b.reason, b.expires))
+    });
+    for e in ex {
+        field(&mut h, b"exception");
+        field(&mut h, e.rule.as_bytes());
+        field(&mut h, e.address.as_bytes());
+        field(&mut h, e.owner.as_bytes());
+        field(&mut h, e.reason.as_bytes());
+        field(&mut h, format_date(e.expires).as_bytes());
+    }
+    let digest = h.finalize();
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}

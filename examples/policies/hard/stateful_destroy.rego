@@ -1,0 +1,43 @@
+# No destroy or replace of stateful offerings (postgres_*) unless the resource
+# carries the label allow_destroy = "true" in its prior or planned labels.
+package platform.stateful_destroy
+
+stateful_offering_prefixes := ["postgres_"]
+
+catalog_by_address := {entry.address: entry | some entry in input.catalog.resources}
+
+stateful(rc) if {
+	entry := catalog_by_address[rc.address]
+	some prefix in stateful_offering_prefixes
+	startswith(entry.offering, prefix)
+}
+
+# Platform resources missing from input.catalog are recognised by type.
+stateful(rc) if {
+	not catalog_by_address[rc.address]
+	some prefix in stateful_offering_prefixes
+	startswith(rc.type, concat("", ["platform_", prefix]))
+}
+
+destroy_allowed(rc) if rc.change.before.labels.allow_destroy == "true"
+
+destroy_allowed(rc) if rc.change.after.labels.allow_destroy == "true"
+
+verb(actions) := "replace" if count(actions) > 1
+
+verb(actions) := "destroy" if count(actions) == 1
+
+deny_destroy_stateful contains finding if {
+	some rc in input.plan.resource_changes
+	rc.mode == "managed"
+	"delete" in rc.change.actions
+	stateful(rc)
+	not destroy_allowed(rc)
+	finding := {
+		"address": rc.address,
+		"msg": sprintf(
+			"%s would %s a stateful resource and lose its data; apply the label allow_destroy = \"true\" first",
+			[rc.address, verb(rc.change.actions)],
+		),
+	}
+}
