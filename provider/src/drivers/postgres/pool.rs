@@ -1,5 +1,11 @@
-//! Lazily made, pooled connections: per database name, at most
-//! [`PER_DATABASE`] connections at once, idle ones kept for reuse.
+//! Lazily made, pooled connections: at most [`PER_DATABASE`] in use at once
+//! per database, and at most [`MAX_IDLE`] idle ones kept for reuse, all
+//! databases together. (No global in-use cap: a database create holds a
+//! maintenance connection while it connects into the new database, so a
+//! global cap could deadlock; Terraform's parallelism bounds use instead.) The idle cap matters: schemas and
+//! grants connect *into* each managed database, and keeping one idle
+//! connection per database exhausted the server's `max_connections` at ~190
+//! databases (found by bench/lifecycle.py).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,6 +22,8 @@ use super::sql::{has_code, pg_message};
 
 /// Connections per database at most.
 pub const PER_DATABASE: usize = 10;
+/// Idle connections kept, all databases together; the rest are closed.
+pub const MAX_IDLE: usize = 4;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -23,6 +31,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Pool {
     settings: Settings,
     databases: Mutex<HashMap<String, Arc<DatabasePool>>>,
+    idle_count: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 struct DatabasePool {
@@ -57,6 +66,7 @@ impl From<ConnectError> for DriverError {
 pub struct Conn {
     client: Option<Client>,
     home: Arc<DatabasePool>,
+    idle_count: Arc<std::sync::atomic::AtomicUsize>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -71,10 +81,19 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take()
-            && !client.is_closed()
-        {
+        use std::sync::atomic::Ordering;
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if client.is_closed() {
+            return;
+        }
+        if self.idle_count.fetch_add(1, Ordering::AcqRel) < MAX_IDLE {
             lock(&self.home.idle).push(client);
+        } else {
+            // Over the idle cap: undo the count; dropping the client closes
+            // the connection.
+            self.idle_count.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -84,6 +103,7 @@ impl Pool {
         Pool {
             settings,
             databases: Mutex::new(HashMap::new()),
+            idle_count: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
@@ -114,6 +134,13 @@ impl Pool {
             let mut idle = lock(&home.idle);
             let mut found = None;
             while let Some(client) = idle.pop() {
+                self.idle_count
+                    .fetch_update(
+                        std::sync::atomic::Ordering::AcqRel,
+                        std::sync::atomic::Ordering::Acquire,
+                        |n| Some(n.saturating_sub(1)),
+                    )
+                    .ok();
                 if !client.is_closed() {
                     found = Some(client);
                     break;
@@ -128,6 +155,7 @@ impl Pool {
         Ok(Conn {
             client: Some(client),
             home,
+            idle_count: self.idle_count.clone(),
             _permit: permit,
         })
     }
@@ -147,7 +175,16 @@ impl Pool {
     pub fn forget(&self, database: &str) {
         let home = lock(&self.databases).get(database).cloned();
         if let Some(home) = home {
-            lock(&home.idle).clear();
+            let mut idle = lock(&home.idle);
+            let n = idle.len();
+            idle.clear();
+            self.idle_count
+                .fetch_update(
+                    std::sync::atomic::Ordering::AcqRel,
+                    std::sync::atomic::Ordering::Acquire,
+                    |count| Some(count.saturating_sub(n)),
+                )
+                .ok();
         }
     }
 
