@@ -32,10 +32,21 @@ enum Rule {
 }
 
 /// Prices for resource types the catalog does not cover.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PriceBook {
     pub currency: String,
     rules: BTreeMap<String, Rule>,
+}
+
+/// No price book: every non-platform type is unpriced; catalog prices are
+/// in USD.
+impl Default for PriceBook {
+    fn default() -> Self {
+        PriceBook {
+            currency: "USD".to_owned(),
+            rules: BTreeMap::new(),
+        }
+    }
 }
 
 fn number(value: &hcl::Value) -> Option<f64> {
@@ -274,6 +285,11 @@ resource "null_resource" {
         );
         assert_eq!(book.price("null_resource", &Json::Null), Ok(0.0));
         assert!(book.price("aws_lambda_function", &Json::Null).is_err());
+    }
+
+    #[test]
+    fn no_price_book_still_has_a_currency() {
+        assert_eq!(PriceBook::default().currency, "USD");
     }
 
     #[test]
