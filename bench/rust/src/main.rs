@@ -32,10 +32,7 @@ use bytes::{Buf as _, BufMut as _, Bytes};
 use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{
-    AlgorithmIdentifier, CertificateDer, InvalidSignature, PrivateKeyDer, PrivatePkcs8KeyDer,
-    ServerName, SignatureVerificationAlgorithm, UnixTime, alg_id,
-};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, BufReader};
 use tokio::process::{Child, Command};
@@ -247,52 +244,15 @@ fn client_identity() -> anyhow::Result<ClientIdentity> {
 
 /// ring's verification algorithms plus ECDSA P-521/SHA-512 (go-plugin's server
 /// certificates, e.g. hashicorp/null's, are P-521; ring cannot verify those).
+/// ring's algorithms plus P-521 (null's server certificate), shared with the
+/// provider's own verifier.
 fn algorithms() -> WebPkiSupportedAlgorithms {
     static ALGS: OnceLock<WebPkiSupportedAlgorithms> = OnceLock::new();
     *ALGS.get_or_init(|| {
-        static P521: P521Sha512 = P521Sha512;
-        static P521_ONLY: [&dyn SignatureVerificationAlgorithm; 1] = [&P521];
-        let ring = rustls::crypto::ring::default_provider().signature_verification_algorithms;
-        let mut all: Vec<&'static dyn SignatureVerificationAlgorithm> = ring.all.to_vec();
-        all.push(&P521);
-        let mut mapping: Vec<(
-            SignatureScheme,
-            &'static [&'static dyn SignatureVerificationAlgorithm],
-        )> = ring.mapping.to_vec();
-        mapping.insert(0, (SignatureScheme::ECDSA_NISTP521_SHA512, &P521_ONLY));
-        WebPkiSupportedAlgorithms {
-            all: Vec::leak(all),
-            mapping: Vec::leak(mapping),
-        }
+        provider::plugin::tls::with_p521(
+            rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        )
     })
-}
-
-#[derive(Debug)]
-struct P521Sha512;
-
-impl SignatureVerificationAlgorithm for P521Sha512 {
-    fn verify_signature(
-        &self,
-        public_key: &[u8],
-        message: &[u8],
-        signature: &[u8],
-    ) -> Result<(), InvalidSignature> {
-        use p521::ecdsa::signature::Verifier as _;
-        let key =
-            p521::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
-        let signature =
-            p521::ecdsa::Signature::from_der(signature).map_err(|_| InvalidSignature)?;
-        key.verify(message, &signature)
-            .map_err(|_| InvalidSignature)
-    }
-
-    fn public_key_alg_id(&self) -> AlgorithmIdentifier {
-        alg_id::ECDSA_P521
-    }
-
-    fn signature_alg_id(&self) -> AlgorithmIdentifier {
-        alg_id::ECDSA_SHA512
-    }
 }
 
 /// Trusts exactly the certificate from the handshake line (Terraform puts it,

@@ -102,7 +102,7 @@ pub fn server_tls(client_cert_pem: &str) -> Result<ServerTls, TlsError> {
 /// ring's verification algorithms plus ECDSA P-521/SHA-512 (the scheme of
 /// Terraform's client certificate). Built once per process; the tables must be
 /// `'static` for rustls, hence the leak of a few hundred bytes.
-fn with_p521(ring: WebPkiSupportedAlgorithms) -> WebPkiSupportedAlgorithms {
+pub fn with_p521(ring: WebPkiSupportedAlgorithms) -> WebPkiSupportedAlgorithms {
     static P521: P521Sha512 = P521Sha512;
     static P521_ONLY: [&dyn SignatureVerificationAlgorithm; 1] = [&P521];
     let mut all: Vec<&'static dyn SignatureVerificationAlgorithm> = ring.all.to_vec();
