@@ -14,8 +14,8 @@ use super::super::{Driver, DriverError, Owner, Values};
 use super::pool::{ConnectError, Pool};
 use super::sql::{
     adopted, already_exists, check_marker, check_present, connection_limit, fail, has_code,
-    list_value, marker, name, names, order_like, pg_message, quote_ident, quote_literal, string,
-    unknown_keys,
+    list_value, marker, name, names, order_like, pg_message, quote_ident, quote_literal,
+    state_name, state_string, string, unknown_keys,
 };
 
 const KIND: &str = "postgres.database";
@@ -85,18 +85,6 @@ async fn fetch(
             comment: row.try_get(5)?,
         }),
     })
-}
-
-fn state_string(state: &Values, key: &str) -> Option<String> {
-    match state.get(key) {
-        Some(hcl::Value::String(s)) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-fn state_name(state: &Values) -> Result<String, DriverError> {
-    state_string(state, "name")
-        .ok_or_else(|| DriverError::new("postgres.database: the state has no `name`"))
 }
 
 impl Database {
@@ -328,7 +316,7 @@ impl Driver for Database {
     }
 
     async fn read(&self, state: &Values) -> Result<Option<Values>, DriverError> {
-        let database = state_name(state)?;
+        let database = state_name(KIND, state)?;
         let encoding = state_string(state, "encoding").unwrap_or_else(|| "UTF8".to_owned());
         let prior = names(state, "extensions").unwrap_or_default();
         self.read_back(&database, &encoding, &prior, adopted(state))
@@ -341,7 +329,7 @@ impl Driver for Database {
         state: &Values,
         inputs: &Values,
     ) -> Result<Values, DriverError> {
-        let old = state_name(state)?;
+        let old = state_name(KIND, state)?;
         let spec = spec(inputs).map_err(|m| fail(KIND, &old, m))?;
         let new = spec.name.as_str();
         let db_error = |e: tokio_postgres::Error| fail(KIND, &old, pg_message(&e));
@@ -436,7 +424,7 @@ impl Driver for Database {
     }
 
     async fn delete(&self, owner: &Owner, state: &Values) -> Result<(), DriverError> {
-        let database = state_name(state)?;
+        let database = state_name(KIND, state)?;
         let db_error = |e: tokio_postgres::Error| fail(KIND, &database, pg_message(&e));
         {
             let mut conn = self.pool.maintenance().await?;

@@ -15,8 +15,8 @@ use super::pool::Pool;
 use super::sql::{
     adopted, already_exists, boolean, check_marker, check_present, connection_limit,
     connection_uri, fail, generate_password, has_code, list_value, marker, name, names,
-    opt_string_value, order_like, pg_message, quote_ident, quote_literal, scram_verifier, string,
-    unknown_keys,
+    opt_string_value, order_like, pg_message, quote_ident, quote_literal, scram_verifier,
+    state_name, state_string, string, unknown_keys,
 };
 
 const KIND: &str = "postgres.role";
@@ -139,18 +139,6 @@ fn scrub(error: DriverError, password: Option<&str>) -> DriverError {
         }
         _ => error,
     }
-}
-
-fn state_string(state: &Values, key: &str) -> Option<String> {
-    match state.get(key) {
-        Some(hcl::Value::String(s)) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-fn state_name(state: &Values) -> Result<String, DriverError> {
-    state_string(state, "name")
-        .ok_or_else(|| DriverError::new("postgres.role: the state has no `name`"))
 }
 
 impl Role {
@@ -283,7 +271,7 @@ impl Driver for Role {
     }
 
     async fn read(&self, state: &Values) -> Result<Option<Values>, DriverError> {
-        let role = state_name(state)?;
+        let role = state_name(KIND, state)?;
         let password = state_string(state, "password");
         let mut conn = self.pool.maintenance().await?;
         let client = conn.client()?;
@@ -319,7 +307,7 @@ impl Driver for Role {
         state: &Values,
         inputs: &Values,
     ) -> Result<Values, DriverError> {
-        let old = state_name(state)?;
+        let old = state_name(KIND, state)?;
         let spec = spec(inputs).map_err(|m| fail(KIND, &old, m))?;
         let new = spec.name.as_str();
         let old_password = state_string(state, "password").filter(|p| !p.is_empty());
@@ -424,7 +412,7 @@ impl Driver for Role {
     }
 
     async fn delete(&self, owner: &Owner, state: &Values) -> Result<(), DriverError> {
-        let role = state_name(state)?;
+        let role = state_name(KIND, state)?;
         let mut conn = self.pool.maintenance().await?;
         let client = conn.client()?;
         let db_error = |e: tokio_postgres::Error| fail(KIND, &role, pg_message(&e));

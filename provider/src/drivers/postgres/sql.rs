@@ -154,6 +154,20 @@ pub fn already_exists(kind: &str, object: &str, name: &str) -> DriverError {
 // ---------------------------------------------------------------------------
 // Input values
 
+/// A string field of a primitive's state.
+pub fn state_string(state: &Values, key: &str) -> Option<String> {
+    match state.get(key) {
+        Some(hcl::Value::String(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The object's name recorded in a primitive's state.
+pub fn state_name(kind: &str, state: &Values) -> Result<String, DriverError> {
+    state_string(state, "name")
+        .ok_or_else(|| DriverError(format!("{kind}: the state has no `name`")))
+}
+
 pub fn present<'a>(values: &'a Values, key: &str) -> Option<&'a hcl::Value> {
     match values.get(key) {
         None | Some(hcl::Value::Null) => None,
