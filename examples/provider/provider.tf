@@ -11,4 +11,13 @@ terraform {
 provider "platform" {
   # Team recorded on resources that do not set `team` themselves.
   default_team = "checkout"
+
+  # The PostgreSQL cluster the postgres.* drivers provision on. Every field
+  # falls back to its PG* environment variable (PGHOST, PGPORT, PGUSER,
+  # PGPASSWORD, PGDATABASE, PGSSLMODE); keep the password there.
+  postgres {
+    host     = "127.0.0.1"
+    port     = 5432
+    username = "platform" # needs CREATEROLE and CREATEDB
+  }
 }

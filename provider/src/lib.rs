@@ -9,6 +9,7 @@
 //! protocol) → `server` (tfplugin6 wire, one fn per RPC) → `engine` (native
 //! types, no gRPC) → `drivers` (real backends).
 
+pub mod docs;
 pub mod drivers;
 pub mod engine;
 pub mod plugin;

@@ -1,5 +1,6 @@
 //! Entry point: Terraform starts us with no arguments; `--debug` serves in
-//! reattach mode for debuggers and benchmarks.
+//! reattach mode for debuggers and benchmarks; `docs` generates the offering
+//! docs and JSON Schemas from the catalog.
 
 use std::process::ExitCode;
 
@@ -7,6 +8,8 @@ fn usage() -> &'static str {
     "terraform-provider-platform: Terraform provider for the platform catalog\n\n\
      Usage:\n  terraform-provider-platform            (started by Terraform)\n  \
      terraform-provider-platform --debug    serve for TF_REATTACH_PROVIDERS\n  \
+     terraform-provider-platform docs [--catalog DIR] [--out DIR] [--schemas DIR] [--check]\n      \
+     write the offering docs (registry layout) and JSON Schemas (see: docs --help)\n  \
      terraform-provider-platform --version\n\n\
      Environment:\n  PLATFORM_CATALOG   directory of catalog *.hcl files (default: the compiled-in examples catalog)\n  \
      TF_LOG_PROVIDER    log level on stderr (error, warn, info, debug, trace)\n"
@@ -63,6 +66,12 @@ fn main() -> ExitCode {
         Some("--version" | "-V") => {
             println!("terraform-provider-platform {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
+        }
+        // Everything else about `docs` lives in the library; the plugin path
+        // only pays for this one string comparison.
+        Some("docs") => {
+            init_logging(); // catalog warnings on stderr
+            return provider::docs::cli::main(&args[1..]);
         }
         Some("--help" | "-h") => {
             print!("{}", usage());

@@ -51,13 +51,20 @@ impl ResourcePrivate {
     }
 }
 
-/// The resource id: the values of the version's required string inputs,
-/// joined with `/` (`orders`, `shared/tenant_a`) — also what import takes.
-pub fn resource_id(version: &Version, inputs: &Values) -> Option<String> {
-    let parts: Vec<String> = version
+/// The inputs whose values form the resource (and import) id, in order: the
+/// version's required string inputs. None: the id is random and the offering
+/// cannot be imported.
+pub fn id_inputs(version: &Version) -> impl Iterator<Item = &platform_catalog::Input> {
+    version
         .inputs
         .iter()
         .filter(|i| i.default.is_none() && i.ty == platform_catalog::InputType::String)
+}
+
+/// The resource id: the values of the version's required string inputs,
+/// joined with `/` (`orders`, `shared/tenant_a`) — also what import takes.
+pub fn resource_id(version: &Version, inputs: &Values) -> Option<String> {
+    let parts: Vec<String> = id_inputs(version)
         .map(|i| match inputs.get(&i.name) {
             Some(hcl::Value::String(s)) => Some(s.clone()),
             _ => None,
@@ -68,12 +75,7 @@ pub fn resource_id(version: &Version, inputs: &Values) -> Option<String> {
 
 /// Splits an import id back into the inputs `resource_id` joined.
 pub fn inputs_from_id(version: &Version, id: &str) -> Result<Values, String> {
-    let names: Vec<&str> = version
-        .inputs
-        .iter()
-        .filter(|i| i.default.is_none() && i.ty == platform_catalog::InputType::String)
-        .map(|i| i.name.as_str())
-        .collect();
+    let names: Vec<&str> = id_inputs(version).map(|i| i.name.as_str()).collect();
     let parts: Vec<&str> = id.split('/').collect();
     if names.is_empty() || parts.len() != names.len() || parts.iter().any(|p| p.is_empty()) {
         return Err(format!(

@@ -20,8 +20,8 @@ pub fn credentials_schema() -> BlockSchema {
         kind: AttrKind::Reserved,
     };
     BlockSchema {
-        description: "Short-lived PostgreSQL credentials: a login role that is a member of `role` and \\
-                      expires after `ttl`, created when Terraform opens it and dropped when it closes. \\
+        description: "Short-lived PostgreSQL credentials: a login role that is a member of `role` and \
+                      expires after `ttl`, created when Terraform opens it and dropped when it closes. \
                       Never stored in state (Terraform 1.10 or newer)."
             .into(),
         attributes: vec![

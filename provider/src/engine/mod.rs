@@ -198,7 +198,9 @@ impl Engine {
     }
 }
 
-fn load(source: &CatalogSource) -> Result<Arc<Loaded>, Vec<Diag>> {
+/// Loads a catalog and builds its schemas; errors are the catalog's
+/// diagnostics as `file:line:col: error: …` summaries.
+pub fn load(source: &CatalogSource) -> Result<Arc<Loaded>, Vec<Diag>> {
     let (catalog, diagnostics) = match source {
         CatalogSource::Dir(dir) => platform_catalog::load_dir(dir),
         CatalogSource::Embedded => platform_catalog::load_sources(
