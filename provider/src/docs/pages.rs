@@ -92,7 +92,12 @@ pub fn index_page(
     }
     out.push('\n');
     out.push_str("## Argument Reference\n\n");
-    attribute_sections(&mut out, &schemas.provider, &|_| Extra::default(), true);
+    attribute_sections(
+        &mut out,
+        &schemas.provider,
+        &|_| Extra::default(),
+        Layout::Provider,
+    );
     Ok(out)
 }
 
@@ -122,7 +127,7 @@ pub fn resource_page(
         example_section(&mut out, "Example Usage", "terraform", &example);
     }
     let extra = |attr: &AttrSchema| resource_extra(version, attr);
-    attribute_sections(&mut out, schema, &extra, false);
+    attribute_sections(&mut out, schema, &extra, Layout::Managed);
     tiers_section(&mut out, version);
     lifecycle_section(&mut out, offering);
     import_section(&mut out, catalog, offering, type_name, examples)?;
@@ -153,6 +158,10 @@ fn resource_extra(version: &Version, attr: &AttrSchema) -> Extra {
             suffix: "See [Tiers](#tiers).".into(),
             ..Extra::default()
         },
+        AttrKind::Reserved if attr.name == "team" => Extra {
+            suffix: "A plan with neither fails.".into(),
+            ..Extra::default()
+        },
         AttrKind::Reserved if attr.name == "offering_version" => Extra {
             suffix: "See [Versions and Lifecycle](#versions-and-lifecycle).".into(),
             ..Extra::default()
@@ -181,7 +190,12 @@ pub fn plain_page(
     if let Some(example) = example {
         example_section(&mut out, "Example Usage", "terraform", &example);
     }
-    attribute_sections(&mut out, schema, &|_| Extra::default(), false);
+    let layout = if kind == "Ephemeral Resource" {
+        Layout::Ephemeral
+    } else {
+        Layout::Managed
+    };
+    attribute_sections(&mut out, schema, &|_| Extra::default(), layout);
     out
 }
 
@@ -238,13 +252,24 @@ fn example_section(out: &mut String, heading: &str, language: &str, example: &st
     ));
 }
 
+/// Whose attributes a page lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// The provider block: sections only, under the page's own heading.
+    Provider,
+    /// A resource or data source.
+    Managed,
+    /// An ephemeral resource: results never reach the state.
+    Ephemeral,
+}
+
 /// Required / Optional / Read-Only, as the registry lays them out, then the
 /// nested schemas of object-typed attributes and single nested blocks.
 fn attribute_sections(
     out: &mut String,
     schema: &BlockSchema,
     extra: &dyn Fn(&AttrSchema) -> Extra,
-    provider: bool,
+    layout: Layout,
 ) {
     let required: Vec<&AttrSchema> = schema
         .attributes
@@ -262,7 +287,7 @@ fn attribute_sections(
         .filter(|a| a.flags == Flags::Computed)
         .collect();
     let mut nested = Vec::new();
-    if !provider {
+    if layout != Layout::Provider {
         out.push_str("## Argument Reference\n\n");
     }
     if required.is_empty() && optional.is_empty() && schema.blocks.is_empty() {
@@ -290,10 +315,18 @@ fn attribute_sections(
         out.push('\n');
     }
     if !computed.is_empty() {
-        out.push_str(if provider {
-            "### Read-Only\n\n"
-        } else {
-            "## Attribute Reference\n\nIn addition to the arguments above, these attributes are exported:\n\n"
+        let has_arguments = !required.is_empty() || !optional.is_empty();
+        out.push_str(match layout {
+            Layout::Provider => "### Read-Only\n\n",
+            Layout::Ephemeral => {
+                "## Attribute Reference\n\nIn addition to the arguments above, these attributes \
+                 are available while it is open; they are never stored in the state:\n\n"
+            }
+            Layout::Managed if has_arguments => {
+                "## Attribute Reference\n\nIn addition to the arguments above, these attributes \
+                 are exported:\n\n"
+            }
+            Layout::Managed => "## Attribute Reference\n\nThese attributes are exported:\n\n",
         });
         for attr in &computed {
             attribute_line(out, attr, &extra(attr), "nestedatt-", &mut nested);
@@ -590,7 +623,8 @@ fn lifecycle_section(out: &mut String, offering: &Offering) {
     out.push_str("## Versions and Lifecycle\n\n");
     out.push_str(
         "Each instance records its catalog version in `offering_version`. Dates are checked at \
-         plan time against today's date (UTC), inclusive.\n\n",
+         plan time against today's date (UTC) and are inclusive; `PLATFORM_TODAY=YYYY-MM-DD` \
+         previews a later day.\n\n",
     );
     out.push_str("| Version | Status | New instances until | Updates until | Successor |\n");
     out.push_str("|---------|--------|---------------------|---------------|-----------|\n");

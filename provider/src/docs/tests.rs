@@ -153,7 +153,7 @@ fn guardrails_defaults_and_flags() {
 - `size` (Number) Partitions. Defaults to `4`.
   - At least 1.
   - Can only grow: numbers may not decrease, collections may only gain elements, other values may not change (a shrinking change is a plan error).
-- `team` (String) Owning team (cost and policy attribution). Defaults to the provider's default_team.
+- `team` (String) Owning team (cost and policy attribution). Defaults to the provider's default_team. A plan with neither fails.
 - `tier` (String) Service tier, one of: dev, prod. Defaults to dev. See [Tiers](#tiers).
 - `token` (String, Sensitive) Has a default (sensitive, not shown).
   - Changing it replaces the instance.",
@@ -451,5 +451,78 @@ fn args() {
     assert_eq!(
         parse(&["--check=yes"]),
         Err("unknown argument \"--check=yes\"".to_owned())
+    );
+}
+
+fn example_catalog_pages() -> Generated {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let embedded = load(&CatalogSource::Embedded).unwrap_or_else(|e| panic!("{e:?}"));
+    generate(&embedded, &Examples::dir(examples)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn index_documents_the_provider_block() {
+    let generated = example_catalog_pages();
+    let index = &generated.pages["index.md"];
+    // The example comes from examples/provider/provider.tf, verbatim.
+    assert_block(index, "  postgres {\n    host     = \"127.0.0.1\"");
+    assert_block(
+        index,
+        "| [platform_postgres_database](resources/postgres_database.md) | PostgreSQL database | data-platform (#data-platform) | 1.2.0 (current) | `small` 25 USD per month, `standard` 140 USD per month |",
+    );
+    assert_block(
+        index,
+        "### Optional
+
+- `default_team` (String) Team recorded on resources that set no `team`.
+- `postgres` (Block, Optional) Connection to the PostgreSQL cluster the postgres.* drivers provision on. Unset fields fall back to the PG* environment variables. (see [below for nested schema](#nestedblock--postgres))
+
+<a id=\"nestedblock--postgres\"></a>
+### Nested Schema for `postgres`
+
+Optional:
+
+- `database` (String) Maintenance database to connect to (else PGDATABASE, else postgres).
+- `host` (String) Host name, IP address or unix socket directory (else PGHOST).
+- `password` (String, Sensitive) Password of that role (else PGPASSWORD).",
+    );
+}
+
+#[test]
+fn data_source_and_ephemeral_pages() {
+    let generated = example_catalog_pages();
+    let offering = &generated.pages["data-sources/offering.md"];
+    assert_block(
+        offering,
+        "- `tiers` (List of Object) Tiers of the current version with their prices. (see [below for nested schema](#nestedatt--tiers))",
+    );
+    assert_block(
+        offering,
+        "<a id=\"nestedatt--tiers\"></a>
+### Nested Schema for `tiers`
+
+Read-Only:
+
+- `amount` (Number)
+- `currency` (String)
+- `name` (String)
+- `requires_approval` (Boolean)
+- `unit` (String)",
+    );
+    let catalog = &generated.pages["data-sources/catalog.md"];
+    assert_block(catalog, "This has no arguments.");
+    assert_block(catalog, "These attributes are exported:");
+    assert_block(
+        catalog,
+        "<a id=\"nestedatt--offerings--versions\"></a>\n### Nested Schema for `offerings.versions`",
+    );
+    let credentials = &generated.pages["ephemeral-resources/postgres_credentials.md"];
+    assert_block(
+        credentials,
+        "- `uri` (String, Sensitive) postgres:// connection URI with the password.",
+    );
+    assert_block(
+        credentials,
+        "ephemeral \"platform_postgres_credentials\" \"ci\" {",
     );
 }
