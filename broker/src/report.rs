@@ -123,6 +123,11 @@ pub fn text(report: &Report) -> String {
 
 /// One PR comment: the summary first, the details collapsed, never longer
 /// than [`MARKDOWN_LIMIT`] — the details are cut, the summary never is.
+///
+/// The summary is the verdict, the counts, the cost line and one line per
+/// policy rule that fired (with how many findings); the table of individual
+/// findings gets at most half of the remaining room, then the change list and
+/// the full plan share the rest.
 pub fn markdown(report: &Report, details: &str) -> String {
     let cost = &report.cost;
     let mut head = String::new();
@@ -143,43 +148,240 @@ pub fn markdown(report: &Report, details: &str) -> String {
             String::new()
         },
     ));
-    if !report.findings.is_empty() || report.policy_error.is_some() {
-        head.push_str("| policy | rule | resource | message |\n|---|---|---|---|\n");
-        if let Some(error) = &report.policy_error {
-            head.push_str(&format!(
-                "| error | – | – | evaluation failed (denied): {} |\n",
-                error.replace('|', "\\|")
-            ));
+    if let Some(error) = &report.policy_error {
+        head.push_str(&format!(
+            "Policy evaluation failed, the run is denied (fail closed): {}\n\n",
+            one_line(error, 500)
+        ));
+    }
+    // Policy verdicts, one line per rule: always kept.
+    let mut per_rule: Vec<(&Finding, usize)> = Vec::new();
+    for f in &report.findings {
+        match per_rule
+            .iter_mut()
+            .find(|(g, _)| g.set == f.set && g.rule == f.rule)
+        {
+            Some((_, n)) => *n += 1,
+            None => per_rule.push((f, 1)),
         }
+    }
+    for (f, n) in &per_rule {
+        head.push_str(&format!(
+            "- {:?} `{}` ({}, {:?}): {} finding{}\n",
+            f.severity,
+            f.rule,
+            f.set,
+            f.enforcement,
+            n,
+            if *n == 1 { "" } else { "s" }
+        ));
+    }
+    if !per_rule.is_empty() {
+        head.push('\n');
+    }
+
+    let open = "<details><summary>Full plan</summary>\n\n";
+    let close = "\n</details>\n";
+    let reserve = 200; // the cut notes
+    let mut room = MARKDOWN_LIMIT.saturating_sub(head.len() + open.len() + close.len() + reserve);
+
+    if !report.findings.is_empty() {
+        let mut table = String::from("| policy | rule | resource | message |\n|---|---|---|---|\n");
+        let budget = room / 2;
+        let mut shown = 0;
         for f in &report.findings {
-            head.push_str(&format!(
+            let row = format!(
                 "| {:?} ({:?}) | `{}` | `{}` | {} |\n",
                 f.severity,
                 f.enforcement,
                 f.rule,
                 f.address.as_deref().unwrap_or("–"),
-                f.message.replace('|', "\\|")
+                one_line(&f.message, 1000).replace('|', "\\|")
+            );
+            if table.len() + row.len() > budget {
+                break;
+            }
+            table.push_str(&row);
+            shown += 1;
+        }
+        if shown < report.findings.len() {
+            table.push_str(&format!(
+                "\n…and {} more findings (all of them are in the run's report.json)\n",
+                report.findings.len() - shown
             ));
         }
-        head.push('\n');
+        table.push('\n');
+        room = room.saturating_sub(table.len());
+        head.push_str(&table);
     }
     let mut body = String::new();
     for change in &report.changes {
         body.push_str(&format!("- `{}` {}\n", change.action, change.address));
     }
     body.push_str("\n```json\n");
+    let fence_open = body.len();
     body.push_str(details);
     body.push_str("\n```\n");
-    let open = "<details><summary>Full plan</summary>\n\n";
-    let close = "\n</details>\n";
-    let room = MARKDOWN_LIMIT.saturating_sub(head.len() + open.len() + close.len() + 64);
     if body.len() > room {
         let mut cut = room;
         while cut > 0 && !body.is_char_boundary(cut) {
             cut -= 1;
         }
         body.truncate(cut);
-        body.push_str("\n```\n…(truncated; the full report is in the run's report.json)\n");
+        if cut >= fence_open {
+            body.push_str("\n```");
+        }
+        body.push_str("\n…(truncated; the full report is in the run's report.json)\n");
     }
     format!("{head}{open}{body}{close}")
+}
+
+/// `text` on one line (a table cell), at most `max` bytes.
+fn one_line(text: &str, max: usize) -> String {
+    let mut line = text.replace(['\n', '\r'], " ");
+    if line.len() > max {
+        let mut cut = max;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push('…');
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Enforcement, Severity};
+
+    fn report(changes: usize, findings: usize) -> Report {
+        Report {
+            run: "20261129T120000Z-abcd".into(),
+            identity_digest: "sha256:00".into(),
+            counts: Counts {
+                add: changes,
+                ..Counts::default()
+            },
+            changes: (0..changes)
+                .map(|i| Change {
+                    address: format!("platform_postgres_database.d[{i}]"),
+                    action: "create".into(),
+                    attributes: vec![],
+                })
+                .collect(),
+            cost: CostReport {
+                currency: "USD".into(),
+                monthly_before: 0.0,
+                monthly_after: 25.0 * changes as f64,
+                monthly_delta: 25.0 * changes as f64,
+                resources: vec![],
+                n_unpriced: 0,
+            },
+            findings: (0..findings)
+                .map(|i| Finding {
+                    rule: if i % 2 == 0 {
+                        "deny_premium_tier"
+                    } else {
+                        "warn_unpriced"
+                    }
+                    .into(),
+                    severity: if i % 2 == 0 {
+                        Severity::Deny
+                    } else {
+                        Severity::Warn
+                    },
+                    set: "soft".into(),
+                    enforcement: Enforcement::SoftMandatory,
+                    address: Some(format!("platform_postgres_database.d[{i}]")),
+                    message: format!("finding {i} | with a pipe\nand a newline"),
+                    excepted_by: None,
+                })
+                .collect(),
+            policy_error: None,
+            verdict: "needs approval".into(),
+            exit_code: 4,
+        }
+    }
+
+    fn details(n: usize) -> String {
+        let mut s = String::from("{\"resource_changes\": [");
+        for i in 0..n {
+            s.push_str(&format!("{{\"address\": \"d[{i}]\", \"note\": \"é ✓\"}},"));
+        }
+        s.push_str("]}");
+        s
+    }
+
+    fn assert_bounded(md: &str) {
+        assert!(
+            md.chars().count() <= MARKDOWN_LIMIT,
+            "{} chars",
+            md.chars().count()
+        );
+        assert!(md.len() <= MARKDOWN_LIMIT, "{} bytes", md.len());
+        assert!(md.ends_with("</details>\n"));
+    }
+
+    #[test]
+    fn small_report_is_complete() {
+        let r = report(3, 2);
+        let md = markdown(&r, &details(3));
+        assert_bounded(&md);
+        assert!(
+            md.starts_with("### platform-broker plan `20261129T120000Z-abcd`: **needs approval**")
+        );
+        assert!(md.contains("**3 to add, 0 to change, 0 to replace, 0 to destroy**"));
+        assert!(md.contains("Monthly cost: $0.00 → $75.00 (**+$75.00**)"));
+        assert!(md.contains("- Deny `deny_premium_tier` (soft, SoftMandatory): 1 finding\n"));
+        assert!(md.contains("| Deny (SoftMandatory) | `deny_premium_tier` | `platform_postgres_database.d[0]` | finding 0 \\| with a pipe and a newline |"));
+        assert!(md.contains("\"address\": \"d[2]\""));
+        assert!(!md.contains("truncated"));
+        assert!(!md.contains("more findings"));
+    }
+
+    #[test]
+    fn huge_plan_is_cut_and_the_summary_kept() {
+        let r = report(20_000, 4);
+        let md = markdown(&r, &details(20_000));
+        assert_bounded(&md);
+        assert!(md.contains("**20000 to add, 0 to change"));
+        assert!(md.contains("Monthly cost: $0.00 → $500000.00"));
+        assert!(md.contains("- Warn `warn_unpriced` (soft, SoftMandatory): 2 findings\n"));
+        assert!(md.contains("…(truncated; the full report is in the run's report.json)"));
+        // Cut inside the change list: no stray code fence is opened.
+        assert_eq!(md.matches("```").count() % 2, 0);
+    }
+
+    #[test]
+    fn cut_inside_the_json_closes_its_fence() {
+        let r = report(10, 0);
+        let md = markdown(&r, &details(10_000));
+        assert_bounded(&md);
+        assert!(md.contains("```json\n"));
+        assert!(md.contains("truncated"));
+        assert_eq!(md.matches("```").count() % 2, 0);
+    }
+
+    #[test]
+    fn thousands_of_findings_keep_the_per_rule_summary() {
+        let r = report(5_000, 5_000);
+        let md = markdown(&r, &details(5_000));
+        assert_bounded(&md);
+        assert!(md.contains("- Deny `deny_premium_tier` (soft, SoftMandatory): 2500 findings\n"));
+        assert!(md.contains("- Warn `warn_unpriced` (soft, SoftMandatory): 2500 findings\n"));
+        assert!(md.contains("more findings (all of them are in the run's report.json)"));
+        let rows = md.matches("| Deny (SoftMandatory) |").count()
+            + md.matches("| Warn (SoftMandatory) |").count();
+        assert!(rows > 10 && rows < 5_000, "{rows} rows");
+    }
+
+    #[test]
+    fn policy_error_is_in_the_summary() {
+        let mut r = report(1, 0);
+        r.policy_error = Some("time limit of 2s exceeded in soft/deny_x\nsecond line".into());
+        r.verdict = "denied".into();
+        let md = markdown(&r, "{}");
+        assert!(md.contains("Policy evaluation failed, the run is denied (fail closed): time limit of 2s exceeded in soft/deny_x second line\n"));
+    }
 }
