@@ -14,3 +14,6 @@ pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod tf;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

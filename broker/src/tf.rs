@@ -1023,9 +1023,14 @@ mod tests {
             "{ctx}: {meta:?}"
         );
         // The local fast path agrees with `state pull`, in every workspace.
-        assert_eq!(tf.local_state_path(), Some(dir.join("terraform.tfstate")), "{ctx}");
         assert_eq!(
-            tf.state_meta_pulled().unwrap_or_else(|e| panic!("{ctx}: {e}")),
+            tf.local_state_path(),
+            Some(dir.join("terraform.tfstate")),
+            "{ctx}"
+        );
+        assert_eq!(
+            tf.state_meta_pulled()
+                .unwrap_or_else(|e| panic!("{ctx}: {e}")),
             Some(meta.clone()),
             "{ctx}"
         );
@@ -1042,7 +1047,8 @@ mod tests {
         );
         assert_eq!(
             tf.state_meta().unwrap_or_else(|e| panic!("{ctx}: {e}")),
-            tf.state_meta_pulled().unwrap_or_else(|e| panic!("{ctx}: {e}")),
+            tf.state_meta_pulled()
+                .unwrap_or_else(|e| panic!("{ctx}: {e}")),
             "{ctx}: new workspace"
         );
         ws(&["workspace", "select", "default"]);
