@@ -14,13 +14,13 @@ provider "platform" {
   default_team = "checkout"
 }
 
-resource "platform_postgres_database" "orders" {
+resource "platform_postgres_database" "orders_db" {
   name = "orders"
   tier = "small"
 }
 
 resource "platform_postgres_schema" "app" {
-  database = platform_postgres_database.orders.name
+  database = platform_postgres_database.orders_db.name
   name     = "app"
 }
 
@@ -31,7 +31,7 @@ module "analytics" {
   team     = "analytics"
   sources = {
     orders = {
-      database = platform_postgres_database.orders.name
+      database = platform_postgres_database.orders_db.name
       schema   = platform_postgres_schema.app.name
     }
   }
