@@ -149,7 +149,7 @@ fn data_sources_return_catalog_prices() {
         assert_contains_norm(
             &bad,
             ctx,
-            r#"The catalog has no offering "redis"; offerings: postgres_database, postgres_schema."#,
+            r#"The catalog has no offering "redis"; offerings: postgres_access, postgres_database, postgres_schema."#,
         );
         let line = line_of(&bad_tf, "name = \"redis\"");
         assert_contains_norm(
