@@ -73,7 +73,11 @@ fn data_sources_return_catalog_prices() {
         );
         assert_eq!(
             json["resource_types"]["value"],
-            serde_json::json!(["platform_postgres_database", "platform_postgres_schema"]),
+            serde_json::json!([
+                "platform_postgres_access",
+                "platform_postgres_database",
+                "platform_postgres_schema"
+            ]),
             "{ctx}"
         );
         let digest = json["digest"]["value"].as_str().unwrap_or_default();
@@ -145,7 +149,7 @@ fn data_sources_return_catalog_prices() {
         assert_contains_norm(
             &bad,
             ctx,
-            r#"The catalog has no offering "redis"; offerings: postgres_database, postgres_schema."#,
+            r#"The catalog has no offering "redis"; offerings: postgres_access, postgres_database, postgres_schema."#,
         );
         let line = line_of(&bad_tf, "name = \"redis\"");
         assert_contains_norm(

@@ -25,6 +25,10 @@ const EXAMPLES: &[Example] = &[
         type_name: "platform_postgres_schema",
         names: &[("shared", "acc_ex_sh"), ("analyst", "acc_ex_rd")],
     },
+    Example {
+        type_name: "platform_postgres_access",
+        names: &[("orders", "acc_ex_ac")],
+    },
 ];
 
 fn read(path: &Path) -> String {
@@ -146,6 +150,14 @@ fn prepare(ctx: &str, type_name: &str, names: &[(&str, String)], id: &str) {
             psql(&maintenance_db(), &format!("CREATE DATABASE \"{shared}\""));
             psql(&maintenance_db(), &format!("CREATE ROLE \"{reader}\""));
         }
+        "platform_postgres_access" => {
+            let db = &names[0].1;
+            assert_eq!(id, format!("{db}/app/reporting"), "{ctx} import id");
+            drop_databases(&[db]);
+            drop_roles(&[&format!("{db}_reporting")]);
+            psql(&maintenance_db(), &format!("CREATE DATABASE \"{db}\""));
+            psql(db, "CREATE SCHEMA app");
+        }
         other => panic!("no preparation for example {other}"),
     }
 }
@@ -183,6 +195,21 @@ fn check_made(ctx: &str, type_name: &str, names: &[(&str, String)], id: &str) {
                 "{ctx} reader {reader} has no USAGE on tenant_a"
             );
         }
+        "platform_postgres_access" => {
+            let db = &names[0].1;
+            let role = format!("{db}_reporting");
+            let row = pg::role(&role).unwrap_or_else(|| panic!("{ctx} role {role} missing"));
+            assert!(row.can_login, "{ctx} {role} cannot log in");
+            assert_eq!(row.comment, marker("postgres_access", id, "role"), "{ctx}");
+            assert!(
+                has_schema_privilege(db, &role, "app", "USAGE"),
+                "{ctx} {role} has no USAGE on app"
+            );
+            assert!(
+                !has_schema_privilege(db, &role, "app", "CREATE"),
+                "{ctx} {role} may create in app"
+            );
+        }
         other => panic!("no checks for example {other}"),
     }
 }
@@ -210,6 +237,15 @@ fn check_gone(ctx: &str, type_name: &str, names: &[(&str, String)], id: &str) {
             assert!(marked_schemas(shared, id).is_empty(), "{ctx}");
             drop_databases(&[shared]);
             drop_roles(&[reader]);
+        }
+        "platform_postgres_access" => {
+            let db = &names[0].1;
+            assert_eq!(
+                pg::role(&format!("{db}_reporting")),
+                None,
+                "{ctx} role left"
+            );
+            drop_databases(&[db]);
         }
         other => panic!("no checks for example {other}"),
     }

@@ -12,6 +12,7 @@ mod examples;
 mod guardrails;
 mod lifecycle;
 mod mirror;
+mod modules;
 mod nodriver;
 mod pg;
 mod postgres;

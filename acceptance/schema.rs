@@ -86,7 +86,11 @@ fn providers_schema_lists_every_offering() {
         resources.sort();
         assert_eq!(
             resources,
-            ["platform_postgres_database", "platform_postgres_schema"],
+            [
+                "platform_postgres_access",
+                "platform_postgres_database",
+                "platform_postgres_schema"
+            ],
             "{ctx}"
         );
 

@@ -5,6 +5,7 @@
 //! Run: `cargo build -p terraform-provider-platform && TF_ACC=1 cargo test -p platform-broker --test acceptance`
 
 mod acc;
+mod tour;
 
 use acc::*;
 use serde_json::Value as Json;

@@ -166,3 +166,95 @@ offering "postgres_schema" {
     }
   }
 }
+
+offering "postgres_access" {
+  title       = "PostgreSQL schema access"
+  description = "A login role with read or read-write access to one schema's tables, now and later."
+  owner {
+    team    = "data-platform"
+    contact = "#data-platform"
+  }
+
+  version "1.0.0" {
+    status = "current"
+
+    input "database" {
+      type        = string
+      description = "The database the schema lives in; also prefixes the role's name."
+      pattern     = "^[a-z][a-z0-9_]{2,40}$"
+      on_change   = "reject"
+    }
+    input "schema" {
+      type        = string
+      description = "The schema to grant access to (it must exist)."
+      pattern     = "^[a-z][a-z0-9_]{2,40}$"
+      on_change   = "replace"
+    }
+    input "name" {
+      type        = string
+      description = "Role name suffix: the role is <database>_<name>."
+      pattern     = "^[a-z][a-z0-9_]{1,30}$"
+      on_change   = "replace"
+    }
+    input "access" {
+      type        = string
+      description = "\"read\" (USAGE, SELECT) or \"write\" (read plus INSERT, UPDATE, DELETE)."
+      default     = "read"
+      enum        = ["read", "write"]
+      on_change   = "update"
+    }
+    input "connection_limit" {
+      type        = number
+      description = "Maximum concurrent connections of the role."
+      default     = 10
+      min         = 1
+      max         = 200
+      on_change   = "update"
+    }
+    input "member_of" {
+      type        = list(string)
+      description = "Existing group roles the role joins, e.g. a schema's owner role so migrations can SET ROLE to it."
+      default     = []
+      pattern     = "^[a-z][a-z0-9_]*$"
+    }
+
+    tier "included" {
+      price {
+        amount = 0
+        unit   = "month"
+      }
+    }
+
+    compose {
+      primitive "role" {
+        driver = "postgres.role"
+        inputs = {
+          name             = "${input.database}_${input.name}"
+          login            = true
+          connection_limit = input.connection_limit
+          member_of        = input.member_of
+          database         = input.database
+        }
+      }
+      primitive "grant" {
+        driver = "postgres.grant"
+        inputs = {
+          database   = input.database
+          schema     = input.schema
+          roles      = [primitive.role.outputs.name]
+          privileges = input.access
+        }
+      }
+    }
+
+    output "role" {
+      description = "Name of the login role."
+      value       = primitive.role.outputs.name
+    }
+    output "connection_uri" {
+      description = "Connection URI of the role, password included."
+      value       = primitive.role.outputs.uri
+      sensitive   = true
+    }
+  }
+}

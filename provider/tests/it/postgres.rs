@@ -579,6 +579,132 @@ async fn schema_and_grant_with_out_of_band_revoke() {
         .expect("drop owner");
 }
 
+/// Terraform applies sibling resources in parallel: several grants on ONE
+/// schema (e.g. a read-write and a read-only role of modules/service-database)
+/// are created and deleted at the same time. Each must succeed; PostgreSQL
+/// would otherwise fail one with "tuple concurrently updated".
+#[tokio::test]
+async fn concurrent_grants_on_one_schema() {
+    let Some(kit) = kit() else { return };
+    let res = unique("cres");
+    let schema_owner = unique("csowner");
+    let owner_state = kit
+        .role
+        .create(
+            &owner(&res, "owner"),
+            &role_inputs(&schema_owner, false, -1),
+        )
+        .await
+        .expect("owner");
+    let db = unique("cdb");
+    let db_state = kit
+        .database
+        .create(
+            &owner(&res, "db"),
+            &values(&[
+                ("name", db.clone().into()),
+                ("owner", schema_owner.clone().into()),
+            ]),
+        )
+        .await
+        .expect("database");
+    let schema = unique("capp");
+    let schema_state = kit
+        .schema
+        .create(
+            &owner(&res, "schema"),
+            &values(&[
+                ("database", db.clone().into()),
+                ("name", schema.clone().into()),
+                ("owner", schema_owner.clone().into()),
+            ]),
+        )
+        .await
+        .expect("schema");
+
+    const N: usize = 8;
+    let mut roles = Vec::new();
+    for i in 0..N {
+        let name = unique(&format!("cr{i}"));
+        let state = kit
+            .role
+            .create(
+                &owner(&res, &format!("r{i}")),
+                &role_inputs(&name, true, -1),
+            )
+            .await
+            .expect("role");
+        roles.push((name, state));
+    }
+    let grant_inputs = |role: &str, i: usize| {
+        values(&[
+            ("database", db.clone().into()),
+            ("schema", schema.clone().into()),
+            ("roles", vec![role.to_owned()].into()),
+            (
+                "privileges",
+                if i % 2 == 0 { "write" } else { "read" }.into(),
+            ),
+        ])
+    };
+
+    let mut tasks = Vec::new();
+    for (i, (role, _)) in roles.iter().enumerate() {
+        let (grant, o, inputs) = (
+            kit.grant.clone(),
+            owner(&res, &format!("g{i}")),
+            grant_inputs(role, i),
+        );
+        tasks.push(tokio::spawn(async move { grant.create(&o, &inputs).await }));
+    }
+    let mut states = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let state = task
+            .await
+            .expect("task")
+            .unwrap_or_else(|e| panic!("concurrent grant {i}: {e}"));
+        assert_eq!(list(&state, "roles"), [roles[i].0.as_str()]);
+        states.push(state);
+    }
+    for state in &states {
+        let read = kit.grant.read(state).await.expect("read").expect("schema");
+        assert_eq!(
+            &read, state,
+            "every grant holds after the concurrent creates"
+        );
+    }
+
+    let mut tasks = Vec::new();
+    for (i, state) in states.into_iter().enumerate() {
+        let (grant, o) = (kit.grant.clone(), owner(&res, &format!("g{i}")));
+        tasks.push(tokio::spawn(async move { grant.delete(&o, &state).await }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        task.await
+            .expect("task")
+            .unwrap_or_else(|e| panic!("concurrent revoke {i}: {e}"));
+    }
+    // Every privilege is gone, so every role drops.
+    for (i, (_, state)) in roles.iter().enumerate() {
+        kit.role
+            .delete(&owner(&res, &format!("r{i}")), state)
+            .await
+            .expect("drop role after the revokes");
+    }
+    kit.schema
+        .delete(&owner(&res, "schema"), &schema_state)
+        .await
+        .expect("drop schema");
+    kit.database
+        .delete(&owner(&res, "db"), &db_state)
+        .await
+        .expect("drop db");
+    kit.role
+        .delete(&owner(&res, "owner"), &owner_state)
+        .await
+        .expect("drop owner");
+}
+
 #[tokio::test]
 async fn unmarked_objects_are_refused_until_imported() {
     let Some(kit) = kit() else { return };

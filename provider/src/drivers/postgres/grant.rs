@@ -215,6 +215,23 @@ async fn existing_roles(
 }
 
 /// GRANT (or REVOKE) `privileges` on `schema` to (from) `role`.
+/// Serialises grant changes on one schema: two resources granting on the same
+/// schema at once (Terraform applies them in parallel) would otherwise both
+/// update its ACL and default-privilege rows, and one would fail with "tuple
+/// concurrently updated". Held until the transaction ends.
+async fn lock_schema(
+    client: &impl GenericClient,
+    schema: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "SELECT pg_advisory_xact_lock(hashtext('platform-provider.postgres.grant'), hashtext($1))",
+            &[&schema],
+        )
+        .await
+        .map(|_| ())
+}
+
 fn statements(
     schema: &str,
     owner: &str,
@@ -318,6 +335,7 @@ impl Grant {
             .await
             .map_err(db_error)?;
         let tx = client.transaction().await.map_err(db_error)?;
+        lock_schema(&tx, &spec.schema).await.map_err(db_error)?;
         for role in &roles {
             for sql in statements(&spec.schema, &owner, role, &spec.privileges, false) {
                 tx.batch_execute(&sql).await.map_err(db_error)?;
@@ -360,6 +378,7 @@ impl Grant {
             .await
             .map_err(db_error)?;
         let tx = client.transaction().await.map_err(db_error)?;
+        lock_schema(&tx, &spec.schema).await.map_err(db_error)?;
         for (role, privileges) in revoke_from
             .iter()
             .filter(|(role, _)| still_there.contains(role))
