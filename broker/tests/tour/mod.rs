@@ -398,7 +398,7 @@ fn readme_first_block_is_the_two_commands() {
 
 /// Copies what the tour needs (modules/ and examples/) into `to`.
 fn copy_repo_subset(to: &Path) {
-    for dir in ["modules", "examples"] {
+    for dir in ["modules", "examples", "docs"] {
         let from = repo_root().join(dir);
         for f in files_under(&from) {
             let rel = f.strip_prefix(&from).expect("prefix");
