@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub(crate) use config::parse_duration;
 pub use config::{DEFAULT_TIMEOUT, PolicyConfig};
 pub use engine::{INPUT_VERSION, Policies, TestReport, run_tests};
 
