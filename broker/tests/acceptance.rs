@@ -733,9 +733,7 @@ fn budget_without_access_warns_and_skips() {
         w.write_config("standard", 20);
 
         // Endpoint unreachable: a loopback port nothing listens on.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = closed.local_addr().expect("addr").port();
-        drop(closed);
+        let port = closed_port();
         let config = budget_config(&w, "down", &format!("http://127.0.0.1:{port}"), "team");
         let started = std::time::Instant::now();
         let r = w.plan(&["--config", &config]);
@@ -772,5 +770,99 @@ fn budget_without_access_warns_and_skips() {
         let r = w.plan(&["--config", &config]);
         r.expect(&ctx, 2)
             .expect_contains(&ctx, "budget check skipped: actual spend is unavailable");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 8. the webhook audit sink through the CLI: spooled while down, flushed later
+
+#[test]
+fn webhook_spools_while_down_and_flush_delivers_in_order() {
+    require_acc!();
+    for tf in terraform_bins() {
+        let mut w = World::new("webhook", &tf);
+        let ctx = w.ctx.clone();
+        let secret = format!("whsec-{}", random_hex());
+        w.set_env("PLATFORM_ACC_WEBHOOK_SECRET", &secret);
+        w.write_config("small", 20);
+        let port = closed_port();
+        let config = w.write(
+            "broker-webhook.hcl",
+            &format!(
+                r#"audit {{
+  webhook "siem" {{
+    url        = "http://127.0.0.1:{port}/hooks/audit"
+    secret_env = "PLATFORM_ACC_WEBHOOK_SECRET"
+    attempts   = 2
+    timeout    = "2s"
+  }}
+}}
+"#
+            ),
+        );
+        let config = config.to_str().expect("utf8");
+
+        // Down: the plan still succeeds (the file log is the record) and says
+        // where the event waits.
+        let r = w.plan(&["--config", config]);
+        r.expect(&ctx, 2)
+            .expect_contains(&ctx, "audit webhook \"siem\"")
+            .expect_contains(&ctx, "1 event(s) kept in the spool");
+        let r = w.broker(&["--config", config, "audit", "flush"]);
+        r.expect(&ctx, 1)
+            .expect_contains(&ctx, "delivered 0, 1 pending");
+        // Without its secret the webhook is a configuration error that
+        // names the variable, not a value.
+        w.unset_env("PLATFORM_ACC_WEBHOOK_SECRET");
+        let r = w.broker(&["--config", config, "audit", "flush"]);
+        r.expect(&ctx, 1).expect_contains(
+            &ctx,
+            "PLATFORM_ACC_WEBHOOK_SECRET (its HMAC secret) is not set",
+        );
+        w.set_env("PLATFORM_ACC_WEBHOOK_SECRET", &secret);
+
+        // Up: `audit flush` delivers the backlog; the next plan's event goes
+        // straight through, after it.
+        let server = HookServer::start(port);
+        let r = w.broker(&["--config", config, "audit", "flush"]);
+        r.expect(&ctx, 0)
+            .expect_contains(&ctx, "delivered 1, 0 pending");
+        w.plan(&["--config", config]).expect(&ctx, 2);
+
+        let received = server.received.lock().expect("lock").clone();
+        let log = read(&w.home.join("audit.log"));
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(received.len(), 2, "{ctx}: {received:?}");
+        assert_eq!(lines.len(), 2, "{ctx}: {log}");
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+        for ((headers, body), line) in received.iter().zip(&lines) {
+            assert_eq!(
+                body,
+                line.as_bytes(),
+                "{ctx}: delivered out of order or altered"
+            );
+            let signature = headers
+                .iter()
+                .find(|(k, _)| k == "x-platform-signature")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("{ctx}: unsigned: {headers:?}"));
+            let hex = signature.strip_prefix("sha256=").expect("sha256=");
+            let tag: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+                .collect();
+            ring::hmac::verify(&key, body, &tag)
+                .unwrap_or_else(|_| panic!("{ctx}: signature does not verify"));
+        }
+        // The secret is nowhere the broker writes.
+        for f in files_under(&w.home) {
+            let bytes = std::fs::read(&f).expect("read");
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(&secret),
+                "{ctx}: secret in {}",
+                f.display()
+            );
+        }
+        w.broker(&["audit", "verify"]).expect(&ctx, 0);
     }
 }
