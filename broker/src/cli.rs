@@ -321,6 +321,9 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
         std::fs::canonicalize(&args.dir).with_context(|| format!("{}", args.dir.display()))?;
     let home = global.home(&dir);
     let loaded = load_inputs(&args.inputs)?;
+    // Opened before terraform runs, so a misconfigured sink (say, a missing
+    // webhook secret) fails fast.
+    let mut audit = open_audit(global, &home)?;
     let tf = Terraform::find(global.terraform.as_deref(), &dir)?;
     let mut say = progress;
     tf.init_if_needed(&mut say)?;
@@ -444,7 +447,6 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
     if let Some(path) = &args.junit {
         std::fs::write(path, policy::report::junit(&findings))?;
     }
-    let mut audit = open_audit(global, &home)?;
     audit.append(
         "dev.platform.broker.plan",
         Some(&workspace),
@@ -480,9 +482,7 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
 fn today() -> Result<time::Date> {
     match std::env::var("PLATFORM_TODAY") {
         Ok(text) if !text.trim().is_empty() => {
-            let format = time::macros::format_description!("[year]-[month]-[day]");
-            time::Date::parse(text.trim(), &format)
-                .with_context(|| format!("PLATFORM_TODAY={text:?} is not YYYY-MM-DD"))
+            policy::parse_date(&text).map_err(|e| anyhow::anyhow!("PLATFORM_TODAY: {e}"))
         }
         _ => Ok(now().date()),
     }

@@ -651,7 +651,7 @@ impl Parser<'_> {
                 "spool" => spool = Some(base.join(self.string(attr)?)),
                 "timeout" => timeout = self.duration(attr)?,
                 "attempts" => match self.literal(attr)? {
-                    Literal::Number(n) if n >= 1.0 && n <= 10.0 && n.fract() == 0.0 => {
+                    Literal::Number(n) if (1.0..=10.0).contains(&n) && n.fract() == 0.0 => {
                         attempts = n as u32;
                     }
                     _ => {

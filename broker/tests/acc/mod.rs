@@ -488,9 +488,12 @@ pub fn finish(child: Child, shown: String) -> Run {
     Run::from_output(shown, out)
 }
 
+/// A policy set for [`write_policy`]: (name, enforcement, [(file, rego)]).
+pub type SetSpec<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 /// A policy configuration under `<root>/policy/`: returns the `policy.hcl`.
 /// `sets`: (name, enforcement, [(file, rego)]).
-pub fn write_policy(w: &World, dir: &str, sets: &[(&str, &str, &[(&str, &str)])]) -> PathBuf {
+pub fn write_policy(w: &World, dir: &str, sets: &[SetSpec<'_>]) -> PathBuf {
     let mut hcl = String::from("timeout = \"10s\"\n");
     for (name, enforcement, files) in sets {
         hcl.push_str(&format!(
@@ -665,9 +668,12 @@ pub fn seed_team_spend(endpoint: &str, tag_key: &str, team: &str, amount: &str) 
 
 /// A loopback HTTP/1.1 server that records POST bodies and headers and
 /// answers 200 (a webhook receiver for the tests).
+/// One delivery: lowercase headers and the body.
+pub type Delivery = (Vec<(String, String)>, Vec<u8>);
+
 pub struct HookServer {
     pub port: u16,
-    pub received: std::sync::Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>,
+    pub received: std::sync::Arc<Mutex<Vec<Delivery>>>,
 }
 
 impl HookServer {
