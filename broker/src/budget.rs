@@ -423,6 +423,99 @@ mod tests {
         assert!(!advisory[0].blocks());
     }
 
+    /// A plan JSON of `aws_instance` changes: (address, actions, before, after).
+    fn plan_of(changes: &[(&str, &[&str], Json, Json)]) -> PlanSummary {
+        let resource_changes: Vec<Json> = changes
+            .iter()
+            .map(|(address, actions, before, after)| {
+                serde_json::json!({
+                    "address": address, "mode": "managed", "type": "aws_instance",
+                    "name": address.trim_start_matches("aws_instance."),
+                    "provider_name": "registry.terraform.io/hashicorp/aws",
+                    "change": {"actions": actions, "before": before, "after": after,
+                               "after_unknown": {}, "before_sensitive": {}, "after_sensitive": {}},
+                })
+            })
+            .collect();
+        let plan = serde_json::json!({
+            "format_version": "1.2", "terraform_version": "1.11.4",
+            "resource_changes": resource_changes,
+        });
+        crate::plan::parse(plan.to_string().as_bytes()).expect("plan parses")
+    }
+
+    #[test]
+    fn deltas_follow_the_team_of_each_side() {
+        let book = crate::cost::PriceBook::parse(
+            r#"
+resource "aws_instance" {
+  by     = "instance_type"
+  prices = { "small" = 10, "large" = 40 }
+}
+"#,
+        )
+        .expect("book");
+        let vm = |size: &str, team: Option<&str>| match team {
+            Some(team) => serde_json::json!({"instance_type": size, "tags_all": {"team": team}}),
+            None => serde_json::json!({"instance_type": size}),
+        };
+        let plan = plan_of(&[
+            // New for a: +40.
+            (
+                "aws_instance.new",
+                &["create"],
+                Json::Null,
+                vm("large", Some("a")),
+            ),
+            // Resized within b: -10 + 40.
+            (
+                "aws_instance.grow",
+                &["update"],
+                vm("small", Some("b")),
+                vm("large", Some("b")),
+            ),
+            // Moved from a to b: a -10, b +10.
+            (
+                "aws_instance.moved",
+                &["update"],
+                vm("small", Some("a")),
+                vm("small", Some("b")),
+            ),
+            // Deleted from c: -10.
+            (
+                "aws_instance.gone",
+                &["delete"],
+                vm("small", Some("c")),
+                Json::Null,
+            ),
+            // Unchanged cost, same team: nothing to check.
+            (
+                "aws_instance.same",
+                &["update"],
+                vm("small", Some("d")),
+                vm("small", Some("d")),
+            ),
+            // No team at all.
+            (
+                "aws_instance.orphan",
+                &["create"],
+                Json::Null,
+                vm("small", None),
+            ),
+        ]);
+        let costs = crate::cost::estimate(&plan, None, &book);
+        let deltas = team_deltas(&plan, &costs, "team");
+        assert_eq!(
+            deltas.by_team,
+            BTreeMap::from([
+                ("a".to_owned(), 30.0),
+                ("b".to_owned(), 40.0),
+                ("c".to_owned(), -10.0),
+            ])
+        );
+        assert_eq!(deltas.unattributed, vec!["aws_instance.orphan".to_owned()]);
+    }
+
     #[test]
     fn team_of_attribute_then_tags() {
         let tag = "team";

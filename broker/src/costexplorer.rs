@@ -28,6 +28,7 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use crate::budget::{self, EstimateSource, TeamSpend};
 use crate::config::CostExplorerConfig;
+use crate::policy::format_date;
 
 /// Month-to-date spend of every team Cost Explorer knows, plus month-end
 /// estimates for the teams asked about.
@@ -38,15 +39,6 @@ pub struct Actuals {
     /// `[start, end)` of the month-to-date query, `YYYY-MM-DD`.
     pub period: (String, String),
     pub teams: BTreeMap<String, TeamSpend>,
-}
-
-fn ymd(date: time::Date) -> String {
-    format!(
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    )
 }
 
 /// An SDK error on one line, at most 240 characters (they can quote a whole
@@ -135,7 +127,7 @@ async fn month_to_date(
     let (start, _) = budget::month_bounds(today);
     // End is exclusive; tomorrow includes today's (partial) spend.
     let end = today.next_day().unwrap_or(today);
-    let period = (ymd(start), ymd(end));
+    let period = (format_date(start), format_date(end));
     let interval = DateInterval::builder()
         .start(&period.0)
         .end(&period.1)
@@ -230,8 +222,8 @@ async fn estimate(
         return projected("no time left for GetCostForecast".into());
     }
     let interval = match DateInterval::builder()
-        .start(ymd(tomorrow))
-        .end(ymd(next_month))
+        .start(format_date(tomorrow))
+        .end(format_date(next_month))
         .build()
     {
         Ok(interval) => interval,
