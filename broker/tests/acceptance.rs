@@ -634,6 +634,17 @@ fn use_moto_credentials(w: &mut World) {
     w.unset_env("AWS_PROFILE");
 }
 
+/// Advisory: reports what policies see of the budget check.
+const ECHO_BUDGET: &str = r#"package platform.budget
+
+warn_budget_seen contains finding if {
+	some check in input.cost.budgets.checks
+	finding := {
+		"msg": sprintf("budget %s: %s projected %v breach %s", [input.cost.budgets.status, check.team, check.projected, check.breach]),
+	}
+}
+"#;
+
 #[test]
 fn budget_denies_over_and_passes_under() {
     require_acc!();
@@ -700,13 +711,21 @@ fn budget_denies_over_and_passes_under() {
         let tag_key = format!("team_{}_{}", version_tag(&tf), random_hex());
         seed_team_spend(&endpoint, &tag_key, "checkout", "330");
         let config = budget_config(&w, "broker-text", &endpoint, &tag_key);
-        let r = w.plan(&["--config", &config]);
+        // Policies see the same numbers as input.cost.budgets.
+        let policy = write_policy(
+            &w,
+            "policy",
+            &[("advisory", "advisory", &[("budget.rego", ECHO_BUDGET)])],
+        );
+        let policy = policy.to_str().expect("utf8");
+        let r = w.plan(&["--config", &config, "--policy", policy]);
         r.expect(&ctx, 3)
             .expect_contains(&ctx, "team checkout: actual $330.00 + rest of month (projection) = $990.00, plan +$140.00 -> projected $1130.00 of $1000.00 budget — BREACH (hard_mandatory)")
             .expect_contains(&ctx, "deny_budget_checkout")
+            .expect_contains(&ctx, "budget checked: checkout projected 1130 breach hard_mandatory")
             .expect_contains(&ctx, "Verdict: denied (exit 3)");
         let run = r.run_id();
-        assert_refused(&w, &run, &[], "denied");
+        assert_refused(&w, &run, &["--policy", policy], "denied");
         assert!(
             !database_exists(&w.db),
             "{ctx}: denied plan created {}",
