@@ -60,12 +60,9 @@ impl Secret {
     /// `sha256=<hex>` of `body`.
     pub fn sign(&self, body: &[u8]) -> String {
         let tag = ring::hmac::sign(&self.0, body);
-        let mut out = String::with_capacity(7 + 64);
-        out.push_str("sha256=");
-        for byte in tag.as_ref() {
-            out.push_str(&format!("{byte:02x}"));
-        }
-        out
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(tag.as_ref());
+        format!("sha256={}", super::event::hex(&bytes))
     }
 }
 
