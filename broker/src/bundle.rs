@@ -249,6 +249,11 @@ impl Drop for WorkspaceLock {
     }
 }
 
+/// Plan files can hold secrets: owner-only.
+pub fn set_private(path: &Path) -> Result<(), BundleError> {
+    set_mode(path, 0o600)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,9 +312,4 @@ mod tests {
             Err(BundleError::NoSuchRun(_))
         ));
     }
-}
-
-/// Plan files can hold secrets: owner-only.
-pub fn set_private(path: &Path) -> Result<(), BundleError> {
-    set_mode(path, 0o600)
 }

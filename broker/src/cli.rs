@@ -8,9 +8,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value as Json, json};
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, Webhook};
+use crate::budget::{self, BudgetReport};
 use crate::bundle::{self, Home, Identity, PriorState, WorkspaceLock};
-use crate::cost::{self, PriceBook};
+use crate::config::BrokerConfig;
+use crate::cost::{self, CostReport, PriceBook};
 use crate::plan::{self, Mode, PlanSummary};
 use crate::policy::{self, Decision, Policies, PolicyConfig, Verdict};
 use crate::report;
@@ -24,12 +26,40 @@ pub const EXIT_NEEDS_APPROVAL: u8 = 4;
 pub struct Global {
     pub terraform: Option<PathBuf>,
     pub home: Option<PathBuf>,
+    /// The broker configuration (`--config`); the default without one.
+    pub config: BrokerConfig,
 }
 
 impl Global {
     fn home(&self, dir: &Path) -> Home {
         Home::new(self.home.clone().unwrap_or_else(|| dir.join(".platform")))
     }
+
+    /// The configured webhooks, ready to deliver (secrets read from the
+    /// environment).
+    fn webhooks(&self, home: &Home) -> Result<Vec<Webhook>> {
+        self.config
+            .audit
+            .webhooks
+            .iter()
+            .map(|config| {
+                let default_spool = home.root.join("audit-spool").join(&config.name);
+                Ok(Webhook::from_config(config, &default_spool)?.with_warnings(true))
+            })
+            .collect()
+    }
+}
+
+/// The audit log with the configured sinks: the file is written (and
+/// fsynced) first, then stdout and webhooks get the line.
+fn open_audit(global: &Global, home: &Home) -> Result<AuditLog> {
+    let webhooks = global.webhooks(home)?;
+    let mut audit =
+        AuditLog::open(&home.root.join("audit.log"))?.with_stdout(global.config.audit.stdout);
+    for webhook in webhooks {
+        audit.add_sink(Box::new(webhook));
+    }
+    Ok(audit)
 }
 
 #[derive(clap::Args)]
@@ -134,6 +164,11 @@ pub enum AuditCommand {
     },
     /// Every event, after verifying the chain.
     Export {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Deliver the events spooled for the configured webhooks, in order.
+    Flush {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
@@ -286,6 +321,9 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
         std::fs::canonicalize(&args.dir).with_context(|| format!("{}", args.dir.display()))?;
     let home = global.home(&dir);
     let loaded = load_inputs(&args.inputs)?;
+    // Opened before terraform runs, so a misconfigured sink (say, a missing
+    // webhook secret) fails fast.
+    let mut audit = open_audit(global, &home)?;
     let tf = Terraform::find(global.terraform.as_deref(), &dir)?;
     let mut say = progress;
     tf.init_if_needed(&mut say)?;
@@ -298,6 +336,18 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
     let shown = tf.show_json(&planfile)?;
     let summary = plan::parse(&shown)?;
     let costs = cost::estimate(&summary, Some(&loaded.catalog), &loaded.book);
+    let budget = budget_check(&global.config, &summary, &costs)?;
+    if let Some(warning) = budget.as_ref().and_then(|b| b.warning.as_deref()) {
+        eprintln!("platform-broker: warning: {warning}");
+    }
+    let budget_findings = budget
+        .as_ref()
+        .map(|b| budget::findings(&b.checks))
+        .unwrap_or_default();
+    let mut cost_input = serde_json::to_value(&costs)?;
+    if let (Some(budget), Some(object)) = (&budget, cost_input.as_object_mut()) {
+        object.insert("budgets".into(), serde_json::to_value(budget)?);
+    }
     let workspace = workspace(&dir);
     let run_input = json!({
         "created_by": actor(),
@@ -310,7 +360,7 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
         "input_version": "1",
         "plan": summary.redacted,
         "run": run_input,
-        "cost": costs,
+        "cost": cost_input,
         "catalog": catalog_input(&summary, &loaded.catalog),
         "drift": drift_input(&summary),
     });
@@ -319,11 +369,13 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
         .policy
         .as_ref()
         .map(|(_, policies)| policies.evaluate(&input).map_err(|e| e.to_string()));
-    let verdict = match &decision {
+    let policy_verdict = match &decision {
         None => Verdict::Allowed,
-        Some(Ok(decision)) => decision.verdict.clone(),
+        Some(Ok(decision)) => decision.verdict,
         Some(Err(_)) => Verdict::Denied,
     };
+    // A budget breach counts like a finding of a policy set of its level.
+    let verdict = policy_verdict.max(policy::verdict_of(&budget_findings));
     let has_changes = matches!(outcome, PlanOutcome::Changes) && summary.has_changes();
     let code = match verdict {
         Verdict::Denied => EXIT_DENIED,
@@ -350,10 +402,11 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
         expires_at: rfc3339(created + time::Duration::hours(i64::from(args.expires_hours))),
         verdict: verdict_name(&verdict).to_owned(),
     };
-    let findings = match &decision {
+    let mut findings = match &decision {
         Some(Ok(d)) => d.findings.clone(),
         _ => Vec::new(),
     };
+    findings.extend(budget_findings);
     let policy_error = match &decision {
         Some(Err(e)) => Some(e.clone()),
         _ => None,
@@ -364,6 +417,7 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
         counts: summary.counts(),
         changes: report::changes(&summary),
         cost: costs.clone(),
+        budget: budget.clone(),
         findings: findings.clone(),
         policy_error,
         verdict: verdict_name(&verdict).to_owned(),
@@ -393,7 +447,6 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
     if let Some(path) = &args.junit {
         std::fs::write(path, policy::report::junit(&findings))?;
     }
-    let mut audit = AuditLog::open(&home.root.join("audit.log"))?;
     audit.append(
         "dev.platform.broker.plan",
         Some(&workspace),
@@ -405,6 +458,10 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
             "verdict": identity.verdict,
             "findings": findings.iter().map(|f| json!({"rule": f.rule, "address": f.address, "severity": format!("{:?}", f.severity)})).collect::<Vec<_>>(),
             "cost_delta": costs.monthly_delta,
+            "budget": budget.as_ref().map(|b| json!({
+                "status": b.status,
+                "checks": b.checks.iter().map(|c| json!({"team": c.team, "projected": c.projected, "plan_delta": c.plan_delta, "estimate_source": c.estimate_source, "breach": c.breach})).collect::<Vec<_>>(),
+            })),
             "exit_code": code,
             "duration_ms": started.elapsed().as_millis() as u64,
         }),
@@ -418,6 +475,72 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
     };
     println!("{text}");
     Ok(code)
+}
+
+/// Today's date (UTC), or `PLATFORM_TODAY=YYYY-MM-DD` when set (as the
+/// provider's deprecation rules do), so a budget month can be pinned.
+fn today() -> Result<time::Date> {
+    match std::env::var("PLATFORM_TODAY") {
+        Ok(text) if !text.trim().is_empty() => {
+            policy::parse_date(&text).map_err(|e| anyhow::anyhow!("PLATFORM_TODAY: {e}"))
+        }
+        _ => Ok(now().date()),
+    }
+}
+
+/// The budget section of a plan: `None` without budgets. Cost Explorer is
+/// only asked when a budgeted team's cost changes; when it cannot answer the
+/// check is skipped with a warning, never passed silently.
+fn budget_check(
+    config: &BrokerConfig,
+    summary: &PlanSummary,
+    costs: &CostReport,
+) -> Result<Option<BudgetReport>> {
+    let Some(ce) = &config.cost_explorer else {
+        return Ok(None);
+    };
+    if config.budgets.is_empty() {
+        return Ok(None);
+    }
+    let deltas = budget::team_deltas(summary, costs, &ce.team_tag);
+    let budgets: Vec<_> = config
+        .budgets
+        .iter()
+        .filter(|b| deltas.by_team.contains_key(&b.team))
+        .collect();
+    let mut report = BudgetReport {
+        status: "not_needed".into(),
+        warning: None,
+        currency: costs.currency.clone(),
+        period: None,
+        checks: Vec::new(),
+        unattributed: deltas.unattributed.clone(),
+    };
+    if budgets.is_empty() {
+        return Ok(Some(report));
+    }
+    let teams: Vec<String> = budgets.iter().map(|b| b.team.clone()).collect();
+    match crate::costexplorer::lookup(ce, &teams, today()?) {
+        Err(reason) => {
+            report.status = "skipped".into();
+            report.warning = Some(format!(
+                "budget check skipped: actual spend is unavailable ({reason})"
+            ));
+        }
+        Ok(actuals) => {
+            report.status = "checked".into();
+            report.currency = actuals.unit.clone();
+            report.period = Some(actuals.period.clone());
+            for budget in budgets {
+                let Some(spend) = actuals.teams.get(&budget.team) else {
+                    continue;
+                };
+                let delta = deltas.by_team.get(&budget.team).copied().unwrap_or(0.0);
+                report.checks.push(budget::check(budget, spend, delta));
+            }
+        }
+    }
+    Ok(Some(report))
 }
 
 fn shown_for_markdown(summary: &PlanSummary) -> String {
@@ -519,7 +642,7 @@ pub fn apply(global: &Global, args: ApplyArgs) -> Result<u8> {
     };
     let identity = home.load_identity(&run)?;
     let tf = Terraform::find(global.terraform.as_deref(), &dir)?;
-    let mut audit = AuditLog::open(&home.root.join("audit.log"))?;
+    let mut audit = open_audit(global, &home)?;
     let lock = match WorkspaceLock::acquire(&home, &identity.workspace, &run)? {
         Ok(lock) => lock,
         Err(why) => bail!("refusing to apply run {run}: {why}"),
@@ -600,7 +723,7 @@ pub fn approve(global: &Global, args: ApproveArgs) -> Result<u8> {
         serde_json::to_vec_pretty(&approvals)?.as_slice(),
         0o600,
     )?;
-    let mut audit = AuditLog::open(&home.root.join("audit.log"))?;
+    let mut audit = open_audit(global, &home)?;
     audit.append(
         "dev.platform.broker.approve",
         Some(&identity.workspace),
@@ -722,7 +845,7 @@ pub fn drift(global: &Global, args: DriftArgs) -> Result<u8> {
     } else {
         EXIT_CHANGES
     };
-    let mut audit = AuditLog::open(&home.root.join("audit.log"))?;
+    let mut audit = open_audit(global, &home)?;
     audit.append(
         "dev.platform.broker.drift",
         Some(&workspace(&dir)),
@@ -802,6 +925,34 @@ pub fn audit(global: &Global, command: AuditCommand) -> Result<u8> {
             let mut out = std::io::stdout().lock();
             crate::audit::export(&global.home(&dir).root.join("audit.log"), &mut out)?;
             Ok(EXIT_OK)
+        }
+        AuditCommand::Flush { dir } => {
+            let webhooks = global.webhooks(&global.home(&dir))?;
+            if webhooks.is_empty() {
+                bail!("no audit webhook is configured (see --config and docs/broker-config.md)");
+            }
+            let mut code = EXIT_OK;
+            for mut webhook in webhooks {
+                let report = webhook.flush()?;
+                match &report.error {
+                    None => println!(
+                        "audit webhook \"{}\": delivered {}, 0 pending",
+                        webhook.name(),
+                        report.delivered
+                    ),
+                    Some(error) => {
+                        println!(
+                            "audit webhook \"{}\": delivered {}, {} pending in {}: {error}",
+                            webhook.name(),
+                            report.delivered,
+                            report.pending,
+                            webhook.spool_dir().display()
+                        );
+                        code = 1;
+                    }
+                }
+            }
+            Ok(code)
         }
     }
 }

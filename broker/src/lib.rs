@@ -7,9 +7,12 @@
 //! spawns processes; only `audit` writes the log.
 
 pub mod audit;
+pub mod budget;
 pub mod bundle;
 pub mod cli;
+pub mod config;
 pub mod cost;
+pub mod costexplorer;
 pub mod plan;
 pub mod policy;
 pub mod report;

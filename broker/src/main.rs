@@ -19,6 +19,10 @@ struct Cli {
     /// Broker home (default: DIR/.platform).
     #[arg(long, global = true, env = "PLATFORM_BROKER_HOME")]
     home: Option<PathBuf>,
+    /// Broker configuration (HCL): Cost Explorer, budgets, audit sinks.
+    /// See docs/broker-config.md.
+    #[arg(long, global = true, env = "PLATFORM_BROKER_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,9 +47,20 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config = match &cli.config {
+        Some(path) => match broker::config::BrokerConfig::load(path) {
+            Ok(config) => config,
+            Err(error) => {
+                eprintln!("platform-broker: error: {error}");
+                return ExitCode::from(1);
+            }
+        },
+        None => broker::config::BrokerConfig::default(),
+    };
     let global = broker::cli::Global {
         terraform: cli.terraform,
         home: cli.home,
+        config,
     };
     let result = match cli.command {
         Command::Plan(args) => broker::cli::plan(&global, args),

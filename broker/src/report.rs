@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::budget::BudgetReport;
 use crate::cost::CostReport;
 use crate::plan::{Counts, PlanSummary};
 use crate::policy::Finding;
@@ -24,6 +25,10 @@ pub struct Report {
     pub counts: Counts,
     pub changes: Vec<Change>,
     pub cost: CostReport,
+    /// Budgets of the teams whose cost the plan changes (`None` without a
+    /// budget configuration).
+    pub budget: Option<BudgetReport>,
+    /// Policy findings, then budget breaches (set `budget`).
     pub findings: Vec<Finding>,
     /// Set when policy evaluation failed: the run is then denied (fail closed).
     pub policy_error: Option<String>,
@@ -91,6 +96,9 @@ pub fn text(report: &Report) -> String {
             r.unpriced.as_deref().unwrap_or("")
         ));
     }
+    if let Some(budget) = &report.budget {
+        out.push_str(&budget_text(budget));
+    }
     if let Some(error) = &report.policy_error {
         out.push_str(&format!(
             "Policy: evaluation failed, denied (fail closed): {error}\n"
@@ -121,6 +129,53 @@ pub fn text(report: &Report) -> String {
     out
 }
 
+/// The budget lines of a report: one per checked team, or why none ran.
+pub fn budget_text(budget: &BudgetReport) -> String {
+    let mut out = String::new();
+    match budget.status.as_str() {
+        "skipped" => out.push_str(&format!(
+            "Budget: WARNING: {}\n",
+            budget
+                .warning
+                .as_deref()
+                .unwrap_or("budget check skipped: actual spend is unavailable")
+        )),
+        "not_needed" => out.push_str("Budget: no budgeted team's cost changes; nothing to check\n"),
+        _ => {
+            if let Some((start, end)) = &budget.period {
+                out.push_str(&format!(
+                    "Budget (month to date {start} .. {end}, exclusive):\n"
+                ));
+            }
+            for c in &budget.checks {
+                let currency = &budget.currency;
+                out.push_str(&format!(
+                    "  team {}: actual {} + rest of month ({}) = {}, plan {}{} -> projected {} of {} budget{}\n",
+                    c.team,
+                    money(currency, c.actual_mtd),
+                    c.estimate_source.as_str(),
+                    money(currency, c.month_end_estimate),
+                    if c.plan_delta >= 0.0 { "+" } else { "" },
+                    money(currency, c.plan_delta),
+                    money(currency, c.projected),
+                    money(currency, c.monthly_budget),
+                    match c.breach {
+                        Some(level) => format!(" — BREACH ({level})"),
+                        None => String::new(),
+                    },
+                ));
+                if let Some(note) = &c.estimate_note {
+                    out.push_str(&format!("    ({}: {note})\n", c.estimate_source.as_str()));
+                }
+            }
+        }
+    }
+    for address in &budget.unattributed {
+        out.push_str(&format!("  no team (not in any budget): {address}\n"));
+    }
+    out
+}
+
 /// One PR comment: the summary first, the details collapsed, never longer
 /// than [`MARKDOWN_LIMIT`] — the details are cut, the summary never is.
 ///
@@ -148,6 +203,13 @@ pub fn markdown(report: &Report, details: &str) -> String {
             String::new()
         },
     ));
+    if let Some(budget) = &report.budget {
+        for line in budget_text(budget).lines() {
+            head.push_str(line.trim_start());
+            head.push_str("  \n");
+        }
+        head.push('\n');
+    }
     if let Some(error) = &report.policy_error {
         head.push_str(&format!(
             "Policy evaluation failed, the run is denied (fail closed): {}\n\n",
@@ -299,6 +361,7 @@ mod tests {
                 })
                 .collect(),
             policy_error: None,
+            budget: None,
             verdict: "needs approval".into(),
             exit_code: 4,
         }

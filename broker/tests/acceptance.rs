@@ -587,3 +587,302 @@ fn canary_secret_never_leaks() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// 7. budgets against Cost Explorer (moto's server on loopback)
+
+/// A broker configuration with one budget for `checkout`: $1000 a month,
+/// advisory at 50%, soft at 90%, hard at $1100.
+fn budget_config(w: &World, name: &str, endpoint: &str, tag_key: &str) -> String {
+    let path = w.write(
+        &format!("{name}.hcl"),
+        &format!(
+            r#"cost_explorer {{
+  endpoint = "{endpoint}"
+  team_tag = "{tag_key}"
+  timeout  = "10s"
+}}
+
+budget "checkout" {{
+  monthly = 1000
+  threshold {{
+    at          = "50%"
+    enforcement = "advisory"
+  }}
+  threshold {{
+    at          = "90%"
+    enforcement = "soft_mandatory"
+  }}
+  threshold {{
+    at          = 1100
+    enforcement = "hard_mandatory"
+  }}
+}}
+"#
+        ),
+    );
+    path.to_str().expect("utf8").to_owned()
+}
+
+/// Dummy credentials only moto accepts, and a pinned date: 2026-11-10 is day
+/// 10 of a 30-day month, so the linear projection is exactly 3 × actual.
+fn use_moto_credentials(w: &mut World) {
+    w.set_env("AWS_ACCESS_KEY_ID", "testing");
+    w.set_env("AWS_SECRET_ACCESS_KEY", "testing");
+    w.set_env("AWS_SESSION_TOKEN", "testing");
+    w.set_env("AWS_EC2_METADATA_DISABLED", "true");
+    w.set_env("PLATFORM_TODAY", "2026-11-10");
+    w.unset_env("AWS_PROFILE");
+}
+
+/// Advisory: reports what policies see of the budget check.
+const ECHO_BUDGET: &str = r#"package platform.budget
+
+warn_budget_seen contains finding if {
+	some check in input.cost.budgets.checks
+	finding := {
+		"msg": sprintf("budget %s: %s projected %v breach %s", [input.cost.budgets.status, check.team, check.projected, check.breach]),
+	}
+}
+"#;
+
+#[test]
+fn budget_denies_over_and_passes_under() {
+    require_acc!();
+    let Some(endpoint) = moto_endpoint() else {
+        return;
+    };
+    for tf in terraform_bins() {
+        let mut w = World::new("budget", &tf);
+        let ctx = w.ctx.clone();
+        use_moto_credentials(&mut w);
+        // The database costs $140/month (tier standard) for team checkout
+        // (the provider's default_team).
+        w.write_config("standard", 20);
+        // (seeded month-to-date, exit code, breach, rule): projected = 3 ×
+        // actual + 140.
+        let cases = [
+            ("330", 3, "hard_mandatory", "deny_budget_checkout"), // 1130 ≥ 1100
+            ("280", 4, "soft_mandatory", "deny_budget_checkout"), // 980 ≥ 900
+            ("200", 2, "advisory", "warn_budget_checkout"),       // 740 ≥ 500
+            ("100", 2, "", ""),                                   // 440
+        ];
+        for (actual, code, breach, rule) in cases {
+            // moto hands out queued results per distinct request, so each
+            // case groups by its own tag key.
+            let tag_key = format!("team_{}_{}", version_tag(&tf), random_hex());
+            seed_team_spend(&endpoint, &tag_key, "checkout", actual);
+            let config = budget_config(&w, &format!("broker-{actual}"), &endpoint, &tag_key);
+            let r = w.plan(&["--config", &config, "--json"]);
+            r.expect(&ctx, code);
+            let report = json(&ctx, &r.stdout);
+            let budget = &report["budget"];
+            assert_eq!(budget["status"], "checked", "{ctx}: {budget}");
+            let check = &budget["checks"][0];
+            assert_eq!(check["team"], "checkout", "{ctx}: {check}");
+            let actual: f64 = actual.parse().expect("number");
+            assert_eq!(check["actual_mtd"].as_f64(), Some(actual), "{ctx}: {check}");
+            // moto serves no GetCostForecast: the linear projection is used
+            // and labelled as such.
+            assert_eq!(check["estimate_source"], "projection", "{ctx}: {check}");
+            assert_eq!(
+                check["month_end_estimate"].as_f64(),
+                Some(actual * 3.0),
+                "{ctx}: {check}"
+            );
+            assert_eq!(check["plan_delta"].as_f64(), Some(140.0), "{ctx}: {check}");
+            assert_eq!(
+                check["projected"].as_f64(),
+                Some(actual * 3.0 + 140.0),
+                "{ctx}: {check}"
+            );
+            if breach.is_empty() {
+                assert!(check["breach"].is_null(), "{ctx}: {check}");
+                assert_eq!(report["findings"], serde_json::json!([]), "{ctx}");
+            } else {
+                assert_eq!(check["breach"], breach, "{ctx}: {check}");
+                let finding = &report["findings"][0];
+                assert_eq!(finding["rule"], rule, "{ctx}: {finding}");
+                assert_eq!(finding["set"], "budget", "{ctx}: {finding}");
+            }
+        }
+
+        // The text report names the numbers and the projection; a denied
+        // budget bundle never applies.
+        let tag_key = format!("team_{}_{}", version_tag(&tf), random_hex());
+        seed_team_spend(&endpoint, &tag_key, "checkout", "330");
+        let config = budget_config(&w, "broker-text", &endpoint, &tag_key);
+        // Policies see the same numbers as input.cost.budgets.
+        let policy = write_policy(
+            &w,
+            "policy",
+            &[("advisory", "advisory", &[("budget.rego", ECHO_BUDGET)])],
+        );
+        let policy = policy.to_str().expect("utf8");
+        let r = w.plan(&["--config", &config, "--policy", policy]);
+        r.expect(&ctx, 3)
+            .expect_contains(&ctx, "team checkout: actual $330.00 + rest of month (projection) = $990.00, plan +$140.00 -> projected $1130.00 of $1000.00 budget — BREACH (hard_mandatory)")
+            .expect_contains(&ctx, "deny_budget_checkout")
+            .expect_contains(&ctx, "budget checked: checkout projected 1130 breach hard_mandatory")
+            .expect_contains(&ctx, "Verdict: denied (exit 3)");
+        let run = r.run_id();
+        assert_refused(&w, &run, &["--policy", policy], "denied");
+        assert!(
+            !database_exists(&w.db),
+            "{ctx}: denied plan created {}",
+            w.db
+        );
+        // The plan's audit event (before the refusal's) records the budget.
+        let tail = w.broker(&["audit", "tail", "-n", "2"]);
+        tail.expect(&ctx, 0)
+            .expect_contains(&ctx, "\"budget\":{")
+            .expect_contains(&ctx, "\"breach\":\"hard_mandatory\"");
+    }
+}
+
+#[test]
+fn budget_without_access_warns_and_skips() {
+    require_acc!();
+    let Some(endpoint) = moto_endpoint() else {
+        return;
+    };
+    for tf in terraform_bins() {
+        let mut w = World::new("budget_noaccess", &tf);
+        let ctx = w.ctx.clone();
+        use_moto_credentials(&mut w);
+        w.write_config("standard", 20);
+
+        // Endpoint unreachable: a loopback port nothing listens on.
+        let port = closed_port();
+        let config = budget_config(&w, "down", &format!("http://127.0.0.1:{port}"), "team");
+        let started = std::time::Instant::now();
+        let r = w.plan(&["--config", &config]);
+        r.expect(&ctx, 2)
+            .expect_contains(&ctx, "Budget: WARNING: budget check skipped: actual spend is unavailable (GetCostAndUsage failed")
+            .expect_contains(&ctx, "platform-broker: warning: budget check skipped");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{ctx}: a down endpoint held the plan up"
+        );
+        let r = w.plan(&["--config", &config, "--json"]);
+        r.expect(&ctx, 2);
+        let report = json(&ctx, &r.stdout);
+        assert_eq!(report["budget"]["status"], "skipped", "{ctx}: {report}");
+        assert_eq!(report["budget"]["checks"], serde_json::json!([]), "{ctx}");
+
+        // No credentials at all (none in the environment, no files, no
+        // instance metadata): the same warning, never a crash.
+        for var in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+        ] {
+            w.unset_env(var);
+        }
+        let nowhere = w.path("no-aws-files");
+        let nowhere = nowhere.to_str().expect("utf8");
+        w.set_env("AWS_CONFIG_FILE", &format!("{nowhere}/config"));
+        w.set_env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            &format!("{nowhere}/credentials"),
+        );
+        let config = budget_config(&w, "nocreds", &endpoint, "team");
+        let r = w.plan(&["--config", &config]);
+        r.expect(&ctx, 2)
+            .expect_contains(&ctx, "budget check skipped: actual spend is unavailable");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 8. the webhook audit sink through the CLI: spooled while down, flushed later
+
+#[test]
+fn webhook_spools_while_down_and_flush_delivers_in_order() {
+    require_acc!();
+    for tf in terraform_bins() {
+        let mut w = World::new("webhook", &tf);
+        let ctx = w.ctx.clone();
+        let secret = format!("whsec-{}", random_hex());
+        w.set_env("PLATFORM_ACC_WEBHOOK_SECRET", &secret);
+        w.write_config("small", 20);
+        let port = closed_port();
+        let config = w.write(
+            "broker-webhook.hcl",
+            &format!(
+                r#"audit {{
+  webhook "siem" {{
+    url        = "http://127.0.0.1:{port}/hooks/audit"
+    secret_env = "PLATFORM_ACC_WEBHOOK_SECRET"
+    attempts   = 2
+    timeout    = "2s"
+  }}
+}}
+"#
+            ),
+        );
+        let config = config.to_str().expect("utf8");
+
+        // Down: the plan still succeeds (the file log is the record) and says
+        // where the event waits.
+        let r = w.plan(&["--config", config]);
+        r.expect(&ctx, 2)
+            .expect_contains(&ctx, "audit webhook \"siem\"")
+            .expect_contains(&ctx, "1 event(s) kept in the spool");
+        let r = w.broker(&["--config", config, "audit", "flush"]);
+        r.expect(&ctx, 1)
+            .expect_contains(&ctx, "delivered 0, 1 pending");
+        // Without its secret the webhook is a configuration error that
+        // names the variable, not a value.
+        w.unset_env("PLATFORM_ACC_WEBHOOK_SECRET");
+        let r = w.broker(&["--config", config, "audit", "flush"]);
+        r.expect(&ctx, 1).expect_contains(
+            &ctx,
+            "PLATFORM_ACC_WEBHOOK_SECRET (its HMAC secret) is not set",
+        );
+        w.set_env("PLATFORM_ACC_WEBHOOK_SECRET", &secret);
+
+        // Up: `audit flush` delivers the backlog; the next plan's event goes
+        // straight through, after it.
+        let server = HookServer::start(port);
+        let r = w.broker(&["--config", config, "audit", "flush"]);
+        r.expect(&ctx, 0)
+            .expect_contains(&ctx, "delivered 1, 0 pending");
+        w.plan(&["--config", config]).expect(&ctx, 2);
+
+        let received = server.received.lock().expect("lock").clone();
+        let log = read(&w.home.join("audit.log"));
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(received.len(), 2, "{ctx}: {received:?}");
+        assert_eq!(lines.len(), 2, "{ctx}: {log}");
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+        for ((headers, body), line) in received.iter().zip(&lines) {
+            assert_eq!(
+                body,
+                line.as_bytes(),
+                "{ctx}: delivered out of order or altered"
+            );
+            let signature = headers
+                .iter()
+                .find(|(k, _)| k == "x-platform-signature")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("{ctx}: unsigned: {headers:?}"));
+            let hex = signature.strip_prefix("sha256=").expect("sha256=");
+            let tag: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+                .collect();
+            ring::hmac::verify(&key, body, &tag)
+                .unwrap_or_else(|_| panic!("{ctx}: signature does not verify"));
+        }
+        // The secret is nowhere the broker writes.
+        for f in files_under(&w.home) {
+            let bytes = std::fs::read(&f).expect("read");
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(&secret),
+                "{ctx}: secret in {}",
+                f.display()
+            );
+        }
+        w.broker(&["audit", "verify"]).expect(&ctx, 0);
+    }
+}

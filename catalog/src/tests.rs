@@ -151,7 +151,10 @@ fn example_catalog_dir_loads_clean() {
     let (catalog, diags) = load_dir(&dir);
     assert_eq!(rendered(&diags), "");
     let names: Vec<&str> = catalog.offerings.iter().map(|o| o.name.as_str()).collect();
-    assert_eq!(names, ["postgres_access", "postgres_database", "postgres_schema"]);
+    assert_eq!(
+        names,
+        ["postgres_access", "postgres_database", "postgres_schema"]
+    );
     let Some(schema) = catalog.offering("postgres_schema") else {
         panic!("no schema offering")
     };

@@ -566,7 +566,7 @@ pub(crate) fn last_lines(file: &File, path: &Path, n: usize) -> Result<Tail, Aud
 }
 
 #[cfg(unix)]
-fn lock(file: &File, path: &Path) -> Result<(), AuditError> {
+pub(crate) fn lock(file: &File, path: &Path) -> Result<(), AuditError> {
     rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive)
         .map_err(|errno| AuditError::io(path, "cannot lock", std::io::Error::from(errno)))
 }
@@ -593,7 +593,7 @@ pub(crate) fn lock_shared(_file: &File, _path: &Path) -> Result<(), AuditError> 
 }
 
 #[cfg(not(unix))]
-fn lock(_file: &File, _path: &Path) -> Result<(), AuditError> {
+pub(crate) fn lock(_file: &File, _path: &Path) -> Result<(), AuditError> {
     // No advisory lock here: one writer per log is assumed.
     Ok(())
 }

@@ -22,11 +22,13 @@ mod error;
 mod event;
 mod log;
 mod verify;
+pub mod webhook;
 
 pub use error::{AuditError, ErrorKind};
 pub use event::{Event, GENESIS_PREV, SOURCE};
 pub use log::{AuditLog, Sink, StdoutSink, repair};
 pub use verify::{export, tail, verify};
+pub use webhook::{FlushReport, Secret, Webhook, WebhookError};
 
 /// What [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]

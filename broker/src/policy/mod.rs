@@ -24,6 +24,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use config::{DEFAULT_TIMEOUT, PolicyConfig};
+pub(crate) use config::{parse_date, parse_duration};
 pub use engine::{INPUT_VERSION, Policies, TestReport, run_tests};
 
 /// How a policy set's `deny_*` findings affect the verdict (Sentinel/Scalr semantics).

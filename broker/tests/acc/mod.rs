@@ -259,6 +259,8 @@ pub struct World {
     /// The database name the configuration creates.
     pub db: String,
     pub env: Vec<(String, String)>,
+    /// Variables removed from the broker's environment.
+    pub unset: Vec<String>,
 }
 
 impl World {
@@ -307,12 +309,20 @@ impl World {
                 ("PLATFORM_ACTOR".into(), "acc-tester".into()),
                 ("TF_VAR_canary".into(), "not-a-secret".into()),
             ],
+            unset: Vec::new(),
         }
     }
 
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);
+        self.unset.retain(|k| k != key);
         self.env.push((key.into(), value.into()));
+    }
+
+    /// Removes `key` from the broker's environment.
+    pub fn unset_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.unset.push(key.into());
     }
 
     /// Writes `main.tf`: one database `self.db` of `tier`, with the
@@ -368,6 +378,7 @@ output "monthly_cost" {{
             "PLATFORM_CATALOG",
             "PLATFORM_ENVIRONMENT",
             "PLATFORM_BROKER_HOME",
+            "PLATFORM_BROKER_CONFIG",
             "PLATFORM_TERRAFORM",
             "TF_WORKSPACE",
             "TF_DATA_DIR",
@@ -379,6 +390,9 @@ output "monthly_cost" {{
         cmd.env("CHECKPOINT_DISABLE", "1");
         for (k, v) in &self.env {
             cmd.env(k, v);
+        }
+        for k in &self.unset {
+            cmd.env_remove(k);
         }
         let shown = format!("platform-broker {}", args.join(" "));
         (cmd, shown)
@@ -474,9 +488,12 @@ pub fn finish(child: Child, shown: String) -> Run {
     Run::from_output(shown, out)
 }
 
+/// A policy set for [`write_policy`]: (name, enforcement, [(file, rego)]).
+pub type SetSpec<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 /// A policy configuration under `<root>/policy/`: returns the `policy.hcl`.
 /// `sets`: (name, enforcement, [(file, rego)]).
-pub fn write_policy(w: &World, dir: &str, sets: &[(&str, &str, &[(&str, &str)])]) -> PathBuf {
+pub fn write_policy(w: &World, dir: &str, sets: &[SetSpec<'_>]) -> PathBuf {
     let mut hcl = String::from("timeout = \"10s\"\n");
     for (name, enforcement, files) in sets {
         hcl.push_str(&format!(
@@ -577,4 +594,138 @@ pub fn random_hex() -> String {
         let _ = std::io::Read::read_exact(&mut f, &mut buf);
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// moto's server (`MOTO_ENDPOINT`, started by scripts/test), or a loud
+/// SKIPPED notice.
+pub fn moto_endpoint() -> Option<String> {
+    match std::env::var("MOTO_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+        _ => {
+            let name = std::thread::current().name().unwrap_or("?").to_string();
+            eprintln!();
+            eprintln!("************************************************************");
+            eprintln!("** SKIPPED: {name}");
+            eprintln!("** SKIPPED: no moto server: set MOTO_ENDPOINT (scripts/test starts one)");
+            eprintln!("************************************************************");
+            None
+        }
+    }
+}
+
+/// POSTs JSON to `http://127.0.0.1:PORT/path` and returns the status code
+/// (a minimal HTTP/1.1 client: the tests need nothing more).
+pub fn http_post_json(endpoint: &str, path: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let authority = endpoint
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("{endpoint}: not http://"))
+        .trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority)
+        .unwrap_or_else(|e| panic!("cannot connect to {authority}: {e}"));
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {response:?}"))
+}
+
+/// Queues one GetCostAndUsage result in moto: `team`'s spend so far this
+/// month, grouped by the tag `tag_key` (moto's static results API; the next
+/// request with new parameters takes it).
+pub fn seed_team_spend(endpoint: &str, tag_key: &str, team: &str, amount: &str) {
+    let result = serde_json::json!({
+        "results": [{
+            "ResultsByTime": [{
+                "TimePeriod": {"Start": "2026-11-01", "End": "2026-11-11"},
+                "Total": {},
+                "Groups": [
+                    {"Keys": [format!("{tag_key}${team}")],
+                     "Metrics": {"UnblendedCost": {"Amount": amount, "Unit": "USD"}}},
+                    {"Keys": [format!("{tag_key}$someone-else")],
+                     "Metrics": {"UnblendedCost": {"Amount": "99999", "Unit": "USD"}}},
+                ],
+                "Estimated": false,
+            }],
+            "DimensionValueAttributes": [],
+        }],
+    });
+    let status = http_post_json(
+        endpoint,
+        "/moto-api/static/ce/cost-and-usage-results",
+        &result.to_string(),
+    );
+    assert_eq!(status, 201, "moto refused the seeded cost result");
+}
+
+/// A loopback HTTP/1.1 server that records POST bodies and headers and
+/// answers 200 (a webhook receiver for the tests).
+/// One delivery: lowercase headers and the body.
+pub type Delivery = (Vec<(String, String)>, Vec<u8>);
+
+pub struct HookServer {
+    pub port: u16,
+    pub received: std::sync::Arc<Mutex<Vec<Delivery>>>,
+}
+
+impl HookServer {
+    pub fn start(port: u16) -> HookServer {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("bind 127.0.0.1:{port}: {e}"));
+        let port = listener.local_addr().expect("addr").port();
+        let received = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let Ok(clone) = stream.try_clone() else {
+                    continue;
+                };
+                let mut reader = BufReader::new(clone);
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.trim_end().split_once(':') {
+                        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                    }
+                }
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; len];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                let mut stream = stream;
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+                sink.lock().expect("lock").push((headers, body));
+            }
+        });
+        HookServer { port, received }
+    }
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
 }
