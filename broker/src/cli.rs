@@ -608,7 +608,12 @@ fn refusal(
         }));
     }
     match identity.verdict.as_str() {
-        "denied" => return Ok(Some("policy denied this plan".into())),
+        "denied" => {
+            return Ok(Some(
+                "this plan was denied (a hard-mandatory policy or budget finding; see the run's report)"
+                    .into(),
+            ));
+        }
         "needs_approval" => {
             let approvals =
                 std::fs::read_to_string(run_dir.join("approvals.json")).unwrap_or_default();
@@ -621,7 +626,7 @@ fn refusal(
                 });
             if !approved {
                 return Ok(Some(format!(
-                    "policy requires an approval: platform-broker approve {} --reason …",
+                    "this plan needs an approval (policy or budget): platform-broker approve {} --reason …",
                     identity.run
                 )));
             }

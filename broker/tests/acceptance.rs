@@ -113,7 +113,7 @@ fn hard_mandatory_deny() {
         assert!(findings.contains(ADDR), "{ctx}: {findings}");
 
         // A denied bundle never applies; nor does leaving out --policy.
-        assert_refused(&w, &run, &["--policy", policy], "policy denied");
+        assert_refused(&w, &run, &["--policy", policy], "this plan was denied");
         assert_refused(&w, &run, &[], "policy bundle changed");
         assert!(
             !database_exists(&w.db),
@@ -155,7 +155,7 @@ fn soft_mandatory_needs_approval() {
         );
         let run = report["run"].as_str().expect("run").to_string();
 
-        assert_refused(&w, &run, &["--policy", policy], "requires an approval");
+        assert_refused(&w, &run, &["--policy", policy], "needs an approval");
         // Leaving out --policy does not skip the approval.
         assert_refused(&w, &run, &[], "policy bundle changed");
         assert!(
