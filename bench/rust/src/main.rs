@@ -695,7 +695,10 @@ fn stats(xs: &[Duration]) -> Stats {
     }
 }
 
-const PHASES: [(&str, fn(&Sample) -> Duration); 4] = [
+/// A phase's label and how to read its duration from a sample.
+type Phase = (&'static str, fn(&Sample) -> Duration);
+
+const PHASES: [Phase; 4] = [
     ("start -> handshake", |s| s.handshake),
     ("start -> TLS connected", |s| s.connected),
     ("start -> schema", |s| s.schema),

@@ -643,7 +643,7 @@ async fn concurrent_grants_on_one_schema() {
             ("roles", vec![role.to_owned()].into()),
             (
                 "privileges",
-                if i % 2 == 0 { "write" } else { "read" }.into(),
+                if i.is_multiple_of(2) { "write" } else { "read" }.into(),
             ),
         ])
     };
