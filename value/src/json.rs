@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::Value as J;
 
 use crate::number::Repr;
-use crate::types::write_json_string;
+pub use crate::types::write_json_string;
 use crate::{Error, Number, PathStep, Type, Value};
 
 /// Decodes JSON `bytes` as a value of type `ty`.

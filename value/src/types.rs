@@ -160,7 +160,8 @@ impl fmt::Display for Type {
     }
 }
 
-pub(crate) fn write_json_string(out: &mut String, s: &str) {
+/// Appends `s` as a JSON string literal (quoted, escaped).
+pub fn write_json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

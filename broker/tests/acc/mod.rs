@@ -372,6 +372,15 @@ output "monthly_cost" {{
         let mut cmd = Command::new(broker_bin());
         cmd.arg("--terraform").arg(&self.tf);
         cmd.args(args).current_dir(&self.work);
+        self.isolate(&mut cmd);
+        let shown = format!("platform-broker {}", args.join(" "));
+        (cmd, shown)
+    }
+
+    /// The environment every command of this world runs in: nothing the
+    /// broker or Terraform would pick up from the caller's environment,
+    /// then this world's own settings.
+    pub fn isolate(&self, cmd: &mut Command) {
         for k in [
             "PLATFORM_POLICY",
             "PLATFORM_PRICEBOOK",
@@ -394,8 +403,6 @@ output "monthly_cost" {{
         for k in &self.unset {
             cmd.env_remove(k);
         }
-        let shown = format!("platform-broker {}", args.join(" "));
-        (cmd, shown)
     }
 
     /// Runs the broker in the work directory.

@@ -204,6 +204,7 @@ fn run_line(w: &World, line: &str, root: &Path) -> (i32, String) {
     )))
     .expect("PATH");
     let mut cmd = Command::new("bash");
+    w.isolate(&mut cmd);
     cmd.args(["-c", &script])
         .current_dir(root)
         .env("PATH", path)
@@ -221,17 +222,6 @@ fn run_line(w: &World, line: &str, root: &Path) -> (i32, String) {
         .env("CHECKPOINT_DISABLE", "1")
         .env("TF_IN_AUTOMATION", "1")
         .stdin(Stdio::null());
-    for k in [
-        "PLATFORM_CATALOG",
-        "PLATFORM_BROKER_HOME",
-        "TF_WORKSPACE",
-        "TF_DATA_DIR",
-    ] {
-        cmd.env_remove(k);
-    }
-    for (k, v) in &w.env {
-        cmd.env(k, v);
-    }
     let out = cmd.output().expect("run bash");
     let text = format!(
         "$ {line}\n--- stdout\n{}\n--- stderr\n{}",
@@ -493,29 +483,13 @@ fn readme_tour() {
         ))
         .expect("PATH");
         let mut cmd = Command::new("bash");
+        w.isolate(&mut cmd);
         cmd.args(["-c", &script])
             .current_dir(&repo)
             .env("PATH", path)
             .env("TF_IN_AUTOMATION", "1")
             .env("CHECKPOINT_DISABLE", "1")
             .stdin(Stdio::null());
-        for k in [
-            "PLATFORM_POLICY",
-            "PLATFORM_PRICEBOOK",
-            "PLATFORM_CATALOG",
-            "PLATFORM_ENVIRONMENT",
-            "PLATFORM_BROKER_HOME",
-            "PLATFORM_TERRAFORM",
-            "TF_WORKSPACE",
-            "TF_DATA_DIR",
-            "TF_REATTACH_PROVIDERS",
-            "TF_PLUGIN_CACHE_DIR",
-        ] {
-            cmd.env_remove(k);
-        }
-        for (k, v) in &w.env {
-            cmd.env(k, v);
-        }
         let out = cmd.output().expect("bash");
         let (stdout, stderr) = (
             String::from_utf8_lossy(&out.stdout),

@@ -2,6 +2,8 @@
 //! the same way on every build (serde_json's key order depends on a cargo
 //! feature that another crate of the workspace may switch on).
 
+use platform_value::json::write_json_string;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Json {
     Null,
@@ -64,7 +66,7 @@ impl Json {
             Json::Null => out.push_str("null"),
             Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Json::Number(n) => out.push_str(n),
-            Json::String(s) => write_string(out, s),
+            Json::String(s) => write_json_string(out, s),
             Json::Array(items) if items.is_empty() => out.push_str("[]"),
             Json::Array(items) if items.iter().all(Json::is_scalar) => {
                 out.push('[');
@@ -93,7 +95,7 @@ impl Json {
                 for (i, (key, value)) in entries.iter().enumerate() {
                     out.push_str(if i > 0 { ",\n" } else { "\n" });
                     push_indent(out, indent + 1);
-                    write_string(out, key);
+                    write_json_string(out, key);
                     out.push_str(": ");
                     value.write(out, indent + 1);
                 }
@@ -109,22 +111,6 @@ fn push_indent(out: &mut String, indent: usize) {
     for _ in 0..indent {
         out.push_str("  ");
     }
-}
-
-fn write_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]
