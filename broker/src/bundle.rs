@@ -222,24 +222,65 @@ impl WorkspaceLock {
         fs::create_dir_all(&home.root).map_err(io(&home.root))?;
         let path = home.root.join(format!("apply-{workspace}.lock"));
         let holder = format!("pid={} run={run}\n", std::process::id());
-        if create_exclusive(&path, &holder)? {
-            return Ok(Ok(WorkspaceLock { path }));
+        // The holder line is written to a private file first and then
+        // hard-linked into place: link(2) is atomic and fails when the lock
+        // exists, so a competing apply never sees a lock file without its
+        // holder (an empty file would look like a dead holder).
+        let mut nonce = [0u8; 8];
+        fill_random(&mut nonce);
+        let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let staged = home.root.join(format!(".apply-{workspace}.lock.{nonce}"));
+        if !create_exclusive(&staged, &holder)? {
+            return Err(io(&staged)(std::io::Error::from(
+                std::io::ErrorKind::AlreadyExists,
+            )));
         }
-        let current = fs::read_to_string(&path).unwrap_or_default();
-        let pid = current
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("pid="))
-            .and_then(|p| p.parse::<u32>().ok());
-        let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-        let what = current.trim().to_owned();
-        Ok(Err(if alive {
-            format!("workspace {workspace:?} is locked by another apply ({what})")
-        } else {
-            format!(
-                "workspace {workspace:?} holds a stale lock ({what}): a previous apply died. Check the run's status, then remove {}",
-                path.display()
-            )
-        }))
+        let outcome = Self::link_or_inspect(&staged, &path, workspace);
+        let _ = fs::remove_file(&staged);
+        outcome
+    }
+
+    fn link_or_inspect(
+        staged: &Path,
+        path: &Path,
+        workspace: &str,
+    ) -> Result<Result<WorkspaceLock, String>, BundleError> {
+        // A holder may release between our failed link and our read: then
+        // the lock is free and we try again (a few times; each round means
+        // another apply finished in between).
+        for _ in 0..8 {
+            match fs::hard_link(staged, path) {
+                Ok(()) => {
+                    return Ok(Ok(WorkspaceLock {
+                        path: path.to_owned(),
+                    }));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(path)(e)),
+            }
+            let current = match fs::read_to_string(path) {
+                Ok(current) => current,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(path)(e)),
+            };
+            let pid = current
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("pid="))
+                .and_then(|p| p.parse::<u32>().ok());
+            let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            let what = current.trim().to_owned();
+            return Ok(Err(if alive {
+                format!("workspace {workspace:?} is locked by another apply ({what})")
+            } else {
+                format!(
+                    "workspace {workspace:?} holds a stale lock ({what}): a previous apply died. Check the run's status, then remove {}",
+                    path.display()
+                )
+            }));
+        }
+        Ok(Err(format!(
+            "workspace {workspace:?} is locked by another apply (taken and released repeatedly while we tried)"
+        )))
     }
 }
 
@@ -277,6 +318,42 @@ mod tests {
                 .expect("io")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn racing_lockers_never_see_a_holderless_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::new(dir.path().join(".platform"));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let home = Home::new(home.root.clone());
+                std::thread::spawn(move || {
+                    let mut won = 0;
+                    for i in 0..200 {
+                        match WorkspaceLock::acquire(&home, "default", &format!("r{t}-{i}"))
+                            .expect("io")
+                        {
+                            Ok(lock) => {
+                                won += 1;
+                                drop(lock);
+                            }
+                            Err(why) => assert!(
+                                why.contains("locked by another apply"),
+                                "a live holder was reported as: {why}"
+                            ),
+                        }
+                    }
+                    won
+                })
+            })
+            .collect();
+        let won: usize = threads.into_iter().map(|t| t.join().expect("thread")).sum();
+        assert!(won > 0);
+        let left: Vec<_> = fs::read_dir(&home.root)
+            .expect("home")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert!(left.is_empty(), "lock files left behind: {left:?}");
     }
 
     #[test]
