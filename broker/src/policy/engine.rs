@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use regorus::unstable::{Rule, RuleHead};
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, LimitError};
-use serde::Deserialize;
+
+use super::input::{PlanKeys, referenced_plan_keys, to_rego_pruned};
 use sha2::{Digest, Sha256};
 
 use super::config::today_utc;
@@ -57,6 +58,8 @@ struct LoadedSet {
 #[derive(Debug, Clone)]
 pub struct Policies {
     sets: Vec<LoadedSet>,
+    /// The `input.plan` keys the policies name (the rest is not converted).
+    plan_keys: PlanKeys,
     exceptions: Vec<Exception>,
     timeout: Duration,
     digest: String,
@@ -105,12 +108,22 @@ impl Policies {
             });
         }
         let digest = bundle_digest(&sets, &config.exceptions);
+        let plan_keys = referenced_plan_keys(
+            sets.iter()
+                .flat_map(|s| s.files.iter().map(|f| f.text.as_str())),
+        );
         Ok(Policies {
+            plan_keys,
             sets,
             exceptions: config.exceptions.clone(),
             timeout: config.timeout,
             digest,
         })
+    }
+
+    /// The `input.plan` keys the loaded policies name (see `docs/policy-input.md`).
+    pub fn plan_keys(&self) -> &PlanKeys {
+        &self.plan_keys
     }
 
     /// `sha256:<hex>` over the sorted (set name, enforcement, syntax, file
@@ -143,36 +156,84 @@ impl Policies {
     pub fn evaluate(&self, input: &serde_json::Value) -> Result<Decision, PolicyError> {
         let start = Instant::now();
         check_input(input)?;
-        let input = regorus::Value::deserialize(input)
-            .map_err(|e| PolicyError::Input(format!("cannot convert input: {e}")))?;
+        let input = to_rego_pruned(input, &self.plan_keys);
 
-        // Sets are independent: evaluate them on parallel threads, each with
-        // its own engine clone sharing the parsed modules and the input.
+        // Rules are independent evaluations: spread them over the cores, each
+        // worker with its own clone of the set's prepared engine (the parsed
+        // modules and the input are shared, not copied).
+        let jobs: Vec<(usize, usize)> = self
+            .sets
+            .iter()
+            .enumerate()
+            .flat_map(|(s, set)| (0..set.rules.len()).map(move |r| (s, r)))
+            .collect();
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(jobs.len())
+            .max(1);
+        let next = std::sync::atomic::AtomicUsize::new(0);
         let timeout = self.timeout;
-        let per_set: Vec<Result<Vec<Finding>, PolicyError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .sets
-                .iter()
-                .map(|set| {
-                    let input = input.clone();
-                    scope.spawn(move || evaluate_set(set, input, start, timeout))
+        let mut results: Vec<RuleOutcome> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    let (input, jobs, next) = (&input, &jobs, &next);
+                    scope.spawn(move || {
+                        let mut done = Vec::new();
+                        let mut engines: Vec<Option<Engine>> = vec![None; self.sets.len()];
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(&(s, r)) = jobs.get(i) else {
+                                break;
+                            };
+                            let set = &self.sets[s];
+                            let engine = engines[s].get_or_insert_with(|| {
+                                let mut engine = set.engine.clone();
+                                engine.set_input(input.clone());
+                                engine
+                            });
+                            let (rule, severity) = &set.rules[r];
+                            let findings = eval_with_budget(
+                                engine, rule, &set.name, start, timeout,
+                            )
+                            .map(|value| {
+                                let mut findings = Vec::new();
+                                collect_findings(&value, rule, *severity, set, &mut findings);
+                                findings
+                            });
+                            done.push(((s, r), findings));
+                        }
+                        done
+                    })
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| {
+                .flat_map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        Err(PolicyError::Input(
-                            "policy evaluation thread panicked".into(),
-                        ))
+                        vec![(
+                            (0, 0),
+                            Err(PolicyError::Input(
+                                "policy evaluation thread panicked".into(),
+                            )),
+                        )]
                     })
                 })
                 .collect()
         });
+        // Same order and error choice whatever the scheduling: by set, then rule.
+        results.sort_by_key(|(at, _)| *at);
         let mut findings = Vec::new();
-        for set_findings in per_set {
-            findings.extend(set_findings?);
+        let mut set_findings = Vec::new();
+        let mut current = None;
+        for ((s, _), result) in results {
+            if current != Some(s) {
+                flush_set(&mut set_findings, &mut findings);
+                current = Some(s);
+            }
+            set_findings.extend(result?);
         }
+        flush_set(&mut set_findings, &mut findings);
         // Interpreter checks are cooperative; also enforce the limit after the fact.
         let elapsed = start.elapsed();
         if elapsed > self.timeout {
@@ -195,23 +256,15 @@ impl Policies {
     }
 }
 
-fn evaluate_set(
-    set: &LoadedSet,
-    input: regorus::Value,
-    start: Instant,
-    timeout: Duration,
-) -> Result<Vec<Finding>, PolicyError> {
-    let mut engine = set.engine.clone();
-    engine.set_input(input);
-    let mut findings = Vec::new();
-    for (rule, severity) in &set.rules {
-        let value = eval_with_budget(&mut engine, rule, &set.name, start, timeout)?;
-        collect_findings(&value, rule, *severity, set, &mut findings);
-    }
-    findings
+/// One rule's result, tagged with its (set, rule) position.
+type RuleOutcome = ((usize, usize), Result<Vec<Finding>, PolicyError>);
+
+/// Moves one set's findings into `all`, sorted and without duplicates.
+fn flush_set(set_findings: &mut Vec<Finding>, all: &mut Vec<Finding>) {
+    set_findings
         .sort_by(|a, b| (&a.rule, &a.address, &a.message).cmp(&(&b.rule, &b.address, &b.message)));
-    findings.dedup();
-    Ok(findings)
+    set_findings.dedup();
+    all.append(set_findings);
 }
 
 /// Result of [`run_tests`].

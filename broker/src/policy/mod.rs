@@ -12,6 +12,7 @@
 
 mod config;
 mod engine;
+mod input;
 pub mod report;
 
 #[cfg(test)]

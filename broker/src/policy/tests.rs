@@ -939,6 +939,11 @@ fn synthetic_input(n: usize) -> Value {
     let mut changes = Vec::with_capacity(n);
     let mut catalog = Vec::with_capacity(n / 2);
     let mut costs = Vec::with_capacity(n);
+    // Terraform repeats every resource in planned_values, prior_state and
+    // configuration; a real input carries all of them.
+    let mut planned = Vec::with_capacity(n);
+    let mut prior = Vec::with_capacity(n);
+    let mut configured = Vec::with_capacity(n);
     for i in 0..n {
         let actions = match i % 10 {
             0 => json!(["create"]),
@@ -974,6 +979,26 @@ fn synthetic_input(n: usize) -> Value {
             attrs.clone()
         };
         let after = if i % 10 == 2 { Value::Null } else { attrs };
+        let state_entry = |values: &Value| {
+            json!({
+                "address": address, "mode": "managed", "type": ty, "name": format!("r{i}"),
+                "provider_name": "registry.terraform.io/platform/platform", "schema_version": 0,
+                "values": values, "sensitive_values": {"password": true}
+            })
+        };
+        if !after.is_null() {
+            planned.push(state_entry(&after));
+            configured.push(json!({
+                "address": address, "mode": "managed", "type": ty, "name": format!("r{i}"),
+                "provider_config_key": "platform", "schema_version": 0,
+                "expressions": {"name": {"constant_value": format!("r{i}")},
+                                "tier": {"constant_value": "small"},
+                                "labels": {"references": ["local.labels"]}}
+            }));
+        }
+        if !before.is_null() {
+            prior.push(state_entry(&before));
+        }
         changes.push(json!({
             "address": address, "mode": "managed", "type": ty, "name": format!("r{i}"),
             "provider_name": "registry.terraform.io/platform/platform",
@@ -995,7 +1020,12 @@ fn synthetic_input(n: usize) -> Value {
         "input_version": "1",
         "run": {"created_by": "ci", "commit_sha": "abc", "is_destroy": false, "refresh_only": false,
                 "workspace": {"name": "big", "environment": "production", "tags": []}},
-        "plan": {"format_version": "1.2", "terraform_version": "1.9.0", "resource_changes": changes},
+        "plan": {"format_version": "1.2", "terraform_version": "1.9.0", "resource_changes": changes,
+                 "planned_values": {"root_module": {"resources": planned}},
+                 "prior_state": {"format_version": "1.0", "terraform_version": "1.9.0",
+                                 "values": {"root_module": {"resources": prior}}},
+                 "configuration": {"provider_config": {"platform": {"name": "platform"}},
+                                   "root_module": {"resources": configured}}},
         "cost": {"currency": "USD", "monthly_before": 125000, "monthly_after": 125900, "monthly_delta": 900, "resources": costs},
         "catalog": {"resources": catalog},
         "drift": {"resources": []}
@@ -1019,13 +1049,21 @@ fn bench_examples_on_10k_resource_plan() {
     }
     let d = last.unwrap();
     times.sort();
-    // The share of one evaluation spent converting the input into regorus values.
+    // The share of one evaluation spent converting the input into regorus
+    // values: the whole input (what serde would build) and what the example
+    // policies can reach (`input.plan` keys they name).
     let t = Instant::now();
-    let converted = <regorus::Value as serde::Deserialize>::deserialize(&input).unwrap();
-    let convert = t.elapsed();
-    drop(converted);
+    let whole = <regorus::Value as serde::Deserialize>::deserialize(&input).unwrap();
+    let serde_whole = t.elapsed();
+    drop(whole);
+    let t = Instant::now();
+    let pruned = super::input::to_rego_pruned(&input, p.plan_keys());
+    let ours = t.elapsed();
+    drop(pruned);
     println!(
-        "policy bench: input JSON -> regorus value conversion {convert:?} (included in evaluate)"
+        "policy bench: input {} MB; conversion via serde, whole input {serde_whole:?}; as evaluate does it (plan keys {:?}) {ours:?}",
+        serde_json::to_vec(&input).unwrap().len() / 1_000_000,
+        p.plan_keys()
     );
     let mut counts = std::collections::BTreeMap::new();
     for f in &d.findings {
@@ -1061,4 +1099,49 @@ fn unavailable_builtin_fails_closed() {
             println!("unavailable builtin: evaluation error: {e}");
         }
     }
+}
+
+#[test]
+fn plan_keys_a_policy_names_reach_it_and_computed_access_gets_the_whole_plan() {
+    let input = json!({
+        "plan": {"resource_changes": [], "planned_values": {"outputs": {"x": {"value": 1}}},
+                 "prior_state": {"values": {}}},
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        "named.rego",
+        "package platform.named\n\nwarn_named contains \"seen\" if input.plan.planned_values.outputs.x.value == 1\n\nwarn_pruned contains \"prior_state visible\" if input.plan[\"prior_state\"]\n",
+    );
+    // A computed key (`input.plan["prior_state"]`) anywhere in the bundle
+    // makes the whole plan reachable.
+    let named = Policies::load(&config(vec![set(
+        "named",
+        tmp.path().into(),
+        Enforcement::Advisory,
+    )]));
+    let d = named.unwrap().evaluate(&input).unwrap();
+    let rules: Vec<&str> = d.findings.iter().map(|f| f.rule.as_str()).collect();
+    assert_eq!(rules, ["warn_named", "warn_pruned"], "{d:?}");
+
+    // Only literal paths: the named key is there, whole, for any use.
+    let only = tempfile::tempdir().unwrap();
+    write(
+        only.path(),
+        "only.rego",
+        "package platform.only\n\nwarn_named contains \"seen\" if input.plan.planned_values.outputs.x.value == 1\n\nwarn_keys contains k if some k, _ in object.filter(input.plan.planned_values, [\"outputs\"])\n",
+    );
+    let p = Policies::load(&config(vec![set(
+        "only",
+        only.path().into(),
+        Enforcement::Advisory,
+    )]))
+    .unwrap();
+    assert_eq!(
+        p.plan_keys(),
+        &super::input::PlanKeys::Only(["planned_values".to_owned()].into())
+    );
+    let d = p.evaluate(&input).unwrap();
+    let messages: Vec<&str> = d.findings.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(messages, ["outputs", "seen"], "{d:?}");
 }

@@ -4,13 +4,16 @@
 # including through a replace, is denied.
 package platform.deprecated_offering
 
-catalog_by_address := {entry.address: entry | some entry in input.catalog.resources}
+# Only the (few) deprecated entries, keyed by address.
+deprecated := {entry.address: entry |
+	some entry in input.catalog.resources
+	entry.version_status == "deprecated"
+}
 
 deny_deprecated_offering contains finding if {
 	some rc in input.plan.resource_changes
 	"create" in rc.change.actions
-	entry := catalog_by_address[rc.address]
-	entry.version_status == "deprecated"
+	entry := deprecated[rc.address]
 	finding := {
 		"address": rc.address,
 		"msg": sprintf(

@@ -27,10 +27,12 @@ verb(actions) := "replace" if count(actions) > 1
 
 verb(actions) := "destroy" if count(actions) == 1
 
+# The rare test ("delete" in the actions) first, so the rest only runs for
+# destroys and replaces.
 deny_destroy_stateful contains finding if {
 	some rc in input.plan.resource_changes
-	rc.mode == "managed"
 	"delete" in rc.change.actions
+	rc.mode == "managed"
 	stateful(rc)
 	not destroy_allowed(rc)
 	finding := {

@@ -1,18 +1,18 @@
 # Tiers marked requires_approval in the catalog need an approval in production.
 package platform.premium_tier
 
-changes_by_address := {rc.address: rc | some rc in input.plan.resource_changes}
-
-creates_or_updates(actions) if "create" in actions
-
-creates_or_updates(actions) if "update" in actions
+# Only the entries whose tier needs an approval, keyed by address.
+premium := {entry.address: entry |
+	some entry in input.catalog.resources
+	entry.requires_approval == true
+}
 
 deny_premium_tier contains finding if {
 	input.run.workspace.environment == "production"
-	some entry in input.catalog.resources
-	entry.requires_approval == true
-	rc := changes_by_address[entry.address]
-	creates_or_updates(rc.change.actions)
+	some rc in input.plan.resource_changes
+	entry := premium[rc.address]
+	some action in rc.change.actions
+	action in {"create", "update"}
 	finding := {
 		"address": entry.address,
 		"msg": sprintf(

@@ -1,0 +1,373 @@
+//! Policy input conversion: `serde_json::Value` → `regorus::Value`.
+//!
+//! The input of a large plan is mostly `plan.resource_changes`: thousands of
+//! objects sharing a few dozen keys. Going through serde's `Deserialize`
+//! builds every key string anew and grows every object one insert at a time;
+//! here keys are interned (one allocation per distinct key per conversion),
+//! objects are built from serde_json's already-sorted entries, and long
+//! arrays are converted in parallel chunks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use regorus::{Rc, Value};
+use serde_json::Value as Json;
+
+/// Arrays at least this long are split across threads.
+const PARALLEL_MIN_LEN: usize = 2048;
+
+/// Converts `json` into a regorus value with the same meaning as
+/// `regorus::Value::deserialize(json)`.
+#[cfg(test)]
+pub fn to_rego(json: &Json) -> Value {
+    to_rego_pruned(json, &PlanKeys::All)
+}
+
+/// Which keys of `input.plan` the policies can reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanKeys {
+    /// Some policy reads `input` or `input.plan` as a whole (or through a
+    /// computed key): pass everything.
+    All,
+    /// Every reference names its `input.plan.<key>` literally.
+    Only(BTreeSet<String>),
+}
+
+impl PlanKeys {
+    fn keeps(&self, key: &str) -> bool {
+        match self {
+            PlanKeys::All => true,
+            PlanKeys::Only(keys) => keys.contains(key),
+        }
+    }
+}
+
+/// Like [`to_rego`], leaving out the top-level keys of `json["plan"]` that
+/// `keys` does not keep. A plan's `planned_values`, `prior_state` and
+/// `configuration` repeat most of `resource_changes`; policies that never
+/// name them need not pay for converting them.
+pub fn to_rego_pruned(json: &Json, keys: &PlanKeys) -> Value {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
+    let mut converter = Converter::new(threads);
+    match (json, keys) {
+        (Json::Object(top), PlanKeys::Only(_)) if top.get("plan").is_some_and(Json::is_object) => {
+            let entries: BTreeMap<Value, Value> = top
+                .iter()
+                .map(|(k, v)| {
+                    let value = match v {
+                        Json::Object(plan) if k == "plan" => {
+                            let kept: BTreeMap<Value, Value> = plan
+                                .iter()
+                                .filter(|(pk, _)| keys.keeps(pk))
+                                .map(|(pk, pv)| {
+                                    (Value::String(converter.key(pk)), converter.value(pv))
+                                })
+                                .collect();
+                            if kept.is_empty() {
+                                Value::new_object()
+                            } else {
+                                Value::from(kept)
+                            }
+                        }
+                        other => converter.value(other),
+                    };
+                    (Value::String(converter.key(k)), value)
+                })
+                .collect();
+            Value::from(entries)
+        }
+        _ => converter.value(json),
+    }
+}
+
+/// The `input.plan` keys that Rego `sources` can reach, found lexically and
+/// conservatively: every occurrence of the identifier `input` (outside
+/// strings and comments) must be followed by `.plan.<key>` or by
+/// `.<other>` (a top-level key other than `plan`); anything else (`input`
+/// alone, `input[...]`, `input.plan` alone or indexed, `import input`)
+/// means the whole plan.
+pub fn referenced_plan_keys<'s>(sources: impl IntoIterator<Item = &'s str>) -> PlanKeys {
+    let mut keys = BTreeSet::new();
+    for source in sources {
+        let code = code_only(source);
+        let bytes = code.as_bytes();
+        let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let mut at = 0;
+        while let Some(found) = code[at..].find("input") {
+            let start = at + found;
+            let end = start + "input".len();
+            at = end;
+            if (start > 0 && is_ident(bytes[start - 1]))
+                || bytes.get(end).is_some_and(|b| is_ident(*b))
+            {
+                continue; // part of a longer identifier
+            }
+            let rest = &code[end..];
+            let Some(first) = path_segment(rest) else {
+                return PlanKeys::All;
+            };
+            if first != "plan" {
+                continue;
+            }
+            match path_segment(&rest[1 + first.len()..]) {
+                Some(key) => {
+                    keys.insert(key.to_owned());
+                }
+                None => return PlanKeys::All,
+            }
+        }
+    }
+    PlanKeys::Only(keys)
+}
+
+/// `.ident` at the start of `s` (no spaces: Rego's dot access is tight).
+fn path_segment(s: &str) -> Option<&str> {
+    let tail = s.strip_prefix('.')?;
+    let len = tail
+        .bytes()
+        .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        .count();
+    (len > 0 && !tail.as_bytes()[0].is_ascii_digit()).then(|| &tail[..len])
+}
+
+/// `source` with string literals and comments blanked out.
+fn code_only(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut chars = source.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '#' => {
+                out.push(' ');
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                    out.push(' ');
+                }
+            }
+            '"' => {
+                out.push(' ');
+                while let Some(c) = chars.next() {
+                    out.push(' ');
+                    match c {
+                        // An escape hides the next character (say, a quote).
+                        '\\' if chars.next().is_some() => out.push(' '),
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '`' => {
+                out.push(' ');
+                for c in chars.by_ref() {
+                    out.push(' ');
+                    if c == '`' {
+                        break;
+                    }
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+struct Converter<'a> {
+    keys: HashMap<&'a str, Rc<str>>,
+    /// Threads this converter may still use for long arrays (1: none).
+    threads: usize,
+}
+
+impl<'a> Converter<'a> {
+    fn new(threads: usize) -> Converter<'a> {
+        Converter {
+            keys: HashMap::new(),
+            threads,
+        }
+    }
+
+    fn value(&mut self, json: &'a Json) -> Value {
+        match json {
+            Json::Null => Value::Null,
+            Json::Bool(b) => Value::Bool(*b),
+            Json::Number(n) => number(n),
+            Json::String(s) => Value::String(Rc::from(s.as_str())),
+            Json::Array(items) => self.array(items),
+            Json::Object(map) => {
+                if map.is_empty() {
+                    return Value::new_object();
+                }
+                // serde_json's map iterates in key order, which is regorus's
+                // order for string keys too; collecting a sorted sequence
+                // into a BTreeMap is a bulk build, not n searches.
+                let entries: BTreeMap<Value, Value> = map
+                    .iter()
+                    .map(|(k, v)| (Value::String(self.key(k)), self.value(v)))
+                    .collect();
+                Value::from(entries)
+            }
+        }
+    }
+
+    fn key(&mut self, key: &'a str) -> Rc<str> {
+        self.keys
+            .entry(key)
+            .or_insert_with(|| Rc::from(key))
+            .clone()
+    }
+
+    fn array(&mut self, items: &'a [Json]) -> Value {
+        if self.threads < 2 || items.len() < PARALLEL_MIN_LEN {
+            return Value::from(items.iter().map(|i| self.value(i)).collect::<Vec<_>>());
+        }
+        let threads = self.threads;
+        // Only the outermost long array fans out; its chunks run sequentially inside.
+        self.threads = 1;
+        let chunk = items.len().div_ceil(threads);
+        let parts: Vec<Vec<Value>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = items
+                .chunks(chunk)
+                .skip(1)
+                .map(|part| {
+                    scope.spawn(move || {
+                        let mut converter = Converter::new(1);
+                        part.iter().map(|i| converter.value(i)).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let first: Vec<Value> = items[..chunk.min(items.len())]
+                .iter()
+                .map(|i| self.value(i))
+                .collect();
+            let mut parts = vec![first];
+            for handle in handles {
+                // A conversion cannot panic short of allocation failure;
+                // resume the panic on this thread if one ever does.
+                parts.push(
+                    handle
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                );
+            }
+            parts
+        });
+        self.threads = threads;
+        let mut all = Vec::with_capacity(items.len());
+        for part in parts {
+            all.extend(part);
+        }
+        Value::from(all)
+    }
+}
+
+fn number(n: &serde_json::Number) -> Value {
+    if let Some(u) = n.as_u64() {
+        return Value::from(u);
+    }
+    if let Some(i) = n.as_i64() {
+        return Value::from(i);
+    }
+    // Fractions and big numbers (rare) take regorus's own path, which keeps
+    // their exact decimal value rather than a lossy f64.
+    <Value as serde::Deserialize>::deserialize(&Json::Number(n.clone()))
+        .unwrap_or_else(|_| n.as_f64().map(Value::from).unwrap_or(Value::Null))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    fn same_as_deserialize(json: &Json) {
+        let expected = Value::deserialize(json).expect("deserialize");
+        assert_eq!(to_rego(json), expected, "for {json}");
+    }
+
+    #[test]
+    fn matches_serde_deserialize() {
+        same_as_deserialize(&json!(null));
+        same_as_deserialize(&json!({}));
+        same_as_deserialize(&json!([]));
+        same_as_deserialize(&json!({
+            "b": [1, -2, 3.25, 0.1, 1e300, 18446744073709551615u64, -9223372036854775808i64],
+            "a": {"z": true, "y": null, "x": "s", "": {"nested": []}},
+            "ünïcode": "✓",
+        }));
+        // Long arrays take the parallel path; order and content must hold.
+        let long: Vec<Json> = (0..5000)
+            .map(|i| json!({"address": format!("r{i}"), "i": i, "tags": {"team": "a"}}))
+            .collect();
+        same_as_deserialize(&json!({"plan": {"resource_changes": long}}));
+    }
+
+    fn only(keys: &[&str]) -> PlanKeys {
+        PlanKeys::Only(keys.iter().map(|k| (*k).to_owned()).collect())
+    }
+
+    #[test]
+    fn referenced_plan_keys_are_found_conservatively() {
+        let src = "package platform.x\n\
+            # input alone in a comment does not count, nor input[0]\n\
+            deny_a contains m if { some rc in input.plan.resource_changes; m := rc.address }\n\
+            deny_b contains m if { input.run.workspace.name == \"input\"; m := input.plan.variables.x.value }\n\
+            my_input := 1\n\
+            deny_c contains m if { m := sprintf(\"%v input[x]\", [input.cost.monthly_delta]) }\n";
+        assert_eq!(
+            referenced_plan_keys([src]),
+            only(&["resource_changes", "variables"])
+        );
+        for whole in [
+            "x := input",
+            "x := input[\"plan\"]",
+            "x := input.plan",
+            "x := input.plan[k]",
+            "x := input .plan.resource_changes",
+            "import input",
+            "import input.plan",
+            "x := walk(input)",
+        ] {
+            assert_eq!(referenced_plan_keys([src, whole]), PlanKeys::All, "{whole}");
+        }
+        // A string containing a quote and an escape does not hide what follows.
+        assert_eq!(
+            referenced_plan_keys(["x := \"a\\\"#b\"; y := input"]),
+            PlanKeys::All
+        );
+        assert_eq!(
+            referenced_plan_keys(["x := `raw # input`; y := input.plan.output_changes"]),
+            only(&["output_changes"])
+        );
+    }
+
+    #[test]
+    fn pruning_keeps_only_named_plan_keys_and_everything_else() {
+        let input = json!({
+            "plan": {"resource_changes": [1], "planned_values": {"x": 1}, "prior_state": {}},
+            "run": {"id": "r"},
+        });
+        let pruned = to_rego_pruned(&input, &only(&["resource_changes"]));
+        let expected = to_rego(&json!({"plan": {"resource_changes": [1]}, "run": {"id": "r"}}));
+        assert_eq!(pruned, expected);
+        assert_eq!(to_rego_pruned(&input, &PlanKeys::All), to_rego(&input));
+        assert_eq!(
+            to_rego_pruned(&input, &only(&[])),
+            to_rego(&json!({"plan": {}, "run": {"id": "r"}}))
+        );
+    }
+
+    #[test]
+    fn big_and_fractional_numbers_compare_like_policy_literals() {
+        let v = to_rego(
+            &serde_json::from_str("[0.1, 123456789012345678901234567890.5]").expect("json"),
+        );
+        assert_eq!(v[0], Value::from_json_str("0.1").expect("0.1"));
+        assert_eq!(
+            v[1],
+            Value::from_json_str("123456789012345678901234567890.5").expect("big")
+        );
+    }
+}
