@@ -326,14 +326,21 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
     let mut audit = open_audit(global, &home)?;
     let tf = Terraform::find(global.terraform.as_deref(), &dir)?;
     let mut say = progress;
+    let mut timings = Timings::default();
+    let t = Instant::now();
     tf.init_if_needed(&mut say)?;
+    timings.terraform_init = t.elapsed();
     let prior = tf.state_meta()?;
     let (run, run_dir) = home.create_run()?;
     let planfile = run_dir.join("plan.tfplan");
     eprintln!("platform-broker: planning {} (run {run})", dir.display());
+    let t = Instant::now();
     let outcome = tf.plan(&planfile, &PlanOptions::default(), &mut say)?;
+    timings.terraform_plan = t.elapsed();
     bundle::set_private(&planfile)?;
+    let t = Instant::now();
     let shown = tf.show_json(&planfile)?;
+    timings.terraform_show = t.elapsed();
     let summary = plan::parse(&shown)?;
     let costs = cost::estimate(&summary, Some(&loaded.catalog), &loaded.book);
     let budget = budget_check(&global.config, &summary, &costs)?;
@@ -365,10 +372,12 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
         "drift": drift_input(&summary),
     });
     // Policy errors and timeouts fail closed: the run is denied.
+    let t = Instant::now();
     let decision: Option<Result<Decision, String>> = loaded
         .policy
         .as_ref()
         .map(|(_, policies)| policies.evaluate(&input).map_err(|e| e.to_string()));
+    timings.policy = t.elapsed();
     let policy_verdict = match &decision {
         None => Verdict::Allowed,
         Some(Ok(decision)) => decision.verdict,
@@ -464,6 +473,7 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
             })),
             "exit_code": code,
             "duration_ms": started.elapsed().as_millis() as u64,
+            "durations_ms": timings.json(started.elapsed()),
         }),
     )?;
     let text = if args.json {
@@ -475,6 +485,32 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
     };
     println!("{text}");
     Ok(code)
+}
+
+/// Where a plan run's time went (wall clock), for the audit event: what
+/// Terraform took, what policy evaluation took, and the broker's own share.
+#[derive(Default)]
+struct Timings {
+    terraform_init: std::time::Duration,
+    terraform_plan: std::time::Duration,
+    terraform_show: std::time::Duration,
+    policy: std::time::Duration,
+}
+
+impl Timings {
+    fn json(&self, total: std::time::Duration) -> Json {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        let terraform = self.terraform_init + self.terraform_plan + self.terraform_show;
+        let round = |x: f64| (x * 10.0).round() / 10.0;
+        json!({
+            "terraform_init": round(ms(self.terraform_init)),
+            "terraform_plan": round(ms(self.terraform_plan)),
+            "terraform_show": round(ms(self.terraform_show)),
+            "policy": round(ms(self.policy)),
+            "broker": round(ms(total.saturating_sub(terraform))),
+            "total": round(ms(total)),
+        })
+    }
 }
 
 /// Today's date (UTC), or `PLATFORM_TODAY=YYYY-MM-DD` when set (as the

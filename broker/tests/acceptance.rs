@@ -111,6 +111,24 @@ fn hard_mandatory_deny() {
         let findings = report["findings"].to_string();
         assert!(findings.contains("deny_standard_tier"), "{ctx}: {findings}");
         assert!(findings.contains(ADDR), "{ctx}: {findings}");
+        // The plan's audit event says where the time went.
+        let log = read(&w.home.join("audit.log"));
+        let event = json(&ctx, log.lines().last().expect("an event"));
+        let d = &event["data"]["durations_ms"];
+        let ms = |k: &str| {
+            d[k].as_f64()
+                .unwrap_or_else(|| panic!("{ctx}: durations_ms.{k} missing: {event}"))
+        };
+        assert!(
+            ms("terraform_plan") > 0.0 && ms("policy") > 0.0,
+            "{ctx}: {d}"
+        );
+        let parts =
+            ms("terraform_init") + ms("terraform_plan") + ms("terraform_show") + ms("broker");
+        assert!(
+            (parts - ms("total")).abs() < 1.0,
+            "{ctx}: parts do not add up: {d}"
+        );
 
         // A denied bundle never applies; nor does leaving out --policy.
         assert_refused(&w, &run, &["--policy", policy], "this plan was denied");
