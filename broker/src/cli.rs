@@ -19,6 +19,7 @@ use crate::report;
 use crate::tf::{PlanOptions, PlanOutcome, Terraform};
 
 pub const EXIT_OK: u8 = 0;
+pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_CHANGES: u8 = 2;
 pub const EXIT_DENIED: u8 = 3;
 pub const EXIT_NEEDS_APPROVAL: u8 = 4;
@@ -124,8 +125,10 @@ pub struct ApproveArgs {
 
 #[derive(clap::Args)]
 pub struct DriftArgs {
-    #[arg(default_value = ".")]
-    pub dir: PathBuf,
+    /// Working directories to check, one after another (each with its own
+    /// broker home unless --home is given).
+    #[arg(default_value = ".", value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
     #[arg(long)]
     pub json: bool,
     /// Acknowledge drift of ADDRESS (optionally one attribute) until a date.
@@ -779,7 +782,7 @@ pub fn approve(global: &Global, args: ApproveArgs) -> Result<u8> {
 }
 
 /// One drifted attribute, with its fingerprint.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Drifted {
     pub address: String,
     pub attribute: String,
@@ -790,10 +793,67 @@ pub struct Drifted {
     pub acknowledged: Option<String>,
 }
 
+/// `drift DIR...`: each directory in turn. Exit 1 when any directory
+/// failed (the others are still checked and reported), else 2 when any has
+/// open drift, else 0. With one directory the output is that directory's
+/// report; with several, text sections headed by the directory, or one JSON
+/// object `{"dirs": [...], "exit_code": N}`.
 pub fn drift(global: &Global, args: DriftArgs) -> Result<u8> {
+    if args.dirs.len() == 1 {
+        let (code, report) = drift_dir(global, &args.dirs[0], &args)?;
+        print_drift(&report, args.json)?;
+        return Ok(code);
+    }
+    if args.ack.is_some() {
+        anyhow::bail!("--ack acknowledges drift in one directory: give exactly one DIR");
+    }
+    let mut worst = EXIT_OK;
+    let mut reports = Vec::new();
+    for dir in &args.dirs {
+        if !args.json {
+            println!("== {} ==", dir.display());
+        }
+        match drift_dir(global, dir, &args) {
+            Ok((code, report)) => {
+                if !args.json {
+                    print_drift(&report, false)?;
+                }
+                worst = worst_exit(worst, code);
+                reports.push(json!({"dir": dir, "drift": report["drift"], "exit_code": code}));
+            }
+            Err(error) => {
+                eprintln!("platform-broker: error: {}: {error:#}", dir.display());
+                worst = worst_exit(worst, EXIT_ERROR);
+                reports.push(
+                    json!({"dir": dir, "error": format!("{error:#}"), "exit_code": EXIT_ERROR}),
+                );
+            }
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"dirs": reports, "exit_code": worst}))?
+        );
+    }
+    Ok(worst)
+}
+
+/// Error beats drift beats clean.
+fn worst_exit(a: u8, b: u8) -> u8 {
+    let rank = |c: u8| match c {
+        EXIT_ERROR => 2,
+        EXIT_CHANGES => 1,
+        _ => 0,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+/// One directory's drift check; returns its exit code and report
+/// (`{"drift": [...], "exit_code": N}`, or `{"acknowledged": ...}` for --ack).
+fn drift_dir(global: &Global, dir: &Path, args: &DriftArgs) -> Result<(u8, Json)> {
     let started = Instant::now();
-    let dir =
-        std::fs::canonicalize(&args.dir).with_context(|| format!("{}", args.dir.display()))?;
+    let dir = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
     let home = global.home(&dir);
     std::fs::create_dir_all(&home.root)?;
     let acks_path = home.root.join("drift-acks.json");
@@ -801,19 +861,24 @@ pub fn drift(global: &Global, args: DriftArgs) -> Result<u8> {
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
-    if let Some(address) = args.ack {
-        let until = args.until.context("--ack needs --until YYYY-MM-DD")?;
-        let reason = args.reason.context("--ack needs --reason")?;
+    if let Some(address) = &args.ack {
+        let until = args
+            .until
+            .as_ref()
+            .context("--ack needs --until YYYY-MM-DD")?;
+        let reason = args.reason.as_ref().context("--ack needs --reason")?;
         let format = time::macros::format_description!("[year]-[month]-[day]");
-        time::Date::parse(&until, &format).with_context(|| format!("--until {until:?}"))?;
+        time::Date::parse(until, &format).with_context(|| format!("--until {until:?}"))?;
         acks.push(json!({"address": address, "attribute": args.attribute, "until": until, "reason": reason, "by": actor()}));
         bundle::write_file(
             &acks_path,
             serde_json::to_vec_pretty(&acks)?.as_slice(),
             0o600,
         )?;
-        println!("platform-broker: acknowledged drift of {address} until {until}");
-        return Ok(EXIT_OK);
+        return Ok((
+            EXIT_OK,
+            json!({"acknowledged": address, "until": until, "exit_code": EXIT_OK}),
+        ));
     }
     let tf = Terraform::find(global.terraform.as_deref(), &dir)?;
     let mut say = progress;
@@ -897,33 +962,42 @@ pub fn drift(global: &Global, args: DriftArgs) -> Result<u8> {
             "duration_ms": started.elapsed().as_millis() as u64,
         }),
     )?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"drift": drifted, "exit_code": code}))?
-        );
-    } else if drifted.is_empty() {
-        println!("No drift: the infrastructure matches the state.");
-    } else {
-        println!(
-            "Drift ({} attribute(s), {} new, {} acknowledged):",
-            drifted.len(),
-            new.len(),
-            drifted.len() - open.len()
-        );
-        for d in &drifted {
-            let note = match (&d.acknowledged, d.seen_before) {
-                (Some(reason), _) => format!(" [acknowledged: {reason}]"),
-                (None, true) => " [seen before]".to_owned(),
-                (None, false) => " [new]".to_owned(),
-            };
-            println!(
-                "  {}.{}: {} -> {}{note}",
-                d.address, d.attribute, d.before, d.after
-            );
-        }
+    Ok((code, json!({"drift": drifted, "exit_code": code})))
+}
+
+fn print_drift(report: &Json, as_json: bool) -> Result<()> {
+    if let Some(address) = report.get("acknowledged").and_then(Json::as_str) {
+        let until = report["until"].as_str().unwrap_or_default();
+        println!("platform-broker: acknowledged drift of {address} until {until}");
+        return Ok(());
     }
-    Ok(code)
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    let drifted: Vec<Drifted> = serde_json::from_value(report["drift"].clone())?;
+    if drifted.is_empty() {
+        println!("No drift: the infrastructure matches the state.");
+        return Ok(());
+    }
+    let new = drifted.iter().filter(|d| !d.seen_before).count();
+    let acknowledged = drifted.iter().filter(|d| d.acknowledged.is_some()).count();
+    println!(
+        "Drift ({} attribute(s), {new} new, {acknowledged} acknowledged):",
+        drifted.len()
+    );
+    for d in &drifted {
+        let note = match (&d.acknowledged, d.seen_before) {
+            (Some(reason), _) => format!(" [acknowledged: {reason}]"),
+            (None, true) => " [seen before]".to_owned(),
+            (None, false) => " [new]".to_owned(),
+        };
+        println!(
+            "  {}.{}: {} -> {}{note}",
+            d.address, d.attribute, d.before, d.after
+        );
+    }
+    Ok(())
 }
 
 pub fn policy(_global: &Global, command: PolicyCommand) -> Result<u8> {

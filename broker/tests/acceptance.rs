@@ -243,6 +243,39 @@ fn drift_detect_and_acknowledge() {
         w.broker(&["drift"])
             .expect(&ctx, 0)
             .expect_contains(&ctx, "[acknowledged: x]");
+        // Several directories: each is checked and reported, a failing one
+        // does not hide the others, and the exit code is the worst.
+        let missing = w.path("no-such-dir");
+        let missing = missing.to_str().expect("utf8");
+        let r = w.broker(&["drift", ".", missing]);
+        r.expect(&ctx, 1)
+            .expect_contains(&ctx, "== . ==")
+            .expect_contains(&ctx, "[acknowledged: x]")
+            .expect_contains(&ctx, &format!("{missing}: "));
+        let r = w.broker(&["drift", "--json", ".", "."]);
+        r.expect(&ctx, 0);
+        let report = json(&ctx, &r.stdout);
+        let dirs = report["dirs"].as_array().expect("dirs array");
+        assert_eq!(dirs.len(), 2, "{ctx}: {report}");
+        assert!(
+            dirs.iter().all(
+                |d| d["exit_code"] == 0 && d["drift"].as_array().is_some_and(|a| !a.is_empty())
+            ),
+            "{ctx}: {report}"
+        );
+        w.broker(&[
+            "drift",
+            "--ack",
+            ADDR,
+            "--until",
+            "2099-12-31",
+            "--reason",
+            "x",
+            ".",
+            ".",
+        ])
+        .expect(&ctx, 1)
+        .expect_contains(&ctx, "exactly one DIR");
         // drift never writes state: the role still has the out-of-band value.
         assert_eq!(
             role_conn_limit(&format!("{}_owner", w.db)),

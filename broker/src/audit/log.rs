@@ -14,7 +14,7 @@ use super::verify::{self, HeadCheck};
 ///
 /// A sink runs after the fsync, and its failure does not fail the append:
 /// the file is the record, a sink is a copy. Failures are logged.
-pub trait Sink {
+pub trait Sink: Send {
     /// Receives the lines of one append or batch, in order, without newlines.
     fn send(&mut self, lines: &[String]) -> std::io::Result<()>;
 }

@@ -20,12 +20,14 @@
 
 mod error;
 mod event;
+mod group;
 mod log;
 mod verify;
 pub mod webhook;
 
 pub use error::{AuditError, ErrorKind};
 pub use event::{Event, GENESIS_PREV, SOURCE};
+pub use group::SharedLog;
 pub use log::{AuditLog, Sink, StdoutSink, repair};
 pub use verify::{export, tail, verify};
 pub use webhook::{FlushReport, Secret, Webhook, WebhookError};
