@@ -21,6 +21,7 @@ fn settings() -> Option<Settings> {
 
 struct Kit {
     settings: Settings,
+    pg: Postgres,
     role: Arc<dyn Driver>,
     database: Arc<dyn Driver>,
     schema: Arc<dyn Driver>,
@@ -41,6 +42,7 @@ fn kit() -> Option<Kit> {
         schema: take("postgres.schema"),
         grant: take("postgres.grant"),
         settings,
+        pg,
     })
 }
 
@@ -126,6 +128,37 @@ async fn superuser(settings: &Settings, database: &str) -> Client {
     connect_as(settings, &user, settings.password.as_deref(), database)
         .await
         .expect("superuser connection")
+}
+
+/// Terraform runs ten operations at once; every role and database operation
+/// uses the maintenance database. Waves of ten must reuse the connections of
+/// the first wave instead of closing most of them and connecting again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn maintenance_connections_are_reused_at_terraform_parallelism() {
+    let Some(kit) = kit() else { return };
+    const WAVES: usize = 4;
+    const PARALLEL: usize = 10;
+    let res = unique("pres");
+    for wave in 0..WAVES {
+        let tasks: Vec<_> = (0..PARALLEL)
+            .map(|i| {
+                let (role, o) = (kit.role.clone(), owner(&res, &format!("w{wave}r{i}")));
+                let inputs = role_inputs(&unique("pool"), false, -1);
+                tokio::spawn(async move {
+                    let state = role.create(&o, &inputs).await?;
+                    role.delete(&o, &state).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("join").expect("create and delete");
+        }
+    }
+    let made = kit.pg.pool().connections_made();
+    assert!(
+        made <= PARALLEL,
+        "{made} connections for {WAVES} waves of {PARALLEL} role create+delete: connections are not reused"
+    );
 }
 
 fn role_inputs(name: &str, login: bool, limit: i64) -> Values {

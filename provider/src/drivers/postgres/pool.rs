@@ -1,6 +1,11 @@
 //! Lazily made, pooled connections: at most [`PER_DATABASE`] in use at once
 //! per database, and at most [`MAX_IDLE`] idle ones kept for reuse, all
-//! databases together. (No global in-use cap: a database create holds a
+//! managed databases together. The maintenance database (where roles and
+//! databases are created) keeps up to [`PER_DATABASE`] idle connections of
+//! its own: every role and database operation runs there, at Terraform's
+//! parallelism, and closing all but four after each burst meant a new
+//! connection (backend start and SCRAM exchange, milliseconds of CPU on both
+//! sides) for most operations. (No global in-use cap: a database create holds a
 //! maintenance connection while it connects into the new database, so a
 //! global cap could deadlock; Terraform's parallelism bounds use instead.) The idle cap matters: schemas and
 //! grants connect *into* each managed database, and keeping one idle
@@ -32,11 +37,16 @@ pub struct Pool {
     settings: Settings,
     databases: Mutex<HashMap<String, Arc<DatabasePool>>>,
     idle_count: Arc<std::sync::atomic::AtomicUsize>,
+    /// Connections made so far (reuse shows as this staying small).
+    connects: std::sync::atomic::AtomicUsize,
 }
 
 struct DatabasePool {
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Client>>,
+    /// The maintenance database: its idle connections are capped at
+    /// [`PER_DATABASE`] on their own, outside the shared [`MAX_IDLE`].
+    own_idle_cap: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -88,6 +98,13 @@ impl Drop for Conn {
         if client.is_closed() {
             return;
         }
+        if self.home.own_idle_cap {
+            let mut idle = lock(&self.home.idle);
+            if idle.len() < PER_DATABASE {
+                idle.push(client);
+            }
+            return;
+        }
         if self.idle_count.fetch_add(1, Ordering::AcqRel) < MAX_IDLE {
             lock(&self.home.idle).push(client);
         } else {
@@ -104,7 +121,13 @@ impl Pool {
             settings,
             databases: Mutex::new(HashMap::new()),
             idle_count: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            connects: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// How many connections this pool has made (all databases).
+    pub fn connections_made(&self) -> usize {
+        self.connects.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn settings(&self) -> &Settings {
@@ -118,12 +141,14 @@ impl Pool {
 
     /// A connection to `database`, reused or made.
     pub async fn get(&self, database: &str) -> Result<Conn, ConnectError> {
+        let own_idle_cap = database == self.maintenance_database();
         let home = lock(&self.databases)
             .entry(database.to_owned())
             .or_insert_with(|| {
                 Arc::new(DatabasePool {
                     permits: Arc::new(Semaphore::new(PER_DATABASE)),
                     idle: Mutex::new(Vec::new()),
+                    own_idle_cap,
                 })
             })
             .clone();
@@ -134,13 +159,15 @@ impl Pool {
             let mut idle = lock(&home.idle);
             let mut found = None;
             while let Some(client) = idle.pop() {
-                self.idle_count
-                    .fetch_update(
-                        std::sync::atomic::Ordering::AcqRel,
-                        std::sync::atomic::Ordering::Acquire,
-                        |n| Some(n.saturating_sub(1)),
-                    )
-                    .ok();
+                if !home.own_idle_cap {
+                    self.idle_count
+                        .fetch_update(
+                            std::sync::atomic::Ordering::AcqRel,
+                            std::sync::atomic::Ordering::Acquire,
+                            |n| Some(n.saturating_sub(1)),
+                        )
+                        .ok();
+                }
                 if !client.is_closed() {
                     found = Some(client);
                     break;
@@ -176,7 +203,7 @@ impl Pool {
         let home = lock(&self.databases).get(database).cloned();
         if let Some(home) = home {
             let mut idle = lock(&home.idle);
-            let n = idle.len();
+            let n = if home.own_idle_cap { 0 } else { idle.len() };
             idle.clear();
             self.idle_count
                 .fetch_update(
@@ -189,6 +216,8 @@ impl Pool {
     }
 
     async fn connect(&self, database: &str) -> Result<Client, ConnectError> {
+        self.connects
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let settings = &self.settings;
         let host = settings.host_or_default();
         let port = settings.port_or_default();
