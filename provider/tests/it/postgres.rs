@@ -161,6 +161,48 @@ async fn maintenance_connections_are_reused_at_terraform_parallelism() {
     );
 }
 
+/// Creating a database connects into it once (to converge and read back its
+/// extensions), however many are created at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn database_create_connects_into_the_new_database_once() {
+    let Some(kit) = kit() else { return };
+    const PARALLEL: usize = 10;
+    let res = unique("dres");
+    let owner_name = unique("downer");
+    let owner_state = kit
+        .role
+        .create(&owner(&res, "owner"), &role_inputs(&owner_name, false, -1))
+        .await
+        .expect("owner");
+    let before = kit.pg.pool().connections_made();
+    let tasks: Vec<_> = (0..PARALLEL)
+        .map(|i| {
+            let (database, o) = (kit.database.clone(), owner(&res, &format!("db{i}")));
+            let inputs = values(&[
+                ("name", unique("ddb").into()),
+                ("owner", owner_name.clone().into()),
+            ]);
+            tokio::spawn(async move { database.create(&o, &inputs).await.map(|s| (o, s)) })
+        })
+        .collect();
+    let mut made = Vec::new();
+    for task in tasks {
+        made.push(task.await.expect("join").expect("create"));
+    }
+    let connects = kit.pg.pool().connections_made() - before;
+    for (o, state) in made {
+        kit.database.delete(&o, &state).await.expect("delete");
+    }
+    kit.role
+        .delete(&owner(&res, "owner"), &owner_state)
+        .await
+        .expect("delete owner");
+    assert!(
+        connects <= 2 * PARALLEL,
+        "{connects} connections to create {PARALLEL} databases at once (at most one maintenance connection and one into each new database each)"
+    );
+}
+
 fn role_inputs(name: &str, login: bool, limit: i64) -> Values {
     values(&[
         ("name", name.into()),

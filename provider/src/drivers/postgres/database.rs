@@ -99,37 +99,37 @@ impl Database {
             Err(ConnectError::NoDatabase) => return Ok(None),
             Err(ConnectError::Other(error)) => return Err(error),
         };
-        let rows = conn
-            .client()?
-            .query("SELECT extname::text FROM pg_extension ORDER BY 1", &[])
+        installed_extensions(conn.client()?, database)
             .await
-            .map_err(|e| fail(KIND, database, pg_message(&e)))?;
-        rows.iter()
-            .map(|row| row.try_get::<_, String>(0))
-            .collect::<Result<Vec<_>, _>>()
             .map(Some)
-            .map_err(|e| fail(KIND, database, pg_message(&e)))
     }
 
-    /// Makes the installed extensions exactly `wanted` (plpgsql aside).
+    /// Makes the installed extensions exactly `wanted` (plpgsql aside), over
+    /// one connection into `database`; returns what is installed afterwards.
     async fn converge_extensions(
         &self,
         database: &str,
         wanted: &[String],
-    ) -> Result<(), DriverError> {
-        let installed = self.extensions(database).await?.ok_or_else(|| {
-            fail(
-                KIND,
-                database,
-                format!("database \"{database}\" does not exist"),
-            )
-        })?;
-        let mut conn = self.pool.get(database).await?;
+    ) -> Result<Vec<String>, DriverError> {
+        let mut conn = match self.pool.get(database).await {
+            Ok(conn) => conn,
+            Err(ConnectError::NoDatabase) => {
+                return Err(fail(
+                    KIND,
+                    database,
+                    format!("database \"{database}\" does not exist"),
+                ));
+            }
+            Err(ConnectError::Other(error)) => return Err(error),
+        };
         let client = conn.client()?;
-        for extension in installed
-            .iter()
-            .filter(|e| !wanted.contains(e) && e.as_str() != "plpgsql")
-        {
+        let installed = installed_extensions(client, database).await?;
+        let mut now: Vec<String> = Vec::with_capacity(wanted.len() + 1);
+        for extension in &installed {
+            if wanted.contains(extension) || extension == "plpgsql" {
+                now.push(extension.clone());
+                continue;
+            }
             client
                 .batch_execute(&format!(
                     "DROP EXTENSION IF EXISTS {}",
@@ -158,17 +158,22 @@ impl Database {
                         format!("extension \"{extension}\": {}", pg_message(&e)),
                     )
                 })?;
+            now.push(extension.clone());
         }
-        Ok(())
+        now.sort();
+        Ok(now)
     }
 
     /// The state of `database`; `None` when it is gone.
+    /// `known_extensions`: what is installed when the caller has just made
+    /// it so (create, update), saving a connection into the database.
     async fn read_back(
         &self,
         database: &str,
         encoding: &str,
         prior_extensions: &[String],
         adopted: bool,
+        known_extensions: Option<Vec<String>>,
     ) -> Result<Option<Values>, DriverError> {
         let row = {
             let mut conn = self.pool.maintenance().await?;
@@ -177,8 +182,12 @@ impl Database {
                 .map_err(|e| fail(KIND, database, pg_message(&e)))?
         };
         let Some(row) = row else { return Ok(None) };
-        let Some(installed) = self.extensions(database).await? else {
-            return Ok(None);
+        let installed = match known_extensions {
+            Some(known) => known,
+            None => match self.extensions(database).await? {
+                Some(installed) => installed,
+                None => return Ok(None),
+            },
         };
         let installed: Vec<String> = installed
             .into_iter()
@@ -233,6 +242,21 @@ impl Database {
             Err(e) => Err(db_error(e)),
         }
     }
+}
+
+/// The extensions installed in the database `client` is connected to.
+async fn installed_extensions(
+    client: &tokio_postgres::Client,
+    database: &str,
+) -> Result<Vec<String>, DriverError> {
+    let rows = client
+        .query("SELECT extname::text FROM pg_extension ORDER BY 1", &[])
+        .await
+        .map_err(|e| fail(KIND, database, pg_message(&e)))?;
+    rows.iter()
+        .map(|row| row.try_get::<_, String>(0))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(KIND, database, pg_message(&e)))
 }
 
 #[async_trait::async_trait]
@@ -297,29 +321,38 @@ impl Driver for Database {
                 return Err(db_error(e));
             }
         }
-        if let Err(error) = self.converge_extensions(database, &spec.extensions).await {
-            // Leave nothing half made behind: the engine has no state for it.
-            if let Err(cleanup) = self.drop_database(database).await {
-                tracing::warn!(database, error = %cleanup, "postgres: cannot drop half-made database");
+        let installed = match self.converge_extensions(database, &spec.extensions).await {
+            Ok(installed) => installed,
+            Err(error) => {
+                // Leave nothing half made behind: the engine has no state for it.
+                if let Err(cleanup) = self.drop_database(database).await {
+                    tracing::warn!(database, error = %cleanup, "postgres: cannot drop half-made database");
+                }
+                return Err(error);
             }
-            return Err(error);
-        }
-        self.read_back(database, &spec.encoding, &spec.extensions, false)
-            .await?
-            .ok_or_else(|| {
-                fail(
-                    KIND,
-                    database,
-                    "the database vanished right after it was created",
-                )
-            })
+        };
+        self.read_back(
+            database,
+            &spec.encoding,
+            &spec.extensions,
+            false,
+            Some(installed),
+        )
+        .await?
+        .ok_or_else(|| {
+            fail(
+                KIND,
+                database,
+                "the database vanished right after it was created",
+            )
+        })
     }
 
     async fn read(&self, state: &Values) -> Result<Option<Values>, DriverError> {
         let database = state_name(KIND, state)?;
         let encoding = state_string(state, "encoding").unwrap_or_else(|| "UTF8".to_owned());
         let prior = names(state, "extensions").unwrap_or_default();
-        self.read_back(&database, &encoding, &prior, adopted(state))
+        self.read_back(&database, &encoding, &prior, adopted(state), None)
             .await
     }
 
@@ -411,16 +444,22 @@ impl Driver for Database {
                 .await
                 .map_err(db_error)?;
         }
-        self.converge_extensions(new, &spec.extensions).await?;
-        self.read_back(new, &spec.encoding, &spec.extensions, adopted(state))
-            .await?
-            .ok_or_else(|| {
-                fail(
-                    KIND,
-                    new,
-                    "the database vanished right after it was altered",
-                )
-            })
+        let installed = self.converge_extensions(new, &spec.extensions).await?;
+        self.read_back(
+            new,
+            &spec.encoding,
+            &spec.extensions,
+            adopted(state),
+            Some(installed),
+        )
+        .await?
+        .ok_or_else(|| {
+            fail(
+                KIND,
+                new,
+                "the database vanished right after it was altered",
+            )
+        })
     }
 
     async fn delete(&self, owner: &Owner, state: &Values) -> Result<(), DriverError> {
@@ -474,6 +513,7 @@ impl Driver for Database {
                 .await
                 .map_err(db_error)?;
         }
-        self.read_back(&database, &encoding, &wanted, true).await
+        self.read_back(&database, &encoding, &wanted, true, None)
+            .await
     }
 }
