@@ -229,7 +229,7 @@ fn drift_detect_and_acknowledge() {
             "{ctx}: {report}"
         );
 
-        w.broker(&[
+        let ack = [
             "drift",
             "--ack",
             ADDR,
@@ -237,9 +237,10 @@ fn drift_detect_and_acknowledge() {
             "2099-12-31",
             "--reason",
             "x",
-        ])
-        .expect(&ctx, 0)
-        .expect_contains(&ctx, "acknowledged drift");
+        ];
+        w.broker(&ack)
+            .expect(&ctx, 0)
+            .expect_contains(&ctx, "acknowledged drift");
         w.broker(&["drift"])
             .expect(&ctx, 0)
             .expect_contains(&ctx, "[acknowledged: x]");
@@ -263,19 +264,9 @@ fn drift_detect_and_acknowledge() {
             ),
             "{ctx}: {report}"
         );
-        w.broker(&[
-            "drift",
-            "--ack",
-            ADDR,
-            "--until",
-            "2099-12-31",
-            "--reason",
-            "x",
-            ".",
-            ".",
-        ])
-        .expect(&ctx, 1)
-        .expect_contains(&ctx, "exactly one DIR");
+        w.broker(&[&ack[..], &[".", "."]].concat())
+            .expect(&ctx, 1)
+            .expect_contains(&ctx, "exactly one DIR");
         // drift never writes state: the role still has the out-of-band value.
         assert_eq!(
             role_conn_limit(&format!("{}_owner", w.db)),
