@@ -87,34 +87,41 @@ impl SharedLog {
         let batch = std::mem::take(&mut state.queue);
         drop(state);
         let (tickets, events): (Vec<u64>, Vec<Pending>) = batch.into_iter().unzip();
-        let outcome = log.append_batch(events);
+        // A panic inside the batch (say, in a sink) must not strand the
+        // other appenders waiting for a log that never comes back.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| log.append_batch(events)));
         let mut state = self.lock();
         state.log = Some(log);
+        let failed = |state: &mut State, kind: ErrorKind, message: String| {
+            for ticket in &tickets {
+                state.done.insert(*ticket, Err((kind, message.clone())));
+            }
+        };
         match outcome {
-            Ok(events) => {
-                for (ticket, event) in tickets.into_iter().zip(events) {
-                    state.done.insert(ticket, Ok(event));
+            Ok(Ok(events)) => {
+                for (ticket, event) in tickets.iter().zip(events) {
+                    state.done.insert(*ticket, Ok(event));
                 }
             }
-            Err(error) => {
-                // The whole batch was rolled back (or its head update failed):
-                // every appender in it gets the error, none counts as durable.
-                let message = error.to_string();
-                for ticket in tickets {
-                    state
-                        .done
-                        .insert(ticket, Err((error.kind(), message.clone())));
-                }
-            }
+            // The whole batch was rolled back (or its head update failed):
+            // every appender in it gets the error, none counts as durable.
+            Ok(Err(error)) => failed(&mut state, error.kind(), error.to_string()),
+            // Where the batch got to is unknown: not durable as far as its
+            // appenders know (the next append re-reads the log's tail).
+            Err(_) => failed(
+                &mut state,
+                ErrorKind::Io,
+                "the append was interrupted by a panic; it may or may not be in the log".into(),
+            ),
         }
         self.changed.notify_all();
         state
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic elsewhere cannot leave State half-updated in a way that
-        // matters: at worst a batch's appenders never hear back, and they
-        // are the panicking threads.
+        // State changes in small steps under the lock and a panic in a
+        // batch is caught in `lead`, so a poisoned lock is still usable.
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -187,5 +194,63 @@ mod tests {
             assert_eq!(seqs[t][i], seq);
         }
         assert_eq!(shared.into_inner().expect("log").last_seq(), n);
+    }
+
+    struct PanicsOnce(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+    impl crate::audit::Sink for PanicsOnce {
+        fn send(&mut self, _lines: &[String]) -> std::io::Result<()> {
+            if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                panic!("sink failure injected by the test");
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_panic_in_one_batch_fails_that_batch_and_strands_no_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.log");
+        let mut log = AuditLog::open(&path).expect("open");
+        log.add_sink(Box::new(PanicsOnce(Default::default())));
+        let shared = SharedLog::new(log);
+        let outcomes: Vec<Result<u64, ErrorKind>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|t| {
+                    let shared = &shared;
+                    scope.spawn(move || {
+                        (0..20)
+                            .map(|i| {
+                                shared
+                                    .append(
+                                        "dev.platform.broker.plan",
+                                        None,
+                                        serde_json::json!([t, i]),
+                                    )
+                                    .map(|e| e.seq)
+                                    .map_err(|e| e.kind())
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("no appender thread panics"))
+                .collect()
+        });
+        let failed = outcomes.iter().filter(|o| o.is_err()).count();
+        assert!(failed >= 1 && failed < outcomes.len(), "{outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Ok(_) | Err(ErrorKind::Io)))
+        );
+        // The log itself stays sound and usable.
+        assert!(verify(&path).expect("verify").ok);
+        let mut log = shared.into_inner().expect("log");
+        log.append("dev.platform.broker.plan", None, serde_json::json!("after"))
+            .expect("append after the panic");
+        assert!(verify(&path).expect("verify").ok);
     }
 }
