@@ -782,7 +782,7 @@ pub fn approve(global: &Global, args: ApproveArgs) -> Result<u8> {
 }
 
 /// One drifted attribute, with its fingerprint.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Drifted {
     pub address: String,
     pub attribute: String,
@@ -800,9 +800,9 @@ pub struct Drifted {
 /// object `{"dirs": [...], "exit_code": N}`.
 pub fn drift(global: &Global, args: DriftArgs) -> Result<u8> {
     if args.dirs.len() == 1 {
-        let (code, report) = drift_dir(global, &args.dirs[0], &args)?;
-        print_drift(&report, args.json)?;
-        return Ok(code);
+        let outcome = drift_dir(global, &args.dirs[0], &args)?;
+        print_drift(&outcome, args.json)?;
+        return Ok(outcome.code());
     }
     if args.ack.is_some() {
         anyhow::bail!("--ack acknowledges drift in one directory: give exactly one DIR");
@@ -814,12 +814,14 @@ pub fn drift(global: &Global, args: DriftArgs) -> Result<u8> {
             println!("== {} ==", dir.display());
         }
         match drift_dir(global, dir, &args) {
-            Ok((code, report)) => {
+            Ok(outcome) => {
                 if !args.json {
-                    print_drift(&report, false)?;
+                    print_drift(&outcome, false)?;
                 }
-                worst = worst_exit(worst, code);
-                reports.push(json!({"dir": dir, "drift": report["drift"], "exit_code": code}));
+                worst = worst_exit(worst, outcome.code());
+                reports.push(
+                    json!({"dir": dir, "drift": outcome.drifted(), "exit_code": outcome.code()}),
+                );
             }
             Err(error) => {
                 eprintln!("platform-broker: error: {}: {error:#}", dir.display());
@@ -849,9 +851,32 @@ fn worst_exit(a: u8, b: u8) -> u8 {
     if rank(b) > rank(a) { b } else { a }
 }
 
-/// One directory's drift check; returns its exit code and report
-/// (`{"drift": [...], "exit_code": N}`, or `{"acknowledged": ...}` for --ack).
-fn drift_dir(global: &Global, dir: &Path, args: &DriftArgs) -> Result<(u8, Json)> {
+/// What `drift` did in one directory.
+enum DirDrift {
+    /// `--ack`: an acknowledgement was recorded.
+    Acknowledged { address: String, until: String },
+    /// A refresh-only plan ran: every drifted attribute, and the exit code.
+    Checked { code: u8, drifted: Vec<Drifted> },
+}
+
+impl DirDrift {
+    fn code(&self) -> u8 {
+        match self {
+            DirDrift::Acknowledged { .. } => EXIT_OK,
+            DirDrift::Checked { code, .. } => *code,
+        }
+    }
+
+    fn drifted(&self) -> &[Drifted] {
+        match self {
+            DirDrift::Acknowledged { .. } => &[],
+            DirDrift::Checked { drifted, .. } => drifted,
+        }
+    }
+}
+
+/// One directory's drift check (or acknowledgement).
+fn drift_dir(global: &Global, dir: &Path, args: &DriftArgs) -> Result<DirDrift> {
     let started = Instant::now();
     let dir = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
     let home = global.home(&dir);
@@ -875,10 +900,10 @@ fn drift_dir(global: &Global, dir: &Path, args: &DriftArgs) -> Result<(u8, Json)
             serde_json::to_vec_pretty(&acks)?.as_slice(),
             0o600,
         )?;
-        return Ok((
-            EXIT_OK,
-            json!({"acknowledged": address, "until": until, "exit_code": EXIT_OK}),
-        ));
+        return Ok(DirDrift::Acknowledged {
+            address: address.clone(),
+            until: until.clone(),
+        });
     }
     let tf = Terraform::find(global.terraform.as_deref(), &dir)?;
     let mut say = progress;
@@ -962,20 +987,22 @@ fn drift_dir(global: &Global, dir: &Path, args: &DriftArgs) -> Result<(u8, Json)
             "duration_ms": started.elapsed().as_millis() as u64,
         }),
     )?;
-    Ok((code, json!({"drift": drifted, "exit_code": code})))
+    Ok(DirDrift::Checked { code, drifted })
 }
 
-fn print_drift(report: &Json, as_json: bool) -> Result<()> {
-    if let Some(address) = report.get("acknowledged").and_then(Json::as_str) {
-        let until = report["until"].as_str().unwrap_or_default();
-        println!("platform-broker: acknowledged drift of {address} until {until}");
-        return Ok(());
-    }
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(report)?);
-        return Ok(());
-    }
-    let drifted: Vec<Drifted> = serde_json::from_value(report["drift"].clone())?;
+fn print_drift(outcome: &DirDrift, as_json: bool) -> Result<()> {
+    let drifted = match outcome {
+        DirDrift::Acknowledged { address, until } => {
+            println!("platform-broker: acknowledged drift of {address} until {until}");
+            return Ok(());
+        }
+        DirDrift::Checked { code, drifted } if as_json => {
+            let report = json!({"drift": drifted, "exit_code": code});
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(());
+        }
+        DirDrift::Checked { drifted, .. } => drifted,
+    };
     if drifted.is_empty() {
         println!("No drift: the infrastructure matches the state.");
         return Ok(());
@@ -986,7 +1013,7 @@ fn print_drift(report: &Json, as_json: bool) -> Result<()> {
         "Drift ({} attribute(s), {new} new, {acknowledged} acknowledged):",
         drifted.len()
     );
-    for d in &drifted {
+    for d in drifted {
         let note = match (&d.acknowledged, d.seen_before) {
             (Some(reason), _) => format!(" [acknowledged: {reason}]"),
             (None, true) => " [seen before]".to_owned(),

@@ -20,3 +20,13 @@ pub mod tf;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The largest char boundary of `text` at or below `index`: where a string
+/// may be cut to at most `index` bytes.
+pub(crate) fn floor_char_boundary(text: &str, index: usize) -> usize {
+    let mut at = index.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}

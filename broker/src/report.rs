@@ -285,10 +285,7 @@ pub fn markdown(report: &Report, details: &str) -> String {
     body.push_str(details);
     body.push_str("\n```\n");
     if body.len() > room {
-        let mut cut = room;
-        while cut > 0 && !body.is_char_boundary(cut) {
-            cut -= 1;
-        }
+        let cut = crate::floor_char_boundary(&body, room);
         body.truncate(cut);
         if cut >= fence_open {
             body.push_str("\n```");
@@ -302,11 +299,7 @@ pub fn markdown(report: &Report, details: &str) -> String {
 fn one_line(text: &str, max: usize) -> String {
     let mut line = text.replace(['\n', '\r'], " ");
     if line.len() > max {
-        let mut cut = max;
-        while !line.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        line.truncate(cut);
+        line.truncate(crate::floor_char_boundary(&line, max));
         line.push('…');
     }
     line

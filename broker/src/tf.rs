@@ -143,11 +143,7 @@ fn first_diagnostic(lines: &[&str], summary: &str) -> String {
         text.push_str(&detail);
     }
     if text.len() > MAX {
-        let mut end = MAX;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
+        text.truncate(crate::floor_char_boundary(&text, MAX));
         text.push('…');
     }
     text

@@ -173,38 +173,11 @@ impl Policies {
             .min(jobs.len())
             .max(1);
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let timeout = self.timeout;
         let mut results: Vec<RuleOutcome> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|_| {
                     let (input, jobs, next) = (&input, &jobs, &next);
-                    scope.spawn(move || {
-                        let mut done = Vec::new();
-                        let mut engines: Vec<Option<Engine>> = vec![None; self.sets.len()];
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(&(s, r)) = jobs.get(i) else {
-                                break;
-                            };
-                            let set = &self.sets[s];
-                            let engine = engines[s].get_or_insert_with(|| {
-                                let mut engine = set.engine.clone();
-                                engine.set_input(input.clone());
-                                engine
-                            });
-                            let (rule, severity) = &set.rules[r];
-                            let findings = eval_with_budget(
-                                engine, rule, &set.name, start, timeout,
-                            )
-                            .map(|value| {
-                                let mut findings = Vec::new();
-                                collect_findings(&value, rule, *severity, set, &mut findings);
-                                findings
-                            });
-                            done.push(((s, r), findings));
-                        }
-                        done
-                    })
+                    scope.spawn(move || self.work(input, jobs, next, start))
                 })
                 .collect();
             handles
@@ -253,6 +226,39 @@ impl Policies {
             }
         }
         Ok(Decision::from_findings(findings))
+    }
+}
+
+impl Policies {
+    /// One evaluation worker: takes (set, rule) jobs until none are left,
+    /// with one engine per set it meets (a clone sharing modules and input).
+    fn work(
+        &self,
+        input: &regorus::Value,
+        jobs: &[(usize, usize)],
+        next: &std::sync::atomic::AtomicUsize,
+        start: Instant,
+    ) -> Vec<RuleOutcome> {
+        let mut done = Vec::new();
+        let mut engines: Vec<Option<Engine>> = vec![None; self.sets.len()];
+        while let Some(&(s, r)) = jobs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        {
+            let set = &self.sets[s];
+            let engine = engines[s].get_or_insert_with(|| {
+                let mut engine = set.engine.clone();
+                engine.set_input(input.clone());
+                engine
+            });
+            let (rule, severity) = &set.rules[r];
+            let findings =
+                eval_with_budget(engine, rule, &set.name, start, self.timeout).map(|value| {
+                    let mut findings = Vec::new();
+                    collect_findings(&value, rule, *severity, set, &mut findings);
+                    findings
+                });
+            done.push(((s, r), findings));
+        }
+        done
     }
 }
 

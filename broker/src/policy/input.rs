@@ -52,32 +52,14 @@ pub fn to_rego_pruned(json: &Json, keys: &PlanKeys) -> Value {
         .min(8);
     let mut converter = Converter::new(threads);
     match (json, keys) {
-        (Json::Object(top), PlanKeys::Only(_)) if top.get("plan").is_some_and(Json::is_object) => {
-            let entries: BTreeMap<Value, Value> = top
-                .iter()
-                .map(|(k, v)| {
-                    let value = match v {
-                        Json::Object(plan) if k == "plan" => {
-                            let kept: BTreeMap<Value, Value> = plan
-                                .iter()
-                                .filter(|(pk, _)| keys.keeps(pk))
-                                .map(|(pk, pv)| {
-                                    (Value::String(converter.key(pk)), converter.value(pv))
-                                })
-                                .collect();
-                            if kept.is_empty() {
-                                Value::new_object()
-                            } else {
-                                Value::from(kept)
-                            }
-                        }
-                        other => converter.value(other),
-                    };
-                    (Value::String(converter.key(k)), value)
-                })
-                .collect();
-            Value::from(entries)
-        }
+        (Json::Object(top), PlanKeys::Only(_)) => converter.object(top, |c, key, value| {
+            Some(match value {
+                Json::Object(plan) if key == "plan" => c.object(plan, |c, key, value| {
+                    keys.keeps(key).then(|| c.value(value))
+                }),
+                other => c.value(other),
+            })
+        }),
         _ => converter.value(json),
     }
 }
@@ -196,19 +178,30 @@ impl<'a> Converter<'a> {
             Json::Number(n) => number(n),
             Json::String(s) => Value::String(Rc::from(s.as_str())),
             Json::Array(items) => self.array(items),
-            Json::Object(map) => {
-                if map.is_empty() {
-                    return Value::new_object();
-                }
-                // serde_json's map iterates in key order, which is regorus's
-                // order for string keys too; collecting a sorted sequence
-                // into a BTreeMap is a bulk build, not n searches.
-                let entries: BTreeMap<Value, Value> = map
-                    .iter()
-                    .map(|(k, v)| (Value::String(self.key(k)), self.value(v)))
-                    .collect();
-                Value::from(entries)
-            }
+            Json::Object(map) => self.object(map, |c, _, value| Some(c.value(value))),
+        }
+    }
+
+    /// An object of the entries of `map` that `convert` turns into values.
+    fn object(
+        &mut self,
+        map: &'a serde_json::Map<String, Json>,
+        mut convert: impl FnMut(&mut Self, &'a str, &'a Json) -> Option<Value>,
+    ) -> Value {
+        // serde_json's map iterates in key order, which is regorus's order
+        // for string keys too; collecting a sorted sequence into a BTreeMap
+        // is a bulk build, not n searches.
+        let entries: BTreeMap<Value, Value> = map
+            .iter()
+            .filter_map(|(key, value)| {
+                let value = convert(self, key, value)?;
+                Some((Value::String(self.key(key)), value))
+            })
+            .collect();
+        if entries.is_empty() {
+            Value::new_object()
+        } else {
+            Value::from(entries)
         }
     }
 
