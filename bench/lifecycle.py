@@ -19,7 +19,7 @@ Each starts a throwaway PostgreSQL (scripts/pg) in a temp dir, builds the releas
              refresh), destroy -auto-approve. Target: ours <= 0.9 x null for plan and apply.
   databases  ours: `resource "platform_postgres_database" "d" { count = N }` (default catalog;
              each = CREATE ROLE ... LOGIN PASSWORD ... CONNECTION LIMIT, COMMENT,
-             CREATE DATABASE ... OWNER ... CONNECTION LIMIT, COMMENT, read-back);
+             CREATE DATABASE ... OWNER ... CONNECTION LIMIT ... TEMPLATE template0, COMMENT, read-back);
              psql: the same SQL as one script in one psql process, as one psql process per
              database (sequential), and the DROP script. Target: ours apply <= 1.3 x psql script.
 
@@ -31,7 +31,7 @@ Then, unless --no-profile, WHERE THE TIME GOES (one run each, so noisier):
     ApplyResourceChange (Terraform's "applying the planned ... change" -> first
     writeResourceInstanceState), Terraform's own work after each RPC (state object write,
     state snapshot persist -> "visit complete"), and how many state snapshots hit the disk;
-  - databases: the PostgreSQL statements alone (CREATE DATABASE copies template1, WAL_LOG and
+  - databases: the PostgreSQL statements alone (CREATE DATABASE copies template1 or template0, WAL_LOG and
     FILE_COPY strategies; CREATE ROLE; DROP DATABASE), per object.
 
 Noise between runs is large on a shared 2-core machine: compare the ratios, which are
@@ -483,7 +483,7 @@ def db_sql(i):
     d, r = f"bench_db_{i}", f"bench_db_{i}_owner"
     return (f"CREATE ROLE {r} WITH LOGIN PASSWORD '{PASSWORD}' CONNECTION LIMIT 20;\n"
             f"COMMENT ON ROLE {r} IS 'managed-by=bench resource={d} primitive=owner';\n"
-            f"CREATE DATABASE {d} OWNER {r} ENCODING 'UTF8' CONNECTION LIMIT 50;\n"
+            f"CREATE DATABASE {d} OWNER {r} ENCODING 'UTF8' CONNECTION LIMIT 50 TEMPLATE template0;\n"
             f"COMMENT ON DATABASE {d} IS 'managed-by=bench resource={d} primitive=db';\n")
 
 
@@ -615,6 +615,9 @@ def profile_sql(pg, sqldir, n):
         ("CREATE DATABASE (WAL_LOG, PG15 default)",
          lambda i: f"CREATE DATABASE bench_db_{i};\n"),
         ("DROP DATABASE", lambda i: f"DROP DATABASE bench_db_{i};\n"),
+        ("CREATE DATABASE TEMPLATE template0 (the driver's)",
+         lambda i: f"CREATE DATABASE bench_db_{i} TEMPLATE template0;\n"),
+        ("DROP DATABASE (after template0)", lambda i: f"DROP DATABASE bench_db_{i};\n"),
         ("CREATE DATABASE STRATEGY FILE_COPY",
          lambda i: f"CREATE DATABASE bench_db_{i} STRATEGY FILE_COPY;\n"),
         ("DROP DATABASE (after FILE_COPY)", lambda i: f"DROP DATABASE bench_db_{i};\n"),

@@ -176,12 +176,7 @@ impl Engine {
         } else {
             run.update(recorded).await
         };
-        let private = ResourcePrivate {
-            catalog_digest: loaded.catalog.digest.clone(),
-            offering_version: version.version.clone(),
-            primitives: outcome.primitives.clone(),
-        };
-        response.private = private.encode();
+        response.private = ResourcePrivate::state(outcome.primitives.clone()).encode();
         if let Some(error) = outcome.error {
             response.diags.push(Diag::error(
                 format!("Cannot {action} {}", offering.name),
@@ -246,7 +241,7 @@ impl Engine {
         if current.is_null() {
             return Ok((Value::Null, private.to_vec()));
         }
-        let Some(mut recorded) = ResourcePrivate::decode(private) else {
+        let Some(recorded) = ResourcePrivate::decode(private) else {
             // Nothing recorded: nothing we created (e.g. a hand-written
             // state); leave it as it is.
             return Ok((current.clone(), private.to_vec()));
@@ -300,8 +295,10 @@ impl Engine {
             }
         }
         settle(&mut attrs);
-        recorded.primitives = fresh;
-        Ok((Value::Object(attrs), recorded.encode()))
+        Ok((
+            Value::Object(attrs),
+            ResourcePrivate::state(fresh).encode(),
+        ))
     }
 
     /// Import by id (the required string inputs joined with `/`): adopts the
@@ -388,14 +385,9 @@ impl Engine {
         }
         compose::evaluate_outputs(version, schema, &inputs, &tier_values, &states, &mut attrs);
         settle(&mut attrs);
-        let private = ResourcePrivate {
-            catalog_digest: loaded.catalog.digest.clone(),
-            offering_version: version.version.clone(),
-            primitives: states,
-        };
         Ok(Imported {
             state: Value::Object(attrs),
-            private: private.encode(),
+            private: ResourcePrivate::state(states).encode(),
         })
     }
 }

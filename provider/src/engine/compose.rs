@@ -16,37 +16,65 @@ use super::convert::{from_hcl, hcl_to_string, to_hcl};
 use super::schema::{AttrKind, BlockSchema};
 use crate::drivers::{DriverError, Owner, Registry, Values};
 
-/// What a resource keeps in Terraform's private state: the catalog it was
-/// planned against and the state of each primitive.
+/// What a resource keeps in Terraform's private data: the state of each
+/// primitive and, in a planned change only, the digest of the catalog it was
+/// planned against (apply refuses when the catalog changed since).
+///
+/// Encoded as compact JSON, `{"c": digest, "p": {primitive: values}}`, with
+/// `c` left out of state: Terraform copies and rewrites every instance's
+/// private data on each state update during an apply, so its size is paid
+/// per resource many times over (`bench/lifecycle.py cheap`). Data written
+/// by earlier versions (`catalog_digest`, `offering_version`, `primitives`)
+/// still decodes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ResourcePrivate {
+    /// Empty outside planned changes.
     pub catalog_digest: String,
-    pub offering_version: String,
     pub primitives: BTreeMap<String, Values>,
 }
 
 impl ResourcePrivate {
+    /// What a state (apply, import, refresh) keeps: the primitives alone.
+    pub fn state(primitives: BTreeMap<String, Values>) -> ResourcePrivate {
+        ResourcePrivate {
+            catalog_digest: String::new(),
+            primitives,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::json!({
-            "catalog_digest": self.catalog_digest,
-            "offering_version": self.offering_version,
-            "primitives": self.primitives,
-        })
-        .to_string()
-        .into_bytes()
+        let mut json = serde_json::Map::new();
+        if !self.catalog_digest.is_empty() {
+            json.insert("c".into(), self.catalog_digest.clone().into());
+        }
+        json.insert(
+            "p".into(),
+            serde_json::to_value(&self.primitives).unwrap_or_default(),
+        );
+        serde_json::Value::Object(json).to_string().into_bytes()
     }
 
     /// `None` for empty or foreign bytes.
     pub fn decode(bytes: &[u8]) -> Option<ResourcePrivate> {
         let json: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-        let primitives = match json.get("primitives") {
-            Some(p) => serde_json::from_value(p.clone()).ok()?,
-            None => BTreeMap::new(),
+        let primitives = |p: Option<&serde_json::Value>| match p {
+            Some(p) => serde_json::from_value(p.clone()).ok(),
+            None => Some(BTreeMap::new()),
         };
+        if let Some(legacy) = json.get("catalog_digest") {
+            // Written by provider versions before the compact form.
+            json.get("offering_version")?.as_str()?;
+            return Some(ResourcePrivate {
+                catalog_digest: legacy.as_str()?.to_owned(),
+                primitives: primitives(json.get("primitives"))?,
+            });
+        }
         Some(ResourcePrivate {
-            catalog_digest: json.get("catalog_digest")?.as_str()?.to_owned(),
-            offering_version: json.get("offering_version")?.as_str()?.to_owned(),
-            primitives,
+            catalog_digest: match json.get("c") {
+                Some(c) => c.as_str()?.to_owned(),
+                None => String::new(),
+            },
+            primitives: primitives(Some(json.get("p")?))?,
         })
     }
 }

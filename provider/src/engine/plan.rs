@@ -384,7 +384,6 @@ impl Engine {
             .unwrap_or_default();
         response.private = super::compose::ResourcePrivate {
             catalog_digest: loaded.catalog.digest.clone(),
-            offering_version: version.version.clone(),
             primitives,
         }
         .encode();

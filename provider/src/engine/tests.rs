@@ -374,3 +374,38 @@ fn data_sources_carry_prices() {
             .is_err()
     );
 }
+
+#[test]
+fn private_data_is_compact_and_reads_the_earlier_form() {
+    use super::ResourcePrivate;
+    let mut role = crate::drivers::Values::new();
+    role.insert("name".into(), hcl::Value::from("bench_role_0"));
+    role.insert("login".into(), hcl::Value::Bool(false));
+    role.insert("password".into(), hcl::Value::Null);
+    let primitives = BTreeMap::from([("role".to_owned(), role)]);
+
+    // State keeps the primitives alone; a planned change adds the catalog digest.
+    let state = ResourcePrivate::state(primitives.clone());
+    let bytes = state.encode();
+    assert_eq!(
+        String::from_utf8(bytes.clone()).unwrap(),
+        r#"{"p":{"role":{"login":false,"name":"bench_role_0","password":null}}}"#
+    );
+    assert_eq!(ResourcePrivate::decode(&bytes), Some(state));
+    let planned = ResourcePrivate {
+        catalog_digest: "sha256:ab".into(),
+        primitives: primitives.clone(),
+    };
+    assert_eq!(ResourcePrivate::decode(&planned.encode()), Some(planned));
+
+    // What earlier provider versions wrote still decodes (and re-encodes compactly).
+    let legacy = br#"{"catalog_digest":"sha256:ab","offering_version":"1.0.0","primitives":{"role":{"login":false,"name":"bench_role_0","password":null}}}"#;
+    let decoded = ResourcePrivate::decode(legacy).expect("legacy private data");
+    assert_eq!(decoded.catalog_digest, "sha256:ab");
+    assert_eq!(decoded.primitives, primitives);
+
+    // Foreign or empty bytes are not ours.
+    for foreign in [&b""[..], b"{}", b"[1]", br#"{"c":1,"p":{}}"#, b"\xff\x00", br#"{"p":[1]}"#] {
+        assert_eq!(ResourcePrivate::decode(foreign), None, "{foreign:?}");
+    }
+}

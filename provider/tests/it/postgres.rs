@@ -161,10 +161,12 @@ async fn maintenance_connections_are_reused_at_terraform_parallelism() {
     );
 }
 
-/// Creating a database connects into it once (to converge and read back its
-/// extensions), however many are created at once.
+/// Creating a database without extensions never connects into it (it comes
+/// from template0, whose contents are known); with extensions, once (to
+/// converge and read them back) — however many are created at once. Either
+/// way the created state matches what a later read finds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn database_create_connects_into_the_new_database_once() {
+async fn database_create_connects_into_the_new_database_only_for_extensions() {
     let Some(kit) = kit() else { return };
     const PARALLEL: usize = 10;
     let res = unique("dres");
@@ -174,32 +176,45 @@ async fn database_create_connects_into_the_new_database_once() {
         .create(&owner(&res, "owner"), &role_inputs(&owner_name, false, -1))
         .await
         .expect("owner");
-    let before = kit.pg.pool().connections_made();
-    let tasks: Vec<_> = (0..PARALLEL)
-        .map(|i| {
-            let (database, o) = (kit.database.clone(), owner(&res, &format!("db{i}")));
-            let inputs = values(&[
-                ("name", unique("ddb").into()),
-                ("owner", owner_name.clone().into()),
-            ]);
-            tokio::spawn(async move { database.create(&o, &inputs).await.map(|s| (o, s)) })
-        })
-        .collect();
-    let mut made = Vec::new();
-    for task in tasks {
-        made.push(task.await.expect("join").expect("create"));
-    }
-    let connects = kit.pg.pool().connections_made() - before;
-    for (o, state) in made {
-        kit.database.delete(&o, &state).await.expect("delete");
+    let mut connects = Vec::new();
+    for extensions in [vec![], vec!["citext"]] {
+        let before = kit.pg.pool().connections_made();
+        let tasks: Vec<_> = (0..PARALLEL)
+            .map(|i| {
+                let (database, o) = (kit.database.clone(), owner(&res, &format!("db{i}")));
+                let inputs = values(&[
+                    ("name", unique("ddb").into()),
+                    ("owner", owner_name.clone().into()),
+                    ("extensions", extensions.clone().into()),
+                ]);
+                tokio::spawn(async move { database.create(&o, &inputs).await.map(|s| (o, s)) })
+            })
+            .collect();
+        let mut made = Vec::new();
+        for task in tasks {
+            made.push(task.await.expect("join").expect("create"));
+        }
+        connects.push(kit.pg.pool().connections_made() - before);
+        for (o, state) in made {
+            assert_eq!(list(&state, "extensions"), extensions);
+            let read = kit.database.read(&state).await.expect("read").expect("exists");
+            assert_eq!(read, state, "create's state and a later read differ");
+            kit.database.delete(&o, &state).await.expect("delete");
+        }
     }
     kit.role
         .delete(&owner(&res, "owner"), &owner_state)
         .await
         .expect("delete owner");
     assert!(
-        connects <= 2 * PARALLEL,
-        "{connects} connections to create {PARALLEL} databases at once (at most one maintenance connection and one into each new database each)"
+        connects[0] <= PARALLEL,
+        "{} connections to create {PARALLEL} databases without extensions at once (at most one maintenance connection each, none into the new databases)",
+        connects[0]
+    );
+    assert!(
+        connects[1] <= 2 * PARALLEL,
+        "{} connections to create {PARALLEL} databases with an extension at once (at most one maintenance connection and one into each new database each)",
+        connects[1]
     );
 }
 

@@ -3,7 +3,8 @@
 //!
 //! Inputs: `name`, `owner`, `encoding` ("UTF8"), `connection_limit` (-1),
 //! `extensions` ([]; `plpgsql` is left alone unless asked for). State: those
-//! as they really are, plus `adopted`.
+//! as they really are, plus `adopted`. Databases are created from template0,
+//! so they hold what the catalog declares and nothing added to template1.
 
 use std::sync::Arc;
 
@@ -286,29 +287,17 @@ impl Driver for Database {
             {
                 return Err(already_exists(KIND, "database", database));
             }
-            // template1 may hold another encoding (or local additions we keep
-            // when the encoding allows it).
-            let template1_matches: bool = client
-                .query_opt(
-                    "SELECT coalesce(pg_char_to_encoding($1) = encoding, false) FROM pg_database WHERE datname = 'template1'",
-                    &[&spec.encoding],
-                )
-                .await
-                .map_err(db_error)?
-                .map(|row| row.try_get(0))
-                .transpose()
-                .map_err(db_error)?
-                .unwrap_or(false);
-            let mut sql = format!(
-                "CREATE DATABASE {} OWNER {} ENCODING {} CONNECTION LIMIT {}",
+            // Always from template0: the database holds what the catalog
+            // declares and nothing a DBA added to template1, any encoding the
+            // cluster's locale allows works, and with no extensions asked for
+            // its contents are known without connecting into it.
+            let sql = format!(
+                "CREATE DATABASE {} OWNER {} ENCODING {} CONNECTION LIMIT {} TEMPLATE template0",
                 quote_ident(database),
                 quote_ident(&spec.owner),
                 quote_literal(&spec.encoding),
                 spec.connection_limit
             );
-            if !template1_matches {
-                sql.push_str(" TEMPLATE template0");
-            }
             client.batch_execute(&sql).await.map_err(db_error)?;
             let comment = format!(
                 "COMMENT ON DATABASE {} IS {}",
@@ -321,7 +310,15 @@ impl Driver for Database {
                 return Err(db_error(e));
             }
         }
-        let installed = match self.converge_extensions(database, &spec.extensions).await {
+        // template0 holds plpgsql alone (it does not accept connections, so it
+        // stays as initdb made it): nothing to converge when no extension is
+        // asked for.
+        let converged = if spec.extensions.is_empty() {
+            Ok(vec!["plpgsql".to_owned()])
+        } else {
+            self.converge_extensions(database, &spec.extensions).await
+        };
+        let installed = match converged {
             Ok(installed) => installed,
             Err(error) => {
                 // Leave nothing half made behind: the engine has no state for it.
