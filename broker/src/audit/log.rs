@@ -40,9 +40,17 @@ impl Sink for StdoutSink {
 ///
 /// A hash chain proves every line but the last has not changed; it cannot
 /// tell a log that was cut after event N from one that ended at N. The head
-/// lives outside the log, is replaced atomically (tmp + fsync + rename +
-/// fsync of the directory) after every append, and `verify` compares it with
-/// the log's last line.
+/// lives outside the log, is rewritten and fdatasync'ed after every append
+/// (or batch), and `verify` compares it with the log's last line.
+///
+/// The file holds two fixed-size slots, each a JSON line with its own check
+/// value, written in place (no temporary file, rename or directory sync: one
+/// sync per update). A head goes to slot `seq % 2`, so a write torn by a
+/// crash leaves the other slot's older head readable, which is the same as
+/// a crash between the log's fsync and the head update: the log is ahead,
+/// and opening it verifies the chain and brings the head forward. Readers
+/// take the valid slot with the highest seq; a sidecar written by earlier
+/// versions (one JSON line, replaced by rename) still reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Head {
     pub(crate) seq: u64,
@@ -64,8 +72,8 @@ pub(crate) fn head_path(path: &Path) -> PathBuf {
 /// `Ok(None)` when the sidecar does not exist; `Tampered` when it is not ours.
 pub(crate) fn read_head(path: &Path) -> Result<Option<Head>, AuditError> {
     let head_path = head_path(path);
-    let text = match std::fs::read_to_string(&head_path) {
-        Ok(text) => text,
+    let bytes = match std::fs::read(&head_path) {
+        Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => {
             return Err(AuditError::io(
@@ -82,12 +90,66 @@ pub(crate) fn read_head(path: &Path) -> Result<Option<Head>, AuditError> {
             "the head sidecar is malformed",
         )
     };
-    let wire: HeadWire = serde_json::from_str(&text).map_err(|_| malformed())?;
+    if let Some(head) = bytes
+        .chunks(HEAD_SLOT)
+        .take(2)
+        .filter_map(decode_slot)
+        .max_by_key(|head| head.seq)
+    {
+        return Ok(Some(head));
+    }
+    // Written by earlier versions: one JSON line.
+    let wire: HeadWire = serde_json::from_slice(&bytes).map_err(|_| malformed())?;
     let hash = event::unhex(&wire.hash).ok_or_else(malformed)?;
     Ok(Some(Head {
         seq: wire.seq,
         hash,
     }))
+}
+
+/// Bytes per head slot: `{"seq":…,"hash":…,"check":…}` padded with spaces
+/// and ended by a newline.
+const HEAD_SLOT: usize = 160;
+
+#[derive(Serialize, Deserialize)]
+struct SlotWire {
+    seq: u64,
+    hash: String,
+    check: String,
+}
+
+/// The check value of a slot: the first 8 bytes of sha256("seq:hash"), hex.
+fn slot_check(seq: u64, hash_hex: &str) -> String {
+    event::hex(&event::sha256(format!("{seq}:{hash_hex}").as_bytes()))[..16].to_owned()
+}
+
+fn encode_slot(head: Head) -> Vec<u8> {
+    let hash = event::hex(&head.hash);
+    let wire = SlotWire {
+        seq: head.seq,
+        check: slot_check(head.seq, &hash),
+        hash,
+    };
+    let mut slot = serde_json::to_vec(&wire).unwrap_or_default();
+    slot.resize(HEAD_SLOT - 1, b' ');
+    slot.push(b'\n');
+    slot
+}
+
+/// A slot whose check value matches; `None` for anything else (empty, torn,
+/// edited, or a line written by an earlier version).
+fn decode_slot(slot: &[u8]) -> Option<Head> {
+    if slot.len() != HEAD_SLOT {
+        return None;
+    }
+    let wire: SlotWire = serde_json::from_slice(slot.trim_ascii()).ok()?;
+    if wire.check != slot_check(wire.seq, &wire.hash) {
+        return None;
+    }
+    Some(Head {
+        seq: wire.seq,
+        hash: event::unhex(&wire.hash)?,
+    })
 }
 
 /// What the end of the log says: its length and the last complete event.
@@ -455,26 +517,42 @@ impl AuditLog {
 
     fn write_head(&self, head: Head) -> Result<(), AuditError> {
         let head_path = head_path(&self.path);
-        let mut tmp_name = head_path.as_os_str().to_owned();
-        tmp_name.push(".tmp");
-        let tmp_path = PathBuf::from(tmp_name);
-        let wire = HeadWire {
-            seq: head.seq,
-            hash: event::hex(&head.hash),
-        };
-        let mut text = serde_json::to_string(&wire).map_err(|_| {
-            AuditError::new(ErrorKind::Encode, &head_path, "cannot encode the head")
-        })?;
-        text.push('\n');
         let write = || -> std::io::Result<()> {
-            let mut tmp = File::create(&tmp_path)?;
-            tmp.write_all(text.as_bytes())?;
-            tmp.sync_all()?;
-            std::fs::rename(&tmp_path, &head_path)?;
-            sync_dir(&self.path)
+            // Opened anew each time: a sidecar replaced or removed meanwhile
+            // (by hand, or by an earlier version's rename) gets this head.
+            let (file, created) = match OpenOptions::new().write(true).open(&head_path) {
+                Ok(file) => (file, false),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => (
+                    OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(&head_path)?,
+                    true,
+                ),
+                Err(error) => return Err(error),
+            };
+            let offset = (head.seq % 2) * HEAD_SLOT as u64;
+            write_all_at(&file, &encode_slot(head), offset)?;
+            file.sync_data()?;
+            if created {
+                sync_dir(&self.path)?;
+            }
+            Ok(())
         };
         write().map_err(|error| AuditError::io(&head_path, "cannot update the head sidecar", error))
     }
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+#[cfg(not(unix))]
+fn write_all_at(mut file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(offset))?;
+    file.write_all(bytes)
 }
 
 /// Cuts an incomplete last line (a write torn by a crash) off the log, and

@@ -255,6 +255,46 @@ mod tests {
     }
 
     #[test]
+    fn head_sidecar_survives_a_torn_slot_and_reads_the_earlier_form() {
+        // Five single appends: seq 5 in slot 1, seq 4 in slot 0.
+        let (_dir, path) = fixture(5);
+        let head_path = log::head_path(&path);
+        let sidecar = std::fs::read(&head_path).expect("head");
+        assert_eq!(sidecar.len(), 320, "two fixed-size slots");
+        assert_eq!(log::read_head(&path).expect("read").map(|h| h.seq), Some(5));
+
+        // A crash tore the newest slot: the older head reads, the log is
+        // ahead of it, and opening the log brings the head forward.
+        let mut torn = sidecar.clone();
+        torn[160 + 20] ^= 0x01;
+        std::fs::write(&head_path, &torn).expect("tear");
+        assert_eq!(log::read_head(&path).expect("read").map(|h| h.seq), Some(4));
+        let mut log = AuditLog::open(&path).expect("open after a torn head");
+        assert_eq!(log::read_head(&path).expect("read").map(|h| h.seq), Some(5));
+        log.append("dev.platform.broker.plan", None, serde_json::json!({}))
+            .expect("append");
+        assert_eq!(log::read_head(&path).expect("read").map(|h| h.seq), Some(6));
+        assert!(verify(&path).expect("verify").ok);
+
+        // An earlier version's sidecar (one JSON line) still reads, and the
+        // next append moves it to slots.
+        let last = lines(&path).pop().expect("line");
+        let hash = event::hex(&event::sha256(last.as_bytes()));
+        std::fs::write(&head_path, format!("{{\"seq\":6,\"hash\":\"{hash}\"}}\n"))
+            .expect("legacy head");
+        assert!(verify(&path).expect("verify legacy").ok);
+        let mut log = AuditLog::open(&path).expect("open with a legacy head");
+        log.append("dev.platform.broker.plan", None, serde_json::json!({}))
+            .expect("append");
+        assert_eq!(log::read_head(&path).expect("read").map(|h| h.seq), Some(7));
+        assert!(verify(&path).expect("verify").ok);
+
+        // Both slots unreadable is a malformed sidecar, never a silent pass.
+        std::fs::write(&head_path, vec![b' '; 320]).expect("blank");
+        assert!(!verify(&path).expect("verify").ok);
+    }
+
+    #[test]
     fn garbage_line_is_reported_without_quoting_it() {
         check(
             |path, all| {
