@@ -57,7 +57,10 @@ pub(crate) struct Head {
     pub(crate) hash: [u8; 32],
 }
 
-#[derive(Serialize, Deserialize)]
+/// The sidecar of earlier versions: exactly these fields, so a damaged slot
+/// (which has a `check`) is never mistaken for one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct HeadWire {
     seq: u64,
     hash: String,

@@ -295,6 +295,43 @@ mod tests {
     }
 
     #[test]
+    fn head_sidecar_corruption_never_yields_a_head_that_was_not_written() {
+        // Every truncation and every single-bit flip of a two-slot sidecar
+        // reads as one of the two heads really written, or as malformed.
+        let (_dir, path) = fixture(5);
+        let head_path = log::head_path(&path);
+        let genuine = std::fs::read(&head_path).expect("head");
+        let written: Vec<log::Head> = [4, 5]
+            .iter()
+            .map(|&seq| {
+                let mut only = genuine.clone();
+                // Blank the other slot to read each genuine head alone.
+                let other = if seq % 2 == 0 { 160..320 } else { 0..160 };
+                only[other].fill(b' ');
+                std::fs::write(&head_path, &only).expect("write");
+                log::read_head(&path).expect("read").expect("head")
+            })
+            .collect();
+        let mut variants: Vec<Vec<u8>> =
+            (0..genuine.len()).map(|n| genuine[..n].to_vec()).collect();
+        for at in 0..genuine.len() {
+            for bit in 0..8 {
+                let mut flipped = genuine.clone();
+                flipped[at] ^= 1 << bit;
+                variants.push(flipped);
+            }
+        }
+        for bytes in variants {
+            std::fs::write(&head_path, &bytes).expect("write");
+            match log::read_head(&path) {
+                Ok(Some(head)) => assert!(written.contains(&head), "{head:?} was never written"),
+                Ok(None) => panic!("an existing sidecar read as missing"),
+                Err(error) => assert_eq!(error.kind(), ErrorKind::Tampered),
+            }
+        }
+    }
+
+    #[test]
     fn garbage_line_is_reported_without_quoting_it() {
         check(
             |path, all| {

@@ -295,10 +295,7 @@ impl Engine {
             }
         }
         settle(&mut attrs);
-        Ok((
-            Value::Object(attrs),
-            ResourcePrivate::state(fresh).encode(),
-        ))
+        Ok((Value::Object(attrs), ResourcePrivate::state(fresh).encode()))
     }
 
     /// Import by id (the required string inputs joined with `/`): adopts the

@@ -388,7 +388,7 @@ fn private_data_is_compact_and_reads_the_earlier_form() {
     let state = ResourcePrivate::state(primitives.clone());
     let bytes = state.encode();
     assert_eq!(
-        String::from_utf8(bytes.clone()).unwrap(),
+        String::from_utf8(bytes.clone()).expect("utf-8"),
         r#"{"p":{"role":{"login":false,"name":"bench_role_0","password":null}}}"#
     );
     assert_eq!(ResourcePrivate::decode(&bytes), Some(state));
@@ -405,7 +405,14 @@ fn private_data_is_compact_and_reads_the_earlier_form() {
     assert_eq!(decoded.primitives, primitives);
 
     // Foreign or empty bytes are not ours.
-    for foreign in [&b""[..], b"{}", b"[1]", br#"{"c":1,"p":{}}"#, b"\xff\x00", br#"{"p":[1]}"#] {
+    for foreign in [
+        &b""[..],
+        b"{}",
+        b"[1]",
+        br#"{"c":1,"p":{}}"#,
+        b"\xff\x00",
+        br#"{"p":[1]}"#,
+    ] {
         assert_eq!(ResourcePrivate::decode(foreign), None, "{foreign:?}");
     }
 }

@@ -197,7 +197,12 @@ async fn database_create_connects_into_the_new_database_only_for_extensions() {
         connects.push(kit.pg.pool().connections_made() - before);
         for (o, state) in made {
             assert_eq!(list(&state, "extensions"), extensions);
-            let read = kit.database.read(&state).await.expect("read").expect("exists");
+            let read = kit
+                .database
+                .read(&state)
+                .await
+                .expect("read")
+                .expect("exists");
             assert_eq!(read, state, "create's state and a later read differ");
             kit.database.delete(&o, &state).await.expect("delete");
         }
