@@ -14,7 +14,10 @@ Each starts a throwaway PostgreSQL (scripts/pg) in a temp dir, builds the releas
   cheap      ours: `resource "platform_bench_role" "r" { count = N }` from a generated bench
              catalog (offering bench_role = one postgres.role primitive, name
              "bench_${input.name}", login = false: one real CREATE ROLE per instance);
-             null: `resource "null_resource" "r" { count = N }`, hashicorp/null 2.1.2.
+             null: `resource "null_resource" "r" { count = N }`, hashicorp/null 2.1.2;
+             null-shaped: the same with `triggers` holding the attributes DESIGN requires
+             of every platform resource (team, tier, offering_version, status,
+             monthly_cost, labels, name): Terraform's own cost of an object our shape.
              Phases: plan (no state), apply -auto-approve (fresh state), plan (with state:
              refresh), destroy -auto-approve. Target: ours <= 0.9 x null for plan and apply.
   databases  ours: `resource "platform_postgres_database" "d" { count = N }` (default catalog;
@@ -112,6 +115,26 @@ def null_tf(n, required=True):
     return (REQUIRED_NULL if required else "") + f'''
 resource "null_resource" "r" {{
   count = {n}
+}}
+'''
+
+
+def null_shaped_tf(n):
+    """null_resource carrying, in `triggers`, the attributes DESIGN requires of every platform
+    resource with bench_role's values: what Terraform itself spends on an object of our shape
+    (no provider work, no private data)."""
+    return REQUIRED_NULL + f'''
+resource "null_resource" "r" {{
+  count = {n}
+  triggers = {{
+    name             = "role_${{count.index}}"
+    team             = "bench"
+    tier             = "free"
+    offering_version = "1.0.0"
+    status           = "current"
+    monthly_cost     = "0"
+    labels           = ""
+  }}
 }}
 '''
 
@@ -412,13 +435,16 @@ def bench_cheap(args, tools, provider, root, pg):
         null_cli = cli_config(base / "null.tfrc", None, null_mirror)
         ours = make_case("ours", base / "ours", ours_cli, ours_cheap_tf(n), ours_env)
         null = make_case("null", base / "null", null_cli, null_tf(n), {})
-        null.run(binary, ["init", "-no-color", "-input=false"])
+        shaped = make_case("null-shaped", base / "null-shaped", null_cli, null_shaped_tf(n), {})
+        cases = [ours, null, shaped]
+        for c in (null, shaped):
+            c.run(binary, ["init", "-no-color", "-input=false"])
         # warm-up: a tiny plan each (page cache, provider schema).
-        for c in (ours, null):
+        for c in cases:
             c.run(binary, ["validate", "-no-color"])
-        times = {(c.name, p): [] for c in (ours, null) for p in phases}
+        times = {(c.name, p): [] for c in cases for p in phases}
         for i in range(reps):
-            order = [ours, null] if i % 2 == 0 else [null, ours]
+            order = cases[i % 3:] + cases[:i % 3]
             for p in phases:
                 for c in order:
                     if p == "plan":
@@ -434,16 +460,20 @@ def bench_cheap(args, tools, provider, root, pg):
         print(f"\nTerraform {version} ({binary}), {n} instances")
         print(HEADER)
         for p in phases:
-            for c in ("ours", "null"):
+            for c in ("ours", "null", "null-shaped"):
                 print(stats_row(f"{c}: {p}", times[(c, p)]))
         print("  ratio ours/null (medians):")
         for p in phases:
             target = 0.9 if p in ("plan", "apply") else None
             r = ratio_line(p, times[("ours", p)], times[("null", p)], target)
             summary.append((version, p, r))
+        print("  ratio null-shaped/null (Terraform's own cost of our attributes, medians):")
+        for p in phases:
+            r = ratio_line(p, times[("null-shaped", p)], times[("null", p)])
+            summary.append((version, f"{p} null-shaped/null", r))
         if not args.no_profile and not args.plan_only:
             profile_cheap(args, binary, version, base, provider, null_bin, ours_env, pg, n)
-    print("\nsummary (ours/null medians): " + "; ".join(
+    print("\nsummary (medians; ours/null unless named): " + "; ".join(
         f"TF {v} {p} {r:.2f}" for v, p, r in summary))
 
 
