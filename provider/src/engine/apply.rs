@@ -176,7 +176,7 @@ impl Engine {
         } else {
             run.update(recorded).await
         };
-        response.private = ResourcePrivate::state(outcome.primitives.clone()).encode();
+        response.private = ResourcePrivate::encode_state(&outcome.primitives);
         if let Some(error) = outcome.error {
             response.diags.push(Diag::error(
                 format!("Cannot {action} {}", offering.name),
@@ -295,7 +295,7 @@ impl Engine {
             }
         }
         settle(&mut attrs);
-        Ok((Value::Object(attrs), ResourcePrivate::state(fresh).encode()))
+        Ok((Value::Object(attrs), ResourcePrivate::encode_state(&fresh)))
     }
 
     /// Import by id (the required string inputs joined with `/`): adopts the
@@ -384,7 +384,7 @@ impl Engine {
         settle(&mut attrs);
         Ok(Imported {
             state: Value::Object(attrs),
-            private: ResourcePrivate::state(states).encode(),
+            private: ResourcePrivate::encode_state(&states),
         })
     }
 }

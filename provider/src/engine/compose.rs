@@ -33,50 +33,59 @@ pub struct ResourcePrivate {
     pub primitives: BTreeMap<String, Values>,
 }
 
+/// The encoded form; `c` is left out when empty. `p` goes through
+/// `serde_json::Value` so every object's keys come out sorted, whatever
+/// order the drivers inserted them in.
+#[derive(serde::Serialize)]
+struct Wire<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    c: &'a str,
+    p: serde_json::Value,
+}
+
+/// What decodes: the compact form (`c`, `p`) or the one earlier versions
+/// wrote (`catalog_digest`, `offering_version`, `primitives`).
+#[derive(serde::Deserialize)]
+struct Decoded {
+    #[serde(default)]
+    c: String,
+    p: Option<BTreeMap<String, Values>>,
+    catalog_digest: Option<String>,
+    offering_version: Option<String>,
+    primitives: Option<BTreeMap<String, Values>>,
+}
+
 impl ResourcePrivate {
     /// What a state (apply, import, refresh) keeps: the primitives alone.
-    pub fn state(primitives: BTreeMap<String, Values>) -> ResourcePrivate {
-        ResourcePrivate {
-            catalog_digest: String::new(),
-            primitives,
-        }
+    pub fn encode_state(primitives: &BTreeMap<String, Values>) -> Vec<u8> {
+        encode("", primitives)
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut json = serde_json::Map::new();
-        if !self.catalog_digest.is_empty() {
-            json.insert("c".into(), self.catalog_digest.clone().into());
-        }
-        json.insert(
-            "p".into(),
-            serde_json::to_value(&self.primitives).unwrap_or_default(),
-        );
-        serde_json::Value::Object(json).to_string().into_bytes()
+        encode(&self.catalog_digest, &self.primitives)
     }
 
     /// `None` for empty or foreign bytes.
     pub fn decode(bytes: &[u8]) -> Option<ResourcePrivate> {
-        let json: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-        let primitives = |p: Option<&serde_json::Value>| match p {
-            Some(p) => serde_json::from_value(p.clone()).ok(),
-            None => Some(BTreeMap::new()),
-        };
-        if let Some(legacy) = json.get("catalog_digest") {
+        let wire: Decoded = serde_json::from_slice(bytes).ok()?;
+        if let Some(legacy) = wire.catalog_digest {
             // Written by provider versions before the compact form.
-            json.get("offering_version")?.as_str()?;
+            wire.offering_version?;
             return Some(ResourcePrivate {
-                catalog_digest: legacy.as_str()?.to_owned(),
-                primitives: primitives(json.get("primitives"))?,
+                catalog_digest: legacy,
+                primitives: wire.primitives.unwrap_or_default(),
             });
         }
         Some(ResourcePrivate {
-            catalog_digest: match json.get("c") {
-                Some(c) => c.as_str()?.to_owned(),
-                None => String::new(),
-            },
-            primitives: primitives(Some(json.get("p")?))?,
+            catalog_digest: wire.c,
+            primitives: wire.p?,
         })
     }
+}
+
+fn encode(c: &str, primitives: &BTreeMap<String, Values>) -> Vec<u8> {
+    let p = serde_json::to_value(primitives).unwrap_or_default();
+    serde_json::to_vec(&Wire { c, p }).unwrap_or_default()
 }
 
 /// The inputs whose values form the resource (and import) id, in order: the

@@ -385,8 +385,11 @@ fn private_data_is_compact_and_reads_the_earlier_form() {
     let primitives = BTreeMap::from([("role".to_owned(), role)]);
 
     // State keeps the primitives alone; a planned change adds the catalog digest.
-    let state = ResourcePrivate::state(primitives.clone());
-    let bytes = state.encode();
+    let state = ResourcePrivate {
+        catalog_digest: String::new(),
+        primitives: primitives.clone(),
+    };
+    let bytes = ResourcePrivate::encode_state(&primitives);
     assert_eq!(
         String::from_utf8(bytes.clone()).expect("utf-8"),
         r#"{"p":{"role":{"login":false,"name":"bench_role_0","password":null}}}"#
