@@ -1,6 +1,6 @@
 //! Loading, digesting, evaluating and testing policy sets.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use regorus::unstable::{Rule, RuleHead};
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, LimitError};
 
-use super::input::{PlanKeys, referenced_plan_keys, to_rego_pruned};
+use super::input::{PlanKeys, code_only, referenced_plan_keys, to_rego_pruned};
 use sha2::{Digest, Sha256};
 
 use super::config::today_utc;
@@ -34,6 +34,9 @@ struct RuleRef {
     path: String,
     /// Rule id (last path component), e.g. `deny_cost_increase`.
     id: String,
+    /// Source length of the rule's definitions (code only): a rough guess
+    /// of its evaluation cost, to start the heavy rules first.
+    weight: usize,
 }
 
 /// One policy file: path relative to the set directory, and its text.
@@ -161,12 +164,15 @@ impl Policies {
         // Rules are independent evaluations: spread them over the cores, each
         // worker with its own clone of the set's prepared engine (the parsed
         // modules and the input are shared, not copied).
-        let jobs: Vec<(usize, usize)> = self
+        // The longest rules first (by source length, a rough guess): a long
+        // rule started last would leave the other cores idle while it runs.
+        let mut jobs: Vec<(usize, usize)> = self
             .sets
             .iter()
             .enumerate()
             .flat_map(|(s, set)| (0..set.rules.len()).map(move |r| (s, r)))
             .collect();
+        jobs.sort_by_key(|&(s, r)| std::cmp::Reverse(self.sets[s].rules[r].0.weight));
         let workers = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -194,6 +200,12 @@ impl Policies {
                 })
                 .collect()
         });
+        // Freeing a large input takes a while (every object of the plan);
+        // nothing waits for it. Should no thread be had, the failed spawn
+        // drops its closure, and the input with it, right here.
+        let _ = std::thread::Builder::new()
+            .name("policy-input-drop".into())
+            .spawn(move || drop(input));
         // Same order and error choice whatever the scheduling: by set, then rule.
         results.sort_by_key(|(at, _)| *at);
         let mut findings = Vec::new();
@@ -465,12 +477,12 @@ fn in_platform_package(path: &str) -> bool {
 
 /// Every rule (not function) declared by the engine's modules, deduplicated.
 fn declared_rules(engine: &mut Engine) -> Vec<RuleRef> {
-    let mut out = BTreeSet::new();
+    let mut out: BTreeMap<(String, String), usize> = BTreeMap::new();
     for module in engine.get_modules().iter() {
         let package = module.package.refr.span().text().trim().to_string();
         for rule in &module.policy {
-            let head = match rule.as_ref() {
-                Rule::Spec { head, .. } => head,
+            let (span, head) = match rule.as_ref() {
+                Rule::Spec { span, head, .. } => (span, head),
                 Rule::Default { .. } => continue,
             };
             let refr = match head {
@@ -483,13 +495,17 @@ fn declared_rules(engine: &mut Engine) -> Vec<RuleRef> {
             if id.is_empty() {
                 continue;
             }
-            out.insert(RuleRef {
-                path: format!("data.{package}.{head_path}"),
-                id: id.to_string(),
-            });
+            let weight = code_only(span.text())
+                .split_whitespace()
+                .map(str::len)
+                .sum::<usize>();
+            *out.entry((format!("data.{package}.{head_path}"), id.to_string()))
+                .or_default() += weight;
         }
     }
-    out.into_iter().collect()
+    out.into_iter()
+        .map(|((path, id), weight)| RuleRef { path, id, weight })
+        .collect()
 }
 
 fn build_engine(set: &PolicySet, files: &[PolicyFile]) -> Result<Engine, PolicyError> {
@@ -606,4 +622,33 @@ fn bundle_digest(sets: &[LoadedSet], exceptions: &[Exception]) -> String {
         out.push_str(&format!("{b:02x}"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_weights_sum_every_definition_and_skip_comments() {
+        let mut engine = Engine::new();
+        engine
+            .add_policy(
+                "p.rego".into(),
+                "package platform.w\n\n\
+                 # a long comment that must not count towards any rule's weight at all\n\
+                 deny_short contains \"s\" if input.x\n\n\
+                 deny_long contains m if {\n\tsome rc in input.plan.resource_changes\n\tm := rc.address\n}\n\
+                 deny_long contains \"again\" if input.y\n"
+                    .into(),
+            )
+            .unwrap();
+        let rules = declared_rules(&mut engine);
+        let weight = |id: &str| rules.iter().find(|r| r.id == id).unwrap().weight;
+        // Non-blank characters of the code: `deny_short contains if input.x`.
+        assert_eq!(weight("deny_short"), "deny_shortcontainsifinput.x".len());
+        let one_long =
+            "deny_longcontainsmif{somercininput.plan.resource_changesm:=rc.address}".len();
+        let again = "deny_longcontainsifinput.y".len();
+        assert_eq!(weight("deny_long"), one_long + again);
+    }
 }

@@ -7,7 +7,9 @@
 //! objects are built from serde_json's already-sorted entries, and long
 //! arrays are converted in parallel chunks.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashMap;
 
 use regorus::{Rc, Value};
 use serde_json::Value as Json;
@@ -115,7 +117,7 @@ fn path_segment(s: &str) -> Option<&str> {
 }
 
 /// `source` with string literals and comments blanked out.
-fn code_only(source: &str) -> String {
+pub fn code_only(source: &str) -> String {
     let mut out = String::with_capacity(source.len());
     let mut chars = source.chars();
     while let Some(c) = chars.next() {
@@ -157,28 +159,144 @@ fn code_only(source: &str) -> String {
     out
 }
 
+/// Containers of scalars up to this many entries are shared between equal
+/// occurrences (labels, tags, sensitivity maps, action lists).
+const LEAF_MAX_LEN: usize = 16;
+
 struct Converter<'a> {
     keys: HashMap<&'a str, Rc<str>>,
+    /// Small all-scalar containers already converted, by content.
+    leaves: HashMap<Leaf<'a>, Value>,
     /// Threads this converter may still use for long arrays (1: none).
     threads: usize,
+}
+
+/// A small object or array of scalars, hashed and compared by content.
+struct Leaf<'a>(&'a Json);
+
+impl PartialEq for Leaf<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Leaf<'_> {}
+
+impl std::hash::Hash for Leaf<'_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        fn scalar<H: std::hash::Hasher>(v: &Json, h: &mut H) {
+            match v {
+                Json::Null => h.write_u8(0),
+                Json::Bool(b) => h.write_u8(1 + u8::from(*b)),
+                // Equal numbers have equal parts (serde_json compares them so).
+                Json::Number(n) => {
+                    h.write_u8(3);
+                    h.write_u64(n.as_u64().unwrap_or(0));
+                    h.write_i64(n.as_i64().unwrap_or(0));
+                    h.write_u64(n.as_f64().map(f64::to_bits).unwrap_or(0));
+                }
+                Json::String(s) => {
+                    h.write_u8(4);
+                    h.write(s.as_bytes());
+                    h.write_u8(0xff);
+                }
+                // Never in a leaf; hash the kind only (equality still decides).
+                Json::Array(_) => h.write_u8(5),
+                Json::Object(_) => h.write_u8(6),
+            }
+        }
+        match self.0 {
+            Json::Array(items) => {
+                h.write_u8(7);
+                h.write_usize(items.len());
+                items.iter().for_each(|v| scalar(v, h));
+            }
+            Json::Object(map) => {
+                h.write_u8(8);
+                h.write_usize(map.len());
+                for (k, v) in map {
+                    h.write(k.as_bytes());
+                    h.write_u8(0xff);
+                    scalar(v, h);
+                }
+            }
+            other => scalar(other, h),
+        }
+    }
+}
+
+fn is_scalar(json: &Json) -> bool {
+    !matches!(json, Json::Array(_) | Json::Object(_))
+}
+
+/// A non-empty object or array of at most [`LEAF_MAX_LEN`] scalars.
+fn is_leaf(json: &Json) -> bool {
+    match json {
+        Json::Array(items) => {
+            !items.is_empty() && items.len() <= LEAF_MAX_LEN && items.iter().all(is_scalar)
+        }
+        Json::Object(map) => {
+            !map.is_empty() && map.len() <= LEAF_MAX_LEN && map.values().all(is_scalar)
+        }
+        _ => false,
+    }
 }
 
 impl<'a> Converter<'a> {
     fn new(threads: usize) -> Converter<'a> {
         Converter {
-            keys: HashMap::new(),
+            keys: HashMap::default(),
+            leaves: HashMap::default(),
             threads,
         }
     }
 
+    /// Regorus values are immutable and shared by reference count, so equal
+    /// parts of the input can be one value: small containers of scalars are
+    /// converted once per content, and an object's container entries equal
+    /// to an earlier entry of the same object (`before` and `after` of an
+    /// unchanged resource) reuse that entry's value. Less to allocate, to
+    /// touch and to free; the same meaning.
     fn value(&mut self, json: &'a Json) -> Value {
         match json {
             Json::Null => Value::Null,
             Json::Bool(b) => Value::Bool(*b),
             Json::Number(n) => number(n),
             Json::String(s) => Value::String(Rc::from(s.as_str())),
+            _ if is_leaf(json) => {
+                if let Some(v) = self.leaves.get(&Leaf(json)) {
+                    return v.clone();
+                }
+                let v = self.container(json);
+                self.leaves.insert(Leaf(json), v.clone());
+                v
+            }
+            _ => self.container(json),
+        }
+    }
+
+    fn container(&mut self, json: &'a Json) -> Value {
+        match json {
             Json::Array(items) => self.array(items),
-            Json::Object(map) => self.object(map, |c, _, value| Some(c.value(value))),
+            Json::Object(map) if map.len() > LEAF_MAX_LEN => {
+                self.object(map, |c, _, value| Some(c.value(value)))
+            }
+            Json::Object(map) => {
+                // Earlier container entries of this object, to share equal ones.
+                let mut seen: Vec<(&'a Json, Value)> = Vec::new();
+                self.object(map, move |c, _, value| {
+                    if is_scalar(value) || is_leaf(value) {
+                        return Some(c.value(value));
+                    }
+                    if let Some((_, v)) = seen.iter().find(|(j, _)| *j == value) {
+                        return Some(v.clone());
+                    }
+                    let v = c.value(value);
+                    seen.push((value, v.clone()));
+                    Some(v)
+                })
+            }
+            other => self.value(other),
         }
     }
 
@@ -295,6 +413,50 @@ mod tests {
             .map(|i| json!({"address": format!("r{i}"), "i": i, "tags": {"team": "a"}}))
             .collect();
         same_as_deserialize(&json!({"plan": {"resource_changes": long}}));
+    }
+
+    #[test]
+    fn equal_parts_are_shared_and_still_mean_the_same() {
+        let attrs = json!({"name": "a", "labels": {"team": "t"}, "list": [1, 2]});
+        let mut changes = Vec::new();
+        for i in 0..3000 {
+            changes.push(json!({
+                "address": format!("r{i}"),
+                "change": {"actions": ["no-op"], "before": attrs, "after": attrs,
+                           "before_sensitive": {"password": true}, "after_sensitive": {"password": true}},
+            }));
+        }
+        // Look-alike leaves that are not equal must stay apart.
+        changes.push(
+            json!({"a": {"x": 1}, "b": {"x": 1.0}, "c": {"x": "1"}, "d": [1, "1"],
+                            "e": ["1", 1], "f": {"x": true}, "g": {"x": null}, "h": {"x": 1}}),
+        );
+        let input = json!({"plan": {"resource_changes": changes}});
+        same_as_deserialize(&input);
+        let v = to_rego(&input);
+        let rcs = &v["plan"]["resource_changes"];
+        let same = |a: &Value, b: &Value| match (a, b) {
+            (Value::Object(a), Value::Object(b)) => Rc::ptr_eq(a, b),
+            (Value::Array(a), Value::Array(b)) => Rc::ptr_eq(a, b),
+            _ => false,
+        };
+        let c0 = &rcs[0]["change"];
+        assert!(
+            same(&c0["before"], &c0["after"]),
+            "before and after share one value"
+        );
+        assert!(same(&c0["before_sensitive"], &c0["after_sensitive"]));
+        assert!(
+            same(&c0["actions"], &rcs[1]["change"]["actions"]),
+            "leaves are shared"
+        );
+        let odd = &rcs[3000];
+        assert!(same(&odd["a"], &odd["h"]));
+        assert_eq!(odd["a"], odd["b"], "1 and 1.0 are one number in Rego");
+        for (x, y) in [("a", "c"), ("d", "e"), ("f", "g")] {
+            assert!(!same(&odd[x], &odd[y]), "{x} and {y} differ");
+            assert_ne!(odd[x], odd[y]);
+        }
     }
 
     fn only(keys: &[&str]) -> PlanKeys {

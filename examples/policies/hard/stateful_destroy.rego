@@ -6,26 +6,14 @@ stateful_offering_prefixes := ["postgres_"]
 
 catalog_by_address := {entry.address: entry | some entry in input.catalog.resources}
 
-stateful(rc) if {
-	entry := catalog_by_address[rc.address]
+# The catalog's few distinct offerings, tested once each (not once per resource).
+stateful_offerings := {offering |
+	some offering in {entry.offering | some entry in input.catalog.resources}
 	some prefix in stateful_offering_prefixes
-	startswith(entry.offering, prefix)
+	startswith(offering, prefix)
 }
 
-# Platform resources missing from input.catalog are recognised by type.
-stateful(rc) if {
-	not catalog_by_address[rc.address]
-	some prefix in stateful_offering_prefixes
-	startswith(rc.type, concat("", ["platform_", prefix]))
-}
-
-destroy_allowed(rc) if rc.change.before.labels.allow_destroy == "true"
-
-destroy_allowed(rc) if rc.change.after.labels.allow_destroy == "true"
-
-verb(actions) := "replace" if count(actions) > 1
-
-verb(actions) := "destroy" if count(actions) == 1
+verbs := {1: "destroy", 2: "replace"}
 
 # The rare test ("delete" in the actions) first, so the rest only runs for
 # destroys and replaces.
@@ -34,12 +22,22 @@ deny_destroy_stateful contains finding if {
 	"delete" in rc.change.actions
 	rc.mode == "managed"
 	stateful(rc)
-	not destroy_allowed(rc)
+	not rc.change.before.labels.allow_destroy == "true"
+	not rc.change.after.labels.allow_destroy == "true"
 	finding := {
 		"address": rc.address,
 		"msg": sprintf(
 			"%s would %s a stateful resource and lose its data; apply the label allow_destroy = \"true\" first",
-			[rc.address, verb(rc.change.actions)],
+			[rc.address, verbs[count(rc.change.actions)]],
 		),
 	}
+}
+
+stateful(rc) if stateful_offerings[catalog_by_address[rc.address].offering]
+
+# Platform resources missing from input.catalog are recognised by type.
+stateful(rc) if {
+	not catalog_by_address[rc.address]
+	some prefix in stateful_offering_prefixes
+	startswith(rc.type, concat("", ["platform_", prefix]))
 }
