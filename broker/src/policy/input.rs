@@ -229,15 +229,11 @@ fn is_scalar(json: &Json) -> bool {
     !matches!(json, Json::Array(_) | Json::Object(_))
 }
 
-/// A non-empty object or array of at most [`LEAF_MAX_LEN`] scalars.
+/// An object or array of at most [`LEAF_MAX_LEN`] scalars (or none).
 fn is_leaf(json: &Json) -> bool {
     match json {
-        Json::Array(items) => {
-            !items.is_empty() && items.len() <= LEAF_MAX_LEN && items.iter().all(is_scalar)
-        }
-        Json::Object(map) => {
-            !map.is_empty() && map.len() <= LEAF_MAX_LEN && map.values().all(is_scalar)
-        }
+        Json::Array(items) => items.len() <= LEAF_MAX_LEN && items.iter().all(is_scalar),
+        Json::Object(map) => map.len() <= LEAF_MAX_LEN && map.values().all(is_scalar),
         _ => false,
     }
 }
@@ -429,7 +425,8 @@ mod tests {
         // Look-alike leaves that are not equal must stay apart.
         changes.push(
             json!({"a": {"x": 1}, "b": {"x": 1.0}, "c": {"x": "1"}, "d": [1, "1"],
-                            "e": ["1", 1], "f": {"x": true}, "g": {"x": null}, "h": {"x": 1}}),
+                            "e": ["1", 1], "f": {"x": true}, "g": {"x": null}, "h": {"x": 1},
+                   "i": {}, "j": [], "k": {}}),
         );
         let input = json!({"plan": {"resource_changes": changes}});
         same_as_deserialize(&input);
@@ -452,8 +449,9 @@ mod tests {
         );
         let odd = &rcs[3000];
         assert!(same(&odd["a"], &odd["h"]));
+        assert!(same(&odd["i"], &odd["k"]), "one empty object");
         assert_eq!(odd["a"], odd["b"], "1 and 1.0 are one number in Rego");
-        for (x, y) in [("a", "c"), ("d", "e"), ("f", "g")] {
+        for (x, y) in [("a", "c"), ("d", "e"), ("f", "g"), ("i", "j")] {
             assert!(!same(&odd[x], &odd[y]), "{x} and {y} differ");
             assert_ne!(odd[x], odd[y]);
         }

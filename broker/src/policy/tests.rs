@@ -1041,7 +1041,8 @@ fn bench_examples_on_10k_resource_plan() {
     let input = synthetic_input(10_000);
     let mut times = vec![];
     let mut last = None;
-    for _ in 0..5 {
+    // Enough runs that the minimum is a quiet one on a shared machine.
+    for _ in 0..15 {
         let t = Instant::now();
         let d = p.evaluate(&input).unwrap();
         times.push(t.elapsed());

@@ -6,10 +6,10 @@
 # that reach them.
 package platform.owner_label
 
-catalog_addresses contains entry.address if some entry in input.catalog.resources
+catalog_addresses := {entry.address | some entry in input.catalog.resources}
 
 # Platform resources whose catalog entry names an owner team.
-catalog_owned contains entry.address if {
+catalog_owned := {entry.address |
 	some entry in input.catalog.resources
 	entry.owner_team != ""
 }
