@@ -625,6 +625,7 @@ fn bundle_digest(sets: &[LoadedSet], exceptions: &[Exception]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

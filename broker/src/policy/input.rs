@@ -229,6 +229,10 @@ fn is_scalar(json: &Json) -> bool {
     !matches!(json, Json::Array(_) | Json::Object(_))
 }
 
+/// Strings longer than this (addresses, ids, ARNs) are taken to be unique:
+/// a container holding one is not worth looking up.
+const LEAF_MAX_STR: usize = 32;
+
 /// An object or array of at most [`LEAF_MAX_LEN`] scalars (or none).
 fn is_leaf(json: &Json) -> bool {
     match json {
@@ -236,6 +240,17 @@ fn is_leaf(json: &Json) -> bool {
         Json::Object(map) => map.len() <= LEAF_MAX_LEN && map.values().all(is_scalar),
         _ => false,
     }
+}
+
+/// A leaf likely to recur: no long string in it.
+fn is_shared_leaf(json: &Json) -> bool {
+    let short = |v: &Json| !matches!(v, Json::String(s) if s.len() > LEAF_MAX_STR);
+    is_leaf(json)
+        && match json {
+            Json::Array(items) => items.iter().all(short),
+            Json::Object(map) => map.values().all(short),
+            _ => false,
+        }
 }
 
 impl<'a> Converter<'a> {
@@ -259,7 +274,7 @@ impl<'a> Converter<'a> {
             Json::Bool(b) => Value::Bool(*b),
             Json::Number(n) => number(n),
             Json::String(s) => Value::String(Rc::from(s.as_str())),
-            _ if is_leaf(json) => {
+            _ if is_shared_leaf(json) => {
                 if let Some(v) = self.leaves.get(&Leaf(json)) {
                     return v.clone();
                 }
@@ -426,7 +441,9 @@ mod tests {
         changes.push(
             json!({"a": {"x": 1}, "b": {"x": 1.0}, "c": {"x": "1"}, "d": [1, "1"],
                             "e": ["1", 1], "f": {"x": true}, "g": {"x": null}, "h": {"x": 1},
-                   "i": {}, "j": [], "k": {}}),
+                   "i": {}, "j": [], "k": {},
+                   "l": {"address": "module.a.platform_postgres_database.main"},
+                   "m": {"address": "module.a.platform_postgres_database.main"}}),
         );
         let input = json!({"plan": {"resource_changes": changes}});
         same_as_deserialize(&input);
@@ -451,6 +468,9 @@ mod tests {
         assert!(same(&odd["a"], &odd["h"]));
         assert!(same(&odd["i"], &odd["k"]), "one empty object");
         assert_eq!(odd["a"], odd["b"], "1 and 1.0 are one number in Rego");
+        // A long string is taken to be unique: not looked up, converted the same.
+        assert!(!same(&odd["l"], &odd["m"]));
+        assert_eq!(odd["l"], odd["m"]);
         for (x, y) in [("a", "c"), ("d", "e"), ("f", "g"), ("i", "j")] {
             assert!(!same(&odd[x], &odd[y]), "{x} and {y} differ");
             assert_ne!(odd[x], odd[y]);
