@@ -344,7 +344,7 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
     let t = Instant::now();
     let shown = tf.show_json(&planfile)?;
     timings.terraform_show = t.elapsed();
-    let summary = plan::parse(&shown)?;
+    let mut summary = plan::parse(&shown)?;
     let costs = cost::estimate(&summary, Some(&loaded.catalog), &loaded.book);
     let budget = budget_check(&global.config, &summary, &costs)?;
     if let Some(warning) = budget.as_ref().and_then(|b| b.warning.as_deref()) {
@@ -359,20 +359,24 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
         object.insert("budgets".into(), serde_json::to_value(budget)?);
     }
     let workspace = workspace(&dir);
+    let commit_sha = commit(&dir);
     let run_input = json!({
         "created_by": actor(),
-        "commit_sha": commit(&dir),
+        "commit_sha": commit_sha,
         "is_destroy": summary.is_destroy(),
         "refresh_only": false,
         "workspace": {"name": workspace, "environment": args.environment, "tags": []},
     });
-    let input = json!({
+    let catalog = catalog_input(&summary, &loaded.catalog);
+    let drift = drift_input(&summary);
+    // The redacted plan moves into the policy input and back (no deep copy).
+    let mut input = json!({
         "input_version": "1",
-        "plan": summary.redacted,
+        "plan": std::mem::take(&mut summary.redacted),
         "run": run_input,
         "cost": cost_input,
-        "catalog": catalog_input(&summary, &loaded.catalog),
-        "drift": drift_input(&summary),
+        "catalog": catalog,
+        "drift": drift,
     });
     // Policy errors and timeouts fail closed: the run is denied.
     let t = Instant::now();
@@ -381,6 +385,10 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
         .as_ref()
         .map(|(_, policies)| policies.evaluate(&input).map_err(|e| e.to_string()));
     timings.policy = t.elapsed();
+    if let Some(plan) = input.get_mut("plan") {
+        summary.redacted = plan.take();
+    }
+    drop(input);
     let policy_verdict = match &decision {
         None => Verdict::Allowed,
         Some(Ok(decision)) => decision.verdict,
@@ -408,7 +416,7 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
         }),
         working_dir: dir.display().to_string(),
         workspace: workspace.clone(),
-        commit: commit(&dir),
+        commit: commit_sha,
         created_by: actor(),
         created_at: rfc3339(created),
         expires_at: rfc3339(created + time::Duration::hours(i64::from(args.expires_hours))),

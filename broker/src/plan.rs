@@ -377,21 +377,23 @@ fn has_unknown(mark: &Value) -> bool {
     }
 }
 
-fn changed_attributes(before: &Value, after: &Value, after_unknown: &Value) -> Vec<String> {
+fn changed_attributes<'a>(
+    before: &'a Value,
+    after: &'a Value,
+    after_unknown: &'a Value,
+) -> Vec<String> {
     let mut names: BTreeSet<&String> = BTreeSet::new();
     for side in [before, after, after_unknown] {
         if let Value::Object(map) = side {
             names.extend(map.keys());
         }
     }
-    let null = Value::Null;
-    let field = |side: &'_ Value, name: &str| -> Value {
-        side.get(name).cloned().unwrap_or_else(|| null.clone())
-    };
+    const NULL: &Value = &Value::Null;
+    let field = |side: &'a Value, name: &str| -> &'a Value { side.get(name).unwrap_or(NULL) };
     names
         .into_iter()
         .filter(|name| {
-            field(before, name) != field(after, name) || has_unknown(&field(after_unknown, name))
+            field(before, name) != field(after, name) || has_unknown(field(after_unknown, name))
         })
         .cloned()
         .collect()
