@@ -52,9 +52,7 @@ impl Server {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let code = status2.load(Ordering::SeqCst);
-                if let Some(request) = serve(stream, code) {
-                    received2.lock().expect("lock").push(request);
-                }
+                serve(stream, code, &received2);
             }
         });
         Server {
@@ -73,8 +71,10 @@ impl Server {
     }
 }
 
-/// Reads one request and answers `code`, closing the connection.
-fn serve(stream: TcpStream, code: u16) -> Option<Received> {
+/// Reads one request, records it, then answers `code` and closes the
+/// connection: recorded before the client can see the answer, so a test that
+/// has its response also finds the request in `received`.
+fn serve(stream: TcpStream, code: u16, received: &Mutex<Vec<Received>>) -> Option<()> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line).ok()?;
@@ -100,13 +100,17 @@ fn serve(stream: TcpStream, code: u16) -> Option<Received> {
         .unwrap_or(0);
     let mut body = vec![0; len];
     reader.read_exact(&mut body).ok()?;
+    received
+        .lock()
+        .expect("lock")
+        .push(Received { headers, body });
     let mut stream = stream;
     let reason = if code == 200 { "OK" } else { "Unavailable" };
     let _ = write!(
         stream,
         "HTTP/1.1 {code} {reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
     );
-    Some(Received { headers, body })
+    Some(())
 }
 
 /// A loopback port nothing listens on (bound, then released).
