@@ -385,9 +385,7 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
         .as_ref()
         .map(|(_, policies)| policies.evaluate(&input).map_err(|e| e.to_string()));
     timings.policy = t.elapsed();
-    if let Some(plan) = input.get_mut("plan") {
-        summary.redacted = plan.take();
-    }
+    summary.redacted = input["plan"].take();
     drop(input);
     let policy_verdict = match &decision {
         None => Verdict::Allowed,

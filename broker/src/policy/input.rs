@@ -233,24 +233,33 @@ fn is_scalar(json: &Json) -> bool {
 /// a container holding one is not worth looking up.
 const LEAF_MAX_STR: usize = 32;
 
-/// An object or array of at most [`LEAF_MAX_LEN`] scalars (or none).
-fn is_leaf(json: &Json) -> bool {
-    match json {
-        Json::Array(items) => items.len() <= LEAF_MAX_LEN && items.iter().all(is_scalar),
-        Json::Object(map) => map.len() <= LEAF_MAX_LEN && map.values().all(is_scalar),
-        _ => false,
-    }
+/// What a value is to the sharing: a container of at most [`LEAF_MAX_LEN`]
+/// scalars (or none) is a leaf, shared by content unless it holds a long
+/// string; anything else is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeafKind {
+    NotLeaf,
+    Unique,
+    Shared,
 }
 
-/// A leaf likely to recur: no long string in it.
-fn is_shared_leaf(json: &Json) -> bool {
-    let short = |v: &Json| !matches!(v, Json::String(s) if s.len() > LEAF_MAX_STR);
-    is_leaf(json)
-        && match json {
-            Json::Array(items) => items.iter().all(short),
-            Json::Object(map) => map.values().all(short),
-            _ => false,
+fn leaf_kind(json: &Json) -> LeafKind {
+    // One pass: a nested container ends it; a long string makes it unique.
+    let mut kind = LeafKind::Shared;
+    let mut visit = |v: &Json| match v {
+        Json::Array(_) | Json::Object(_) => false,
+        Json::String(s) if s.len() > LEAF_MAX_STR => {
+            kind = LeafKind::Unique;
+            true
         }
+        _ => true,
+    };
+    let all_scalar = match json {
+        Json::Array(items) => items.len() <= LEAF_MAX_LEN && items.iter().all(&mut visit),
+        Json::Object(map) => map.len() <= LEAF_MAX_LEN && map.values().all(&mut visit),
+        _ => false,
+    };
+    if all_scalar { kind } else { LeafKind::NotLeaf }
 }
 
 impl<'a> Converter<'a> {
@@ -274,7 +283,7 @@ impl<'a> Converter<'a> {
             Json::Bool(b) => Value::Bool(*b),
             Json::Number(n) => number(n),
             Json::String(s) => Value::String(Rc::from(s.as_str())),
-            _ if is_shared_leaf(json) => {
+            _ if leaf_kind(json) == LeafKind::Shared => {
                 if let Some(v) = self.leaves.get(&Leaf(json)) {
                     return v.clone();
                 }
@@ -296,7 +305,7 @@ impl<'a> Converter<'a> {
                 // Earlier container entries of this object, to share equal ones.
                 let mut seen: Vec<(&'a Json, Value)> = Vec::new();
                 self.object(map, move |c, _, value| {
-                    if is_scalar(value) || is_leaf(value) {
+                    if is_scalar(value) || leaf_kind(value) != LeafKind::NotLeaf {
                         return Some(c.value(value));
                     }
                     if let Some((_, v)) = seen.iter().find(|(j, _)| *j == value) {

@@ -68,6 +68,11 @@ fn owner(resource: &str, primitive: &str) -> Owner {
     }
 }
 
+/// Reads back an object the test expects to exist.
+async fn read_existing(driver: &dyn Driver, state: &Values) -> Values {
+    driver.read(state).await.expect("read").expect("exists")
+}
+
 fn values(pairs: &[(&str, hcl::Value)]) -> Values {
     pairs
         .iter()
@@ -197,12 +202,7 @@ async fn database_create_connects_into_the_new_database_only_for_extensions() {
         connects.push(kit.pg.pool().connections_made() - before);
         for (o, state) in made {
             assert_eq!(list(&state, "extensions"), extensions);
-            let read = kit
-                .database
-                .read(&state)
-                .await
-                .expect("read")
-                .expect("exists");
+            let read = read_existing(kit.database.as_ref(), &state).await;
             assert_eq!(read, state, "create's state and a later read differ");
             kit.database.delete(&o, &state).await.expect("delete");
         }
@@ -276,14 +276,14 @@ async fn role_lifecycle_password_login_and_drift() {
     );
 
     // Read is the same; drift shows.
-    let read = kit.role.read(&state).await.expect("read").expect("exists");
+    let read = read_existing(kit.role.as_ref(), &state).await;
     assert_eq!(read, state);
     let admin = superuser(&kit.settings, "postgres").await;
     admin
         .batch_execute(&format!("ALTER ROLE \"{name}\" CONNECTION LIMIT 99"))
         .await
         .expect("alter");
-    let drifted = kit.role.read(&state).await.expect("read").expect("exists");
+    let drifted = read_existing(kit.role.as_ref(), &state).await;
     assert_eq!(int(&drifted, "connection_limit"), 99);
     assert_eq!(text(&drifted, "password"), password, "carried over");
 
@@ -307,14 +307,7 @@ async fn role_lifecycle_password_login_and_drift() {
         .expect("query")
         .get(0);
     assert_eq!(limit, 7);
-    assert_eq!(
-        kit.role
-            .read(&updated)
-            .await
-            .expect("read")
-            .expect("exists"),
-        updated
-    );
+    assert_eq!(read_existing(kit.role.as_ref(), &updated).await, updated);
 
     // Memberships: granted, then a REVOKE out of band shows.
     let group = unique("group");
@@ -342,7 +335,7 @@ async fn role_lifecycle_password_login_and_drift() {
         .batch_execute(&format!("REVOKE \"{group}\" FROM \"{name}\""))
         .await
         .expect("revoke");
-    let read = kit.role.read(&member).await.expect("read").expect("exists");
+    let read = read_existing(kit.role.as_ref(), &member).await;
     assert_eq!(list(&read, "member_of"), Vec::<String>::new());
 
     // Delete, then delete again (gone) succeeds.
@@ -386,14 +379,7 @@ async fn database_with_owner_and_extensions() {
     assert_eq!(text(&state, "encoding"), "UTF8");
     assert_eq!(int(&state, "connection_limit"), 10);
     assert_eq!(list(&state, "extensions"), ["pg_trgm", "citext"]);
-    assert_eq!(
-        kit.database
-            .read(&state)
-            .await
-            .expect("read")
-            .expect("exists"),
-        state
-    );
+    assert_eq!(read_existing(kit.database.as_ref(), &state).await, state);
 
     // The owner can log in to it.
     let password = text(&role_state, "password");
@@ -412,12 +398,7 @@ async fn database_with_owner_and_extensions() {
         .batch_execute(&format!("ALTER DATABASE \"{name}\" CONNECTION LIMIT 3"))
         .await
         .expect("alter");
-    let drifted = kit
-        .database
-        .read(&state)
-        .await
-        .expect("read")
-        .expect("exists");
+    let drifted = read_existing(kit.database.as_ref(), &state).await;
     assert_eq!(int(&drifted, "connection_limit"), 3);
     let mut inputs = inputs.clone();
     inputs.insert("connection_limit".into(), 20.into());
@@ -503,11 +484,7 @@ async fn schema_and_grant_with_out_of_band_revoke() {
         .expect("schema");
     assert_eq!(text(&schema_state, "owner"), schema_owner);
     assert_eq!(
-        kit.schema
-            .read(&schema_state)
-            .await
-            .expect("read")
-            .expect("exists"),
+        read_existing(kit.schema.as_ref(), &schema_state).await,
         schema_state
     );
     let err = kit
@@ -564,11 +541,7 @@ async fn schema_and_grant_with_out_of_band_revoke() {
             .is_err()
     );
     assert_eq!(
-        kit.grant
-            .read(&grant_state)
-            .await
-            .expect("read")
-            .expect("exists"),
+        read_existing(kit.grant.as_ref(), &grant_state).await,
         grant_state
     );
 
@@ -579,12 +552,7 @@ async fn schema_and_grant_with_out_of_band_revoke() {
         ))
         .await
         .expect("revoke");
-    let drifted = kit
-        .grant
-        .read(&grant_state)
-        .await
-        .expect("read")
-        .expect("exists");
+    let drifted = read_existing(kit.grant.as_ref(), &grant_state).await;
     assert_eq!(list(&drifted, "roles"), Vec::<String>::new());
     let regranted = kit
         .grant
@@ -1015,11 +983,7 @@ async fn hostile_names_are_inert_and_round_trip() {
         .await
         .expect("hostile schema");
     assert_eq!(
-        kit.schema
-            .read(&schema_state)
-            .await
-            .expect("read")
-            .expect("exists"),
+        read_existing(kit.schema.as_ref(), &schema_state).await,
         schema_state
     );
     let grant_state = kit
@@ -1037,11 +1001,7 @@ async fn hostile_names_are_inert_and_round_trip() {
         .expect("hostile grant");
     assert_eq!(list(&grant_state, "roles"), [role.as_str()]);
     assert_eq!(
-        kit.grant
-            .read(&grant_state)
-            .await
-            .expect("read")
-            .expect("exists"),
+        read_existing(kit.grant.as_ref(), &grant_state).await,
         grant_state
     );
     let in_db = superuser(&kit.settings, &db).await;
