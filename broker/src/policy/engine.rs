@@ -9,6 +9,7 @@ use regorus::unstable::{Rule, RuleHead};
 use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, LimitError};
 
+use super::fast::{self, Stop};
 use super::input::{PlanKeys, code_only, referenced_plan_keys, to_rego_pruned};
 use sha2::{Digest, Sha256};
 
@@ -55,6 +56,10 @@ struct LoadedSet {
     /// Parsed and prepared once; cloned per evaluation (modules are shared).
     engine: Engine,
     rules: Vec<(RuleRef, Severity)>,
+    /// The set's rules compiled for [`fast`], and the compiled rule of each
+    /// entry of `rules` (`None`: regorus evaluates it).
+    program: std::sync::Arc<fast::Program>,
+    compiled: Vec<Option<usize>>,
 }
 
 /// Every policy set of a configuration, parsed once per run.
@@ -66,6 +71,9 @@ pub struct Policies {
     exceptions: Vec<Exception>,
     timeout: Duration,
     digest: String,
+    /// Evaluate every rule with regorus's interpreter, none compiled
+    /// (`PLATFORM_POLICY_ENGINE=interpreter`; tests compare both).
+    interpreter_only: bool,
 }
 
 impl Policies {
@@ -101,6 +109,13 @@ impl Policies {
                     ),
                 });
             }
+            let program = fast::Program::compile(engine.get_modules());
+            let compiled = rules.iter().map(|(r, _)| program.rule(&r.path)).collect();
+            for (r, _) in &rules {
+                if let Some(why) = program.why_not(&r.path) {
+                    tracing::debug!(set = %set.name, rule = %r.id, reason = %why, "policy rule left to the regorus interpreter");
+                }
+            }
             sets.push(LoadedSet {
                 name: set.name.clone(),
                 enforcement: set.enforcement,
@@ -108,6 +123,8 @@ impl Policies {
                 files,
                 engine,
                 rules,
+                program: std::sync::Arc::new(program),
+                compiled,
             });
         }
         let digest = bundle_digest(&sets, &config.exceptions);
@@ -115,13 +132,78 @@ impl Policies {
             sets.iter()
                 .flat_map(|s| s.files.iter().map(|f| f.text.as_str())),
         );
+        let interpreter_only = match std::env::var("PLATFORM_POLICY_ENGINE").as_deref() {
+            Ok("interpreter") => true,
+            Ok("") | Ok("compiled") | Err(_) => false,
+            Ok(other) => {
+                return Err(PolicyError::Input(format!(
+                    "PLATFORM_POLICY_ENGINE={other:?} is not one of \"compiled\" (the default) or \"interpreter\""
+                )));
+            }
+        };
         Ok(Policies {
             plan_keys,
             sets,
             exceptions: config.exceptions.clone(),
             timeout: config.timeout,
             digest,
+            interpreter_only,
         })
+    }
+
+    /// Evaluates every rule with regorus's interpreter (or not).
+    #[cfg(test)]
+    pub(crate) fn set_interpreter_only(&mut self, yes: bool) {
+        self.interpreter_only = yes;
+    }
+
+    /// Evaluates every compiled rule both ways, one rule at a time (an error
+    /// in one does not hide the others). Returns how many results the
+    /// compiled evaluator settled, how many it handed over although the
+    /// interpreter succeeded, and a line per difference.
+    #[cfg(test)]
+    pub(crate) fn compare_engines(&self, input: &serde_json::Value) -> (usize, usize, Vec<String>) {
+        let converted = to_rego_pruned(input, &self.plan_keys);
+        let start = Instant::now();
+        let limit = Duration::from_secs(60);
+        let (mut settled, mut handed_over, mut diffs) = (0, 0, Vec::new());
+        for set in &self.sets {
+            let mut engine = set.engine.clone();
+            engine.set_input(converted.clone());
+            let mut compiled = fast::Evaluator::new(&set.program, input, start + limit);
+            for (i, (rule, _)) in set.rules.iter().enumerate() {
+                let Some(id) = set.compiled[i] else { continue };
+                let interpreted = eval_with_budget(&mut engine, rule, &set.name, start, limit);
+                match (compiled.eval(id), interpreted) {
+                    (Ok(a), Ok(b)) if a == b => settled += 1,
+                    (Err(Stop::Bail(_)), Err(_)) => {}
+                    (Err(Stop::Bail(_)), Ok(_)) => handed_over += 1,
+                    (a, b) => diffs.push(format!(
+                        "{}: compiled {:?}, interpreted {:?}",
+                        rule.id,
+                        a.map(|v| value_text(&v)),
+                        b.map(|v| value_text(&v)).map_err(|e| e.to_string())
+                    )),
+                }
+            }
+        }
+        (settled, handed_over, diffs)
+    }
+
+    /// `(set, rule id)` of every rule the compiled evaluator does not take,
+    /// with the reason.
+    #[cfg(test)]
+    pub(crate) fn interpreted_rules(&self) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for s in &self.sets {
+            for (i, (r, _)) in s.rules.iter().enumerate() {
+                if s.compiled[i].is_none() {
+                    let why = s.program.why_not(&r.path).unwrap_or_default();
+                    out.push((s.name.clone(), r.id.clone(), why));
+                }
+            }
+        }
+        out
     }
 
     /// The `input.plan` keys the loaded policies name (see `docs/policy-input.md`).
@@ -159,7 +241,9 @@ impl Policies {
     pub fn evaluate(&self, input: &serde_json::Value) -> Result<Decision, PolicyError> {
         let start = Instant::now();
         check_input(input)?;
-        let input = to_rego_pruned(input, &self.plan_keys);
+        // regorus's own values of the input, converted only if some rule
+        // needs the interpreter.
+        let converted: std::sync::OnceLock<regorus::Value> = std::sync::OnceLock::new();
 
         // Rules are independent evaluations: spread them over the cores, each
         // worker with its own clone of the set's prepared engine (the parsed
@@ -182,8 +266,8 @@ impl Policies {
         let mut results: Vec<RuleOutcome> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|_| {
-                    let (input, jobs, next) = (&input, &jobs, &next);
-                    scope.spawn(move || self.work(input, jobs, next, start))
+                    let (input, converted, jobs, next) = (input, &converted, &jobs, &next);
+                    scope.spawn(move || self.work(input, converted, jobs, next, start))
                 })
                 .collect();
             handles
@@ -203,9 +287,11 @@ impl Policies {
         // Freeing a large input takes a while (every object of the plan);
         // nothing waits for it. Should no thread be had, the failed spawn
         // drops its closure, and the input with it, right here.
-        let _ = std::thread::Builder::new()
-            .name("policy-input-drop".into())
-            .spawn(move || drop(input));
+        if let Some(converted) = converted.into_inner() {
+            let _ = std::thread::Builder::new()
+                .name("policy-input-drop".into())
+                .spawn(move || drop(converted));
+        }
         // Same order and error choice whatever the scheduling: by set, then rule.
         results.sort_by_key(|(at, _)| *at);
         let mut findings = Vec::new();
@@ -246,28 +332,54 @@ impl Policies {
     /// with one engine per set it meets (a clone sharing modules and input).
     fn work(
         &self,
-        input: &regorus::Value,
+        input: &serde_json::Value,
+        converted: &std::sync::OnceLock<regorus::Value>,
         jobs: &[(usize, usize)],
         next: &std::sync::atomic::AtomicUsize,
         start: Instant,
     ) -> Vec<RuleOutcome> {
         let mut done = Vec::new();
         let mut engines: Vec<Option<Engine>> = vec![None; self.sets.len()];
+        let mut compiled: Vec<Option<fast::Evaluator>> = self.sets.iter().map(|_| None).collect();
+        let deadline = start + self.timeout;
         while let Some(&(s, r)) = jobs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
         {
             let set = &self.sets[s];
-            let engine = engines[s].get_or_insert_with(|| {
-                let mut engine = set.engine.clone();
-                engine.set_input(input.clone());
-                engine
-            });
             let (rule, severity) = &set.rules[r];
-            let findings =
-                eval_with_budget(engine, rule, &set.name, start, self.timeout).map(|value| {
-                    let mut findings = Vec::new();
-                    collect_findings(&value, rule, *severity, set, &mut findings);
-                    findings
+            let mut value = None;
+            if let Some(id) = set.compiled[r].filter(|_| !self.interpreter_only) {
+                let evaluator = compiled[s]
+                    .get_or_insert_with(|| fast::Evaluator::new(&set.program, input, deadline));
+                match evaluator.eval(id) {
+                    Ok(v) => value = Some(Ok(v)),
+                    Err(Stop::Timeout) => {
+                        value = Some(Err(PolicyError::Timeout {
+                            limit: self.timeout,
+                            elapsed: start.elapsed(),
+                            rule: Some(format!("{}/{}", set.name, rule.id)),
+                        }))
+                    }
+                    Err(Stop::Bail(why)) => tracing::debug!(
+                        set = %set.name, rule = %rule.id, reason = %why,
+                        "policy rule handed to the regorus interpreter"
+                    ),
+                    Err(Stop::Cut) => {}
+                }
+            }
+            let value = value.unwrap_or_else(|| {
+                let engine = engines[s].get_or_insert_with(|| {
+                    let mut engine = set.engine.clone();
+                    let input = converted.get_or_init(|| to_rego_pruned(input, &self.plan_keys));
+                    engine.set_input(input.clone());
+                    engine
                 });
+                eval_with_budget(engine, rule, &set.name, start, self.timeout)
+            });
+            let findings = value.map(|value| {
+                let mut findings = Vec::new();
+                collect_findings(&value, rule, *severity, set, &mut findings);
+                findings
+            });
             done.push(((s, r), findings));
         }
         done

@@ -12,6 +12,7 @@
 
 mod config;
 mod engine;
+mod fast;
 mod input;
 pub mod report;
 

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -1036,8 +1037,9 @@ fn synthetic_input(n: usize) -> Value {
 fn bench_examples_on_10k_resource_plan() {
     let cfg = examples_config();
     let t = Instant::now();
-    let p = Policies::load(&cfg).unwrap();
+    let mut p = Policies::load(&cfg).unwrap();
     let load = t.elapsed();
+    assert_eq!(p.interpreted_rules(), vec![], "every example rule compiles");
     let input = synthetic_input(10_000);
     let mut times = vec![];
     let mut last = None;
@@ -1050,9 +1052,20 @@ fn bench_examples_on_10k_resource_plan() {
     }
     let d = last.unwrap();
     times.sort();
-    // The share of one evaluation spent converting the input into regorus
-    // values: the whole input (what serde would build) and what the example
-    // policies can reach (`input.plan` keys they name).
+    // The same sets in regorus's interpreter alone, side by side.
+    p.set_interpreter_only(true);
+    let mut interpreted = vec![];
+    for _ in 0..7 {
+        let t = Instant::now();
+        let di = p.evaluate(&input).unwrap();
+        interpreted.push(t.elapsed());
+        assert_eq!(di, d, "the interpreter decides differently");
+    }
+    p.set_interpreter_only(false);
+    interpreted.sort();
+    // The share of one interpreted evaluation spent converting the input
+    // into regorus values: the whole input (what serde would build) and
+    // what the example policies can reach (`input.plan` keys they name).
     let t = Instant::now();
     let whole = <regorus::Value as serde::Deserialize>::deserialize(&input).unwrap();
     let serde_whole = t.elapsed();
@@ -1062,7 +1075,7 @@ fn bench_examples_on_10k_resource_plan() {
     let ours = t.elapsed();
     drop(pruned);
     println!(
-        "policy bench: input {} MB; conversion via serde, whole input {serde_whole:?}; as evaluate does it (plan keys {:?}) {ours:?}",
+        "policy bench: input {} MB; interpreter's conversion via serde, whole input {serde_whole:?}; as evaluate does it (plan keys {:?}) {ours:?}",
         serde_json::to_vec(&input).unwrap().len() / 1_000_000,
         p.plan_keys()
     );
@@ -1071,7 +1084,7 @@ fn bench_examples_on_10k_resource_plan() {
         *counts.entry(f.rule.as_str()).or_insert(0) += 1;
     }
     println!(
-        "policy bench: 10,000 resources, {} sets, load {:?}; evaluate min {:?} median {:?} max {:?}; verdict {:?}; findings {:?}",
+        "policy bench: 10,000 resources, {} sets, load {:?}; evaluate min {:?} median {:?} max {:?} (target < 100 ms); verdict {:?}; findings {:?}",
         cfg.sets.len(),
         load,
         times[0],
@@ -1079,6 +1092,13 @@ fn bench_examples_on_10k_resource_plan() {
         times[times.len() - 1],
         d.verdict,
         counts
+    );
+    println!(
+        "policy bench: compiled min {:?} | interpreter alone min {:?} median {:?} | interpreter / compiled {:.2}x",
+        times[0],
+        interpreted[0],
+        interpreted[interpreted.len() / 2],
+        interpreted[0].as_secs_f64() / times[0].as_secs_f64()
     );
     assert_eq!(d.verdict, Verdict::Denied);
     assert_eq!(counts.get("deny_deprecated_offering"), Some(&100)); // i % 100 == 0 are creates
@@ -1145,4 +1165,466 @@ fn plan_keys_a_policy_names_reach_it_and_computed_access_gets_the_whole_plan() {
     let d = p.evaluate(&input).unwrap();
     let messages: Vec<&str> = d.findings.iter().map(|f| f.message.as_str()).collect();
     assert_eq!(messages, ["outputs", "seen"], "{d:?}");
+}
+
+// ---------------------------------------------------------------------------
+// The compiled evaluator against regorus's interpreter.
+
+/// Evaluates `input` with the compiled evaluator and with the interpreter
+/// alone; the outcomes (decision, or error text) must be identical.
+fn assert_same_both_ways(p: &mut Policies, input: &Value, what: &str) {
+    let outcome = |r: Result<Decision, PolicyError>| match r {
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    };
+    p.set_interpreter_only(false);
+    let compiled = outcome(p.evaluate(input));
+    p.set_interpreter_only(true);
+    let interpreted = outcome(p.evaluate(input));
+    p.set_interpreter_only(false);
+    assert_eq!(
+        compiled, interpreted,
+        "compiled and interpreted evaluation differ on {what}: input {input}"
+    );
+}
+
+/// Rules covering the constructs the compiled evaluator takes, each
+/// yielding values derived from the input so that differences show.
+const DIFFERENTIAL_POLICY: &str = r#"package platform.diff
+
+deny_iter contains x if { x := input.items[_] }
+
+deny_iter_key contains [i, x] if { x := input.items[i] }
+
+deny_obj_iter contains [k, v] if { some k, v in input.obj }
+
+deny_in contains x if {
+	some x in input.items
+	x in {"a", 1, true, null}
+}
+
+deny_not contains x if {
+	some x in input.items
+	not x == "a"
+}
+
+deny_not_iter contains "no a" if { not input.items[_] == "a" }
+
+deny_cmp contains [x, y] if {
+	some x in input.items
+	some y in input.items
+	x < y
+}
+
+deny_cmp_str contains x if {
+	some x in input.items
+	x >= "m"
+}
+
+deny_eq_num contains x if {
+	some x in input.items
+	x == 1
+}
+
+deny_objget contains v if { v := object.get(input.obj, ["a", "b"], "default") }
+
+deny_objget_key contains v if { v := object.get(input.obj, "a", null) }
+
+deny_count contains n if { n := count(input.items) }
+
+deny_count_obj contains n if { n := count(input.obj) }
+
+deny_sprintf contains s if {
+	some x in input.items
+	s := sprintf("%v|%s|%d", [x, x, 1])
+}
+
+level := "high" if input.n > 10
+
+level := "low" if input.n <= 10
+
+deny_level contains level if level
+
+conflict := 1 if input.c1
+
+conflict := 2 if input.c2
+
+deny_conflict contains conflict if input.c1
+
+f(x) := y if { y := x.a }
+
+f(x) := "none" if { is_object(x); not x.a }
+
+g(1) := "one"
+
+g(x) := "str" if is_string(x)
+
+deny_fn contains [f(x), g(x)] if { some x in input.items }
+
+deny_fn_undef contains v if { v := f(input.missing) }
+
+deny_array_compr contains c if { c := [x | some x in input.items; is_string(x)] }
+
+deny_set_compr contains c if { c := {x | some x in input.items} }
+
+deny_object_compr contains c if { c := {k: v | some k, v in input.obj} }
+
+deny_keys_in_order contains ks if { ks := [k | some k, _ in input.obj] }
+
+by_name[x.name] := x if {
+	some x in input.items
+	is_string(x.name)
+}
+
+deny_partial_object contains v if { v := by_name[input.s] }
+
+deny_partial_object_all contains by_name if input.c1
+
+deny_unify contains x if { x = input.items[0] }
+
+deny_unify_both contains "same" if { input.items[0] = input.items[1] }
+
+deny_arith contains y if {
+	some x in input.items
+	is_number(x)
+	y := (x * 2) + 1
+}
+
+deny_arith_div contains y if { y := input.n / 4 }
+
+deny_set_union contains s if { s := {x | some x in input.items} | {"z"} }
+
+deny_set_inter contains s if { s := {x | some x in input.items} & {"a", 1} }
+
+default mode := "off"
+
+mode := input.mode
+
+deny_default contains mode if true
+
+deny_key_in contains i if {
+	some i in [0, 1, 2]
+	i, "a" in input.items
+}
+
+deny_index_scalar contains v if { v := input.items[0].x }
+
+deny_to_number contains n if { n := to_number(input.s) }
+
+deny_types contains [x, is_object(x), is_string(x), is_array(x), is_number(x), is_boolean(x), is_null(x), is_set(x)] if {
+	some x in input.items
+}
+
+deny_prefix contains x if {
+	some x in input.items
+	startswith(x, "a")
+}
+
+deny_suffix contains s if {
+	s := input.s
+	endswith(s, "c")
+}
+
+deny_some_var contains x if {
+	some x
+	input.items[x] == "a"
+}
+
+deny_array_undef contains v if { v := [input.missing, 1] }
+
+deny_membership_undef contains "false" if {
+	r := input.missing in {1}
+	r == false
+}
+
+letters := {"a", "b"}
+
+deny_set_index contains x if {
+	some x in input.items
+	letters[x]
+}
+
+deny_object_literal contains o if { o := {"v": input.items, "n": count(input.items), "s": input.s} }
+
+deny_truthy contains [x] if {
+	some x in input.items
+	x
+}
+
+deny_ne contains x if {
+	some x in input.items
+	x != "a"
+}
+
+items := ["shadowed"]
+
+deny_shadow contains x if {
+	items := input.items
+	x := items[0]
+}
+
+deny_rule_items contains x if { x := items[_] }
+
+deny_concat contains s if { s := concat(",", [x | some x in input.items; is_string(x)]) }
+
+deny_nested_compr contains n if {
+	n := count([y | some x in input.items; y := [z | some z in input.items; z == x]])
+}
+
+deny_dot_on_array contains v if { v := input.items.a }
+
+deny_bool_result contains r if { r := input.n > 3 }
+
+deny_string_index contains v if { v := input.s[0] }
+
+deny_object_with_undefined contains o if { o := {"a": input.missing} }
+
+deny_obj_values_in contains x if {
+	some x in input.items
+	x in input.obj
+}
+
+deny_complete_object contains true if { input.obj == {"a": 1} }
+
+deny_array_equal contains true if { input.items == ["a", 1] }
+
+deny_built_types contains [v, is_null(v), is_string(v), is_number(v), is_boolean(v), is_set(v)] if {
+	some v in [null, "s", 1, false, {1}, input.s]
+}
+
+deny_built_index contains v if {
+	some x in input.items
+	v := {"a": [x], "b": {x}}[input.s]
+}
+"#;
+
+fn xorshift(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    x
+}
+
+/// A random scalar or small container, written as JSON text so that
+/// numbers keep their spelling (`1.0`, big integers) as a plan would.
+fn random_json(state: &mut u64, depth: u32) -> String {
+    const SCALARS: &[&str] = &[
+        "\"a\"",
+        "\"b\"",
+        "\"abc\"",
+        "\"z\"",
+        "\"m\"",
+        "\"\"",
+        "1",
+        "1.0",
+        "2",
+        "-3",
+        "0.5",
+        "1e3",
+        "123456789012345678901234567890",
+        "true",
+        "false",
+        "null",
+        "\"1\"",
+    ];
+    const KEYS: &[&str] = &["a", "b", "name", "x", "owner", "c"];
+    let pick = xorshift(state);
+    if depth == 0 || !pick.is_multiple_of(4) {
+        return SCALARS[(pick / 4) as usize % SCALARS.len()].to_string();
+    }
+    let len = (xorshift(state) % 4) as usize;
+    if pick.is_multiple_of(8) {
+        let items: Vec<String> = (0..len).map(|_| random_json(state, depth - 1)).collect();
+        format!("[{}]", items.join(","))
+    } else {
+        let fields: Vec<String> = (0..len)
+            .map(|_| {
+                let k = KEYS[xorshift(state) as usize % KEYS.len()];
+                format!("\"{k}\":{}", random_json(state, depth - 1))
+            })
+            .collect();
+        format!("{{{}}}", fields.join(","))
+    }
+}
+
+fn random_input(state: &mut u64) -> Value {
+    let items: Vec<String> = (0..(xorshift(state) % 6))
+        .map(|_| random_json(state, 2))
+        .collect();
+    let maybe = |state: &mut u64, key: &str, text: String| {
+        if xorshift(state).is_multiple_of(5) {
+            String::new()
+        } else {
+            format!(",\"{key}\":{text}")
+        }
+    };
+    let mut text = format!("{{\"items\":[{}]", items.join(","));
+    let obj = random_json(state, 2);
+    text += &maybe(state, "obj", obj);
+    let n = random_json(state, 0);
+    text += &maybe(state, "n", n);
+    let s = random_json(state, 0);
+    text += &maybe(state, "s", s);
+    let c1 = random_json(state, 0);
+    text += &maybe(state, "c1", c1);
+    let c2 = random_json(state, 0);
+    text += &maybe(state, "c2", c2);
+    let mode = random_json(state, 0);
+    text += &maybe(state, "mode", mode);
+    text += "}";
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn compiled_evaluator_agrees_with_the_interpreter_on_every_construct() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "diff.rego", DIFFERENTIAL_POLICY);
+    let cfg = config(vec![set("diff", tmp.path().into(), Enforcement::Advisory)]);
+    let mut p = Policies::load(&cfg).unwrap();
+    // Every rule above is in the compiled subset but one: regorus hoists a
+    // loop out of `not`, and is left to read that its own way.
+    let interpreted: Vec<String> = p
+        .interpreted_rules()
+        .into_iter()
+        .map(|(_, r, _)| r)
+        .collect();
+    assert_eq!(interpreted, ["deny_not_iter"]);
+    let fixed = [
+        json!({}),
+        json!({"items": ["a", 1, true, null, "b"], "obj": {"a": {"b": 2}, "c": 1}, "n": 12, "s": "abc", "c1": true, "mode": "on"}),
+        json!({"items": [{"name": "x", "a": 1}, {"name": "y"}, "a"], "obj": {"a": 1}, "n": 3, "s": "x"}),
+        json!({"items": "not an array", "obj": [1, 2], "n": "ten", "s": 5}),
+        json!({"items": [], "obj": {}, "c1": true, "c2": true}),
+        json!({"items": ["a", 1], "obj": {"a": 1}, "s": "abc", "c2": false}),
+    ];
+    for (i, input) in fixed.iter().enumerate() {
+        assert_same_both_ways(&mut p, input, &format!("fixed input {i}"));
+    }
+    // Rule by rule, so that one rule's error does not hide the others.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let (mut settled, mut handed_over) = (0, 0);
+    for i in 0..1500 {
+        let input = random_input(&mut state);
+        let (s, h, diffs) = p.compare_engines(&input);
+        assert!(diffs.is_empty(), "random input {i} {input}: {diffs:#?}");
+        settled += s;
+        handed_over += h;
+        if i % 10 == 0 {
+            assert_same_both_ways(&mut p, &input, &format!("random input {i}"));
+        }
+    }
+    println!(
+        "differential: {settled} rule results settled by the compiled evaluator, {handed_over} handed over although the interpreter succeeded"
+    );
+    assert!(settled > 1500 * 40, "too few results settled: {settled}");
+    assert!(
+        handed_over * 100 < settled,
+        "too many handed over: {handed_over}"
+    );
+}
+
+#[test]
+fn rules_outside_the_compiled_subset_are_left_to_the_interpreter() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        "p.rego",
+        "package platform.out\n\n\
+         import data.platform.lib\n\n\
+         deny_imported contains x if { x := input.items[_] }\n",
+    );
+    write(
+        tmp.path(),
+        "q.rego",
+        "package platform.other\n\n\
+         deny_with contains x if { x := input.a with input.a as 1 }\n\n\
+         deny_every contains \"all\" if { every x in input.items { x == 1 } }\n\n\
+         deny_data contains x if { x := data.platform.other.ok }\n\n\
+         deny_uses_every contains x if { x := input.b; helper }\n\n\
+         helper if { every x in input.items { x == 2 } }\n\n\
+         deny_ok contains x if { x := input.items[_] }\n\n\
+         ok := 1\n",
+    );
+    write(
+        tmp.path(),
+        "lib.rego",
+        "package platform.lib\n\nvalue := 1\n",
+    );
+    // A long literal of non-constants (evaluation would recurse along it).
+    let long = vec!["input.b"; 65].join(", ");
+    write(
+        tmp.path(),
+        "long.rego",
+        &format!(
+            "package platform.long\n\ndeny_long_literal contains count(x) if {{ x := [{long}] }}\n"
+        ),
+    );
+    let cfg = config(vec![set("out", tmp.path().into(), Enforcement::Advisory)]);
+    let mut p = Policies::load(&cfg).unwrap();
+    let interpreted: Vec<String> = p
+        .interpreted_rules()
+        .into_iter()
+        .map(|(_, r, _)| r)
+        .collect();
+    assert_eq!(
+        interpreted,
+        [
+            "deny_long_literal",
+            "deny_data",
+            "deny_every",
+            "deny_uses_every",
+            "deny_with",
+            "deny_imported"
+        ]
+    );
+    for input in [
+        json!({"items": [1, 1], "a": 2, "b": 3}),
+        json!({"items": [1, 2]}),
+        json!({}),
+    ] {
+        assert_same_both_ways(&mut p, &input, "a mixed set");
+    }
+    let d = p
+        .evaluate(&json!({"items": [1, 1], "a": 2, "b": 3}))
+        .unwrap();
+    let rules: BTreeSet<&str> = d.findings.iter().map(|f| f.rule.as_str()).collect();
+    assert_eq!(
+        rules,
+        BTreeSet::from([
+            "deny_data",
+            "deny_every",
+            "deny_imported",
+            "deny_long_literal",
+            "deny_ok",
+            "deny_with"
+        ])
+    );
+}
+
+#[test]
+fn compiled_evaluator_agrees_with_the_interpreter_on_the_examples() {
+    let mut p = Policies::load(&examples_config()).unwrap();
+    assert_eq!(p.interpreted_rules(), vec![]);
+    for n in [0, 1, 7, 60, 500] {
+        let input = synthetic_input(n);
+        assert_same_both_ways(&mut p, &input, &format!("synthetic plan of {n}"));
+        // Staging instead of production, and resource changes with missing parts.
+        let mut other = input.clone();
+        other["run"]["workspace"]["environment"] = json!("staging");
+        if let Some(changes) = other["plan"]["resource_changes"].as_array_mut() {
+            for (i, rc) in changes.iter_mut().enumerate() {
+                match i % 4 {
+                    0 => rc["change"]["after"] = Value::Null,
+                    1 => rc["change"]["before"] = json!({"labels": {"allow_destroy": "true"}}),
+                    2 => {
+                        rc.as_object_mut().unwrap().remove("mode");
+                    }
+                    _ => rc["change"]["actions"] = json!("delete"),
+                }
+            }
+        }
+        assert_same_both_ways(&mut p, &other, &format!("altered synthetic plan of {n}"));
+    }
 }
