@@ -10,9 +10,10 @@
 //!
 //! It gives the answer regorus gives, or none:
 //! * a rule that uses anything outside the subset (imports other than
-//!   `rego.v1`/`future.keywords`, `data.` references, `with`, `every`,
-//!   `else`, unary minus, non-deterministic builtins, variables bound out of
-//!   order, ...) is not compiled, and regorus evaluates it;
+//!   `rego.v1`/`future.keywords`, `data.` references, `with`, `else`,
+//!   unary minus, non-deterministic builtins, a loop inside `not`,
+//!   variables bound out of order, ...) is not compiled, and regorus
+//!   evaluates it;
 //! * at run time, anything regorus would report as an error (a builtin
 //!   failing under strict errors, a complete rule or function with two
 //!   values, an object comprehension with a conflicting key) stops this
@@ -279,6 +280,13 @@ enum Stmt {
         key: Option<Option<usize>>,
         value: Option<usize>,
         collection: E,
+    },
+    /// `every [key,] value in domain { body }`.
+    Every {
+        key: Option<usize>,
+        value: usize,
+        domain: E,
+        body: Vec<Stmt>,
     },
 }
 
@@ -668,7 +676,29 @@ impl Compiler<'_> {
                     }
                     out.push(Stmt::Not(e));
                 }
-                Literal::Every { .. } => return Err("every".into()),
+                Literal::Every {
+                    key,
+                    value,
+                    domain,
+                    query,
+                    ..
+                } => {
+                    let domain = self.expr(domain)?;
+                    if iterates(&domain) {
+                        return Err("iteration in an `every` domain".into());
+                    }
+                    let mark = self.vars.len();
+                    let value = self.fresh(value.text(), true);
+                    let key = key.as_ref().map(|k| self.fresh(k.text(), true));
+                    let body = self.query(query)?;
+                    self.vars.truncate(mark);
+                    out.push(Stmt::Every {
+                        key,
+                        value,
+                        domain,
+                        body,
+                    });
+                }
             }
         }
         Ok(out)
@@ -1233,6 +1263,53 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                         }
                         r
                     })
+                }),
+            ),
+            Stmt::Every {
+                key,
+                value,
+                domain,
+                body,
+            } => self.expr(
+                env,
+                domain,
+                k!(|ev: &mut Evaluator<'p, 'a>, env: &mut Env<'a>, d: V<'a>| {
+                    // regorus: a domain that is not a collection (or is
+                    // undefined) makes `every` false.
+                    if !is_collection(&d) {
+                        return Ok(());
+                    }
+                    let mut all = true;
+                    let r = ev.each(&d, &mut |ev, kk, vv| {
+                        env[*value] = vv;
+                        if let Some(s) = key {
+                            env[*s] = kk;
+                        }
+                        let mut found = false;
+                        let r = ev.query(env, body, &mut |_, _| {
+                            found = true;
+                            Err(Stop::Cut)
+                        });
+                        env[*value] = V::Undef;
+                        if let Some(s) = key {
+                            env[*s] = V::Undef;
+                        }
+                        match r {
+                            Ok(()) | Err(Stop::Cut) => {}
+                            Err(e) => return Err(e),
+                        }
+                        if found {
+                            Ok(())
+                        } else {
+                            all = false;
+                            Err(Stop::Cut)
+                        }
+                    });
+                    match r {
+                        Ok(()) | Err(Stop::Cut) => {}
+                        Err(e) => return Err(e),
+                    }
+                    if all { ev.query(env, rest, k) } else { Ok(()) }
                 }),
             ),
         }
