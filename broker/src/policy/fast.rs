@@ -58,6 +58,15 @@ pub enum Stop {
 
 type Flow = Result<(), Stop>;
 
+/// `r`, with a [`Stop::Cut`] (an early stop that found what it looked for)
+/// turned back into success.
+fn uncut(r: Flow) -> Flow {
+    match r {
+        Err(Stop::Cut) => Ok(()),
+        r => r,
+    }
+}
+
 fn bail<T>(why: impl Into<String>) -> Result<T, Stop> {
     Err(Stop::Bail(why.into()))
 }
@@ -214,16 +223,10 @@ enum E {
     },
     CallFn(usize, Vec<E>),
     Cmp(BoolOp, Box<E>, Box<E>),
-    Arith {
-        op: ArithOp,
+    /// Arithmetic and set operators, computed by regorus.
+    Binary {
+        op: Operator,
         call: ExprRef,
-        lhs_expr: ExprRef,
-        rhs_expr: ExprRef,
-        lhs: Box<E>,
-        rhs: Box<E>,
-    },
-    SetOp {
-        op: BinOp,
         lhs_expr: ExprRef,
         rhs_expr: ExprRef,
         lhs: Box<E>,
@@ -234,6 +237,12 @@ enum E {
     Assign(usize, Box<E>),
     /// `a = b` with both sides bound: equality.
     Unify(Box<E>, Box<E>),
+}
+
+#[derive(Debug)]
+enum Operator {
+    Arith(ArithOp),
+    Set(BinOp),
 }
 
 /// Builtins evaluated here without converting their arguments.
@@ -835,25 +844,10 @@ impl Compiler<'_> {
                 E::Cmp(op.clone(), l, self.boxed(rhs)?)
             }
             Expr::ArithExpr { op, lhs, rhs, .. } => {
-                let l = self.boxed(lhs)?;
-                E::Arith {
-                    op: op.clone(),
-                    call: e.clone(),
-                    lhs_expr: lhs.clone(),
-                    rhs_expr: rhs.clone(),
-                    lhs: l,
-                    rhs: self.boxed(rhs)?,
-                }
+                self.binary(e, Operator::Arith(op.clone()), lhs, rhs)?
             }
             Expr::BinExpr { op, lhs, rhs, .. } => {
-                let l = self.boxed(lhs)?;
-                E::SetOp {
-                    op: op.clone(),
-                    lhs_expr: lhs.clone(),
-                    rhs_expr: rhs.clone(),
-                    lhs: l,
-                    rhs: self.boxed(rhs)?,
-                }
+                self.binary(e, Operator::Set(op.clone()), lhs, rhs)?
             }
             Expr::Membership {
                 key,
@@ -897,6 +891,24 @@ impl Compiler<'_> {
                 }
             },
             _ => return Err(format!("expression `{}`", e.span().text())),
+        })
+    }
+
+    fn binary(
+        &mut self,
+        whole: &ExprRef,
+        op: Operator,
+        lhs: &ExprRef,
+        rhs: &ExprRef,
+    ) -> Result<E, String> {
+        let l = self.boxed(lhs)?;
+        Ok(E::Binary {
+            op,
+            call: whole.clone(),
+            lhs_expr: lhs.clone(),
+            rhs_expr: rhs.clone(),
+            lhs: l,
+            rhs: self.boxed(rhs)?,
         })
     }
 
@@ -958,7 +970,7 @@ fn iterates(e: &E) -> bool {
         E::ArrayCompr(..) | E::SetCompr(..) | E::ObjectCompr(..) => false,
         E::Dot(b, _, _) => iterates(b),
         E::Index(a, b) | E::Cmp(_, a, b) | E::Unify(a, b) => iterates(a) || iterates(b),
-        E::Arith { lhs, rhs, .. } | E::SetOp { lhs, rhs, .. } => iterates(lhs) || iterates(rhs),
+        E::Binary { lhs, rhs, .. } => iterates(lhs) || iterates(rhs),
         E::Array(items) | E::Set(items) | E::Native(_, items) | E::CallFn(_, items) => {
             items.iter().any(iterates)
         }
@@ -1107,34 +1119,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                         return bail("object rule without key or value");
                     };
                     self.query(&mut env, &def.body, &mut |ev, env| {
-                        ev.expr(
-                            env,
-                            key,
-                            k!(|ev: &mut Evaluator<'p, 'a>, env: &mut Env<'a>, kv: V<'a>| {
-                                if kv.is_undef() {
-                                    return Ok(());
-                                }
-                                ev.expr(
-                                    env,
-                                    value,
-                                    k!(|_: &mut Evaluator<'p, 'a>, _: &mut Env<'a>, vv: V<'a>| {
-                                        if vv.is_undef() {
-                                            return Ok(());
-                                        }
-                                        let (kr, vr) = (kv.to_rv(), vv.to_rv());
-                                        match map.get(&kr) {
-                                            Some(old) if *old != vr => {
-                                                bail("object rule with two values for one key")
-                                            }
-                                            _ => {
-                                                map.insert(kr, vr);
-                                                Ok(())
-                                            }
-                                        }
-                                    }),
-                                )
-                            }),
-                        )
+                        ev.insert_pair(env, key, value, &mut map)
                     })?;
                 }
                 Ok(V::R(RV::from(map)))
@@ -1225,10 +1210,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                         }
                     }),
                 );
-                match r {
-                    Ok(()) | Err(Stop::Cut) => {}
-                    Err(e) => return Err(e),
-                }
+                uncut(r)?;
                 if found {
                     Ok(())
                 } else {
@@ -1294,10 +1276,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                         if let Some(s) = key {
                             env[*s] = V::Undef;
                         }
-                        match r {
-                            Ok(()) | Err(Stop::Cut) => {}
-                            Err(e) => return Err(e),
-                        }
+                        uncut(r)?;
                         if found {
                             Ok(())
                         } else {
@@ -1305,10 +1284,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                             Err(Stop::Cut)
                         }
                     });
-                    match r {
-                        Ok(()) | Err(Stop::Cut) => {}
-                        Err(e) => return Err(e),
-                    }
+                    uncut(r)?;
                     if all { ev.query(env, rest, k) } else { Ok(()) }
                 }),
             ),
@@ -1454,50 +1430,23 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 })
             }
             E::Object(fields) => self.object_fields(env, fields, &mut Vec::new(), k),
-            E::ArrayCompr(term, q) => {
+            E::ArrayCompr(term, q) | E::SetCompr(term, q) => {
                 let mut out = Vec::new();
                 self.collect(env, q, term, &mut |v| {
                     out.push(v);
                     Ok(())
                 })?;
-                k(self, env, V::R(RV::from(out)))
-            }
-            E::SetCompr(term, q) => {
-                let mut out = BTreeSet::new();
-                self.collect(env, q, term, &mut |v| {
-                    out.insert(v);
-                    Ok(())
-                })?;
-                k(self, env, V::R(RV::from(out)))
+                let v = if matches!(e, E::SetCompr(..)) {
+                    RV::from(out.into_iter().collect::<BTreeSet<_>>())
+                } else {
+                    RV::from(out)
+                };
+                k(self, env, V::R(v))
             }
             E::ObjectCompr(key, value, q) => {
                 let mut map: BTreeMap<RV, RV> = BTreeMap::new();
                 self.query(env, q, &mut |ev, env| {
-                    ev.expr(
-                        env,
-                        key,
-                        k!(|ev: &mut Evaluator<'p, 'a>, env: &mut Env<'a>, kv: V<'a>| {
-                            ev.expr(
-                                env,
-                                value,
-                                k!(|_: &mut Evaluator<'p, 'a>, _: &mut Env<'a>, vv: V<'a>| {
-                                    if kv.is_undef() || vv.is_undef() {
-                                        return Ok(());
-                                    }
-                                    let (kr, vr) = (kv.to_rv(), vv.to_rv());
-                                    match map.get(&kr) {
-                                        Some(old) if *old != vr => {
-                                            bail("object comprehension with two values for one key")
-                                        }
-                                        _ => {
-                                            map.insert(kr, vr);
-                                            Ok(())
-                                        }
-                                    }
-                                }),
-                            )
-                        }),
-                    )
+                    ev.insert_pair(env, key, value, &mut map)
                 })?;
                 k(self, env, V::R(RV::from(map)))
             }
@@ -1552,7 +1501,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 };
                 k(ev, env, V::R(RV::Bool(result)))
             }),
-            E::Arith {
+            E::Binary {
                 op,
                 call,
                 lhs_expr,
@@ -1563,36 +1512,17 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 if a.is_undef() || b.is_undef() {
                     return k(ev, env, V::Undef);
                 }
-                match arithmetic_operation(
-                    call.span(),
-                    op,
-                    lhs_expr,
-                    rhs_expr,
-                    a.to_rv(),
-                    b.to_rv(),
-                    true,
-                ) {
-                    Ok(v) => k(ev, env, V::from_rv(v)),
-                    Err(_) => bail("arithmetic failed"),
-                }
-            }),
-            E::SetOp {
-                op,
-                lhs_expr,
-                rhs_expr,
-                lhs,
-                rhs,
-            } => self.pair(env, lhs, rhs, &mut |ev, env, a, b| {
-                if a.is_undef() || b.is_undef() {
-                    return k(ev, env, V::Undef);
-                }
+                let (a, b) = (a.to_rv(), b.to_rv());
                 let r = match op {
-                    BinOp::Union => union(lhs_expr, rhs_expr, a.to_rv(), b.to_rv()),
-                    BinOp::Intersection => intersection(lhs_expr, rhs_expr, a.to_rv(), b.to_rv()),
+                    Operator::Arith(op) => {
+                        arithmetic_operation(call.span(), op, lhs_expr, rhs_expr, a, b, true)
+                    }
+                    Operator::Set(BinOp::Union) => union(lhs_expr, rhs_expr, a, b),
+                    Operator::Set(BinOp::Intersection) => intersection(lhs_expr, rhs_expr, a, b),
                 };
                 match r {
                     Ok(v) => k(ev, env, V::from_rv(v)),
-                    Err(_) => bail("set operation failed"),
+                    Err(_) => bail("operator failed"),
                 }
             }),
             E::In(key, value, coll) => {
@@ -1638,6 +1568,30 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 k(ev, env, V::R(RV::Bool(eq(&a, &b))))
             }),
         }
+    }
+
+    /// Adds each defined `key: value` to an object rule's or comprehension's
+    /// map; one key with two values is an error (left to regorus).
+    fn insert_pair(
+        &mut self,
+        env: &mut Env<'a>,
+        key: &'p E,
+        value: &'p E,
+        map: &mut BTreeMap<RV, RV>,
+    ) -> Flow {
+        self.pair(env, key, value, &mut |_, _, kv, vv| {
+            if kv.is_undef() || vv.is_undef() {
+                return Ok(());
+            }
+            let (kr, vr) = (kv.to_rv(), vv.to_rv());
+            match map.get(&kr) {
+                Some(old) if *old != vr => bail("an object with two values for one key"),
+                _ => {
+                    map.insert(kr, vr);
+                    Ok(())
+                }
+            }
+        })
     }
 
     fn pair(

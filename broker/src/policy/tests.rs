@@ -1507,6 +1507,14 @@ fn random_input(state: &mut u64) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// The ids of the rules the compiled evaluator leaves to the interpreter.
+fn interpreted_ids(p: &Policies) -> Vec<String> {
+    p.interpreted_rules()
+        .into_iter()
+        .map(|(_, r, _)| r)
+        .collect()
+}
+
 #[test]
 fn compiled_evaluator_agrees_with_the_interpreter_on_every_construct() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1515,11 +1523,7 @@ fn compiled_evaluator_agrees_with_the_interpreter_on_every_construct() {
     let mut p = Policies::load(&cfg).unwrap();
     // Every rule above is in the compiled subset but one: regorus hoists a
     // loop out of `not`, and is left to read that its own way.
-    let interpreted: Vec<String> = p
-        .interpreted_rules()
-        .into_iter()
-        .map(|(_, r, _)| r)
-        .collect();
+    let interpreted = interpreted_ids(&p);
     assert_eq!(interpreted, ["deny_not_iter"]);
     let fixed = [
         json!({}),
@@ -1593,11 +1597,7 @@ fn rules_outside_the_compiled_subset_are_left_to_the_interpreter() {
     );
     let cfg = config(vec![set("out", tmp.path().into(), Enforcement::Advisory)]);
     let mut p = Policies::load(&cfg).unwrap();
-    let interpreted: Vec<String> = p
-        .interpreted_rules()
-        .into_iter()
-        .map(|(_, r, _)| r)
-        .collect();
+    let interpreted = interpreted_ids(&p);
     assert_eq!(
         interpreted,
         [
