@@ -412,7 +412,8 @@ impl Program {
         let mut rules: Vec<CRule> = Vec::new();
         let mut paths: Vec<String> = Vec::new();
         let mut bad_packages: BTreeMap<String, String> = BTreeMap::new();
-        let mut specs: Vec<(usize, &Ref<Module>, &Ref<Rule>)> = Vec::new();
+        // (rule id, package, definition) in source order, for pass 2.
+        let mut specs: Vec<(usize, String, &Ref<Rule>)> = Vec::new();
         let mut kinded: Vec<bool> = Vec::new();
         for module in modules {
             let pkg = module.package.refr.span().text().trim().to_string();
@@ -448,12 +449,10 @@ impl Program {
                         status: Ok(()),
                     });
                     paths.push(format!("data.{pkg}.{name}"));
+                    kinded.push(false);
                     rules.len() - 1
                 });
                 if let Some(kind) = kind {
-                    if kinded.len() < rules.len() {
-                        kinded.resize(rules.len(), false);
-                    }
                     let r = &mut rules[id];
                     if !kinded[id] {
                         kinded[id] = true;
@@ -462,13 +461,12 @@ impl Program {
                         r.status = Err(format!("rule {name} is defined with two kinds"));
                     }
                 }
-                specs.push((id, module, rule));
+                specs.push((id, pkg.clone(), rule));
             }
         }
         let kinds: Vec<Kind> = rules.iter().map(|r| r.kind).collect();
         // Pass 2: compile every definition.
-        for (id, module, rule) in specs {
-            let pkg = module.package.refr.span().text().trim().to_string();
+        for (id, pkg, rule) in specs {
             if rules[id].status.is_err() {
                 continue;
             }

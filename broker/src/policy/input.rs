@@ -24,17 +24,11 @@ pub fn to_rego(json: &Json) -> Value {
     to_rego_pruned(json, &PlanKeys::All)
 }
 
-/// One JSON value (a part of the input) as a regorus value: scalars
-/// directly, containers through the same conversion as the whole input.
+/// One JSON value (a part of the input) as a regorus value, by the same
+/// conversion as the whole input: on one thread (parts are small), without
+/// asking the OS for the core count.
 pub fn json_to_rego(json: &Json) -> Value {
-    match json {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::from(*b),
-        Json::Number(n) => number(n),
-        Json::String(s) => Value::from(s.as_str()),
-        // Parts are small: one thread, and no asking the OS for the core count.
-        _ => Converter::new(1).value(json),
-    }
+    Converter::new(1).value(json)
 }
 
 /// Which keys of `input.plan` the policies can reach.
