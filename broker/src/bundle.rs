@@ -162,22 +162,10 @@ impl Home {
     }
 }
 
-/// Writes a file atomically (temp file, fsync, rename) with `mode`.
+/// Writes a file atomically (a uniquely named temp file, fsync, rename) with
+/// `mode`, never through a symlink (see `fsx`).
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), BundleError> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = File::create(&tmp).map_err(io(&tmp))?;
-        set_mode(&tmp, mode)?;
-        file.write_all(bytes).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-    }
-    fs::rename(&tmp, path).map_err(io(path))?;
-    if let Some(parent) = path.parent()
-        && let Ok(dir) = File::open(parent)
-    {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    crate::fsx::write_atomic(path, bytes, mode).map_err(io(path))
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), BundleError> {
@@ -199,11 +187,15 @@ pub fn create_exclusive(path: &Path, contents: &str) -> Result<bool, BundleError
     }
 }
 
+/// Fills `buf` from the operating system's random source.
 pub fn fill_random(buf: &mut [u8]) {
-    // /dev/urandom is always there on the machines we run on; a failure
-    // only makes run ids less unique, never wrong (they also carry time).
-    if let Ok(mut file) = File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut file, buf);
+    use ring::rand::SecureRandom;
+    if ring::rand::SystemRandom::new().fill(buf).is_err() {
+        // Only if the OS has no random source at all; read /dev/urandom as a
+        // last resort rather than leave the buffer predictable.
+        if let Ok(mut file) = File::open("/dev/urandom") {
+            let _ = std::io::Read::read_exact(&mut file, buf);
+        }
     }
 }
 

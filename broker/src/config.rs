@@ -66,6 +66,18 @@ pub struct BrokerConfig {
     pub cost_explorer: Option<CostExplorerConfig>,
     pub budgets: Vec<Budget>,
     pub audit: AuditConfig,
+    pub trust: TrustConfig,
+}
+
+/// The `trust` block: where the broker key comes from and whether one is
+/// required. The key itself is never in this file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrustConfig {
+    /// A file holding the broker key (read when `PLATFORM_BROKER_KEY` is
+    /// unset). Must not lie under the working directory or the broker home.
+    pub key_file: Option<PathBuf>,
+    /// A missing key is an error instead of a warning.
+    pub require_key: bool,
 }
 
 /// Where and how to ask AWS Cost Explorer for actual spend.
@@ -189,13 +201,14 @@ impl BrokerConfig {
         })?;
         let mut config = BrokerConfig::default();
         let mut seen_audit = false;
+        let mut seen_trust = false;
         for structure in body.iter() {
             match structure {
                 Structure::Attribute(attr) => {
                     return Err(parser.error(
                         attr,
                         format!(
-                            "unknown top-level attribute `{}`; expected the blocks cost_explorer, budget, audit",
+                            "unknown top-level attribute `{}`; expected the blocks cost_explorer, budget, audit, trust",
                             attr.key.as_str()
                         ),
                     ));
@@ -229,11 +242,19 @@ impl BrokerConfig {
                         seen_audit = true;
                         config.audit = parser.audit(&block.body, base)?;
                     }
+                    "trust" => {
+                        parser.no_labels(block)?;
+                        if seen_trust {
+                            return Err(parser.error(block, "trust is declared twice"));
+                        }
+                        seen_trust = true;
+                        config.trust = parser.trust(&block.body, base)?;
+                    }
                     other => {
                         return Err(parser.error(
                             block,
                             format!(
-                                "unknown block `{other}`; expected cost_explorer, budget or audit"
+                                "unknown block `{other}`; expected cost_explorer, budget, audit or trust"
                             ),
                         ));
                     }
@@ -387,6 +408,18 @@ impl Parser<'_> {
             }
         }
         Ok((attrs, nested))
+    }
+
+    fn trust(&self, body: &Body, base: &Path) -> Result<TrustConfig, ConfigError> {
+        let (attrs, _) = self.fields(body, "trust", &["key_file", "require_key"], &[])?;
+        let mut config = TrustConfig::default();
+        for attr in attrs {
+            match attr.key.as_str() {
+                "key_file" => config.key_file = Some(base.join(self.string(attr)?)),
+                _ => config.require_key = self.bool(attr)?,
+            }
+        }
+        Ok(config)
     }
 
     fn cost_explorer(&self, body: &Body) -> Result<CostExplorerConfig, ConfigError> {
@@ -842,7 +875,7 @@ audit {
         );
         check_err(
             "budgets = 1\n",
-            "broker.hcl:1: unknown top-level attribute `budgets`; expected the blocks cost_explorer, budget, audit",
+            "broker.hcl:1: unknown top-level attribute `budgets`; expected the blocks cost_explorer, budget, audit, trust",
         );
         check_err(
             "cost_explorer {\n  team_tag = \"t\"\n  metric = \"Cost\"\n}\n",

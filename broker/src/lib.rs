@@ -13,6 +13,8 @@ pub mod cli;
 pub mod config;
 pub mod cost;
 pub mod costexplorer;
+pub mod fsx;
+pub mod key;
 pub mod plan;
 pub mod policy;
 pub mod report;
