@@ -25,7 +25,7 @@ use crate::plan::{Mode, PlanSummary};
 use crate::policy::{Enforcement, Finding, Severity};
 
 /// Where a month-end estimate comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EstimateSource {
     /// Month-to-date actual plus Cost Explorer's GetCostForecast for the rest.
@@ -58,7 +58,7 @@ pub struct TeamSpend {
 }
 
 /// The outcome of one threshold.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ThresholdResult {
     /// As configured: `80%` or `$1200.00`.
     pub at: String,
@@ -69,7 +69,7 @@ pub struct ThresholdResult {
 }
 
 /// One team's budget check.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct BudgetCheck {
     pub team: String,
     pub monthly_budget: f64,
@@ -89,7 +89,7 @@ pub struct BudgetCheck {
 }
 
 /// `input.cost.budgets` and the report's budget section.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct BudgetReport {
     /// `checked`, `skipped` (actuals unavailable) or `not_needed` (no
     /// budgeted team's cost changes).
@@ -129,7 +129,7 @@ fn team_of(values: &Json, team_tag: &str) -> Option<String> {
 /// the cost report already and contribute nothing here.
 pub fn team_deltas(plan: &PlanSummary, costs: &CostReport, team_tag: &str) -> TeamDeltas {
     let mut out = TeamDeltas::default();
-    for cost in costs.resources.iter().filter(|r| r.unpriced.is_none()) {
+    for cost in costs.resources.iter().filter(|r| !r.unpriced) {
         let Some(change) = plan
             .resources
             .iter()

@@ -58,7 +58,11 @@ pub struct PriorState {
     pub serial: u64,
 }
 
-/// Everything that must still hold when the bundle is applied.
+/// Everything that must still hold when the bundle is applied: what the plan
+/// was made from (digests of the plan file, configuration, lock file, var
+/// files, backend, catalog, policy and price book; the prior state), what it
+/// was made for (directory, workspace, environment, options) and what was
+/// decided (the verdict, the budget figures it used).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Identity {
     pub run: String,
@@ -66,10 +70,29 @@ pub struct Identity {
     pub lock_digest: Option<String>,
     pub catalog_digest: Option<String>,
     pub policy_digest: Option<String>,
+    #[serde(default)]
+    pub pricebook_digest: Option<String>,
     /// `None`: planned against an empty state.
     pub prior_state: Option<PriorState>,
     pub working_dir: String,
     pub workspace: String,
+    /// The environment policies saw (`input.run.workspace.environment`).
+    #[serde(default)]
+    pub environment: String,
+    /// Keyed digest of the root module's `*.tf`, `*.tf.json` and `*.tfvars`
+    /// files (see `run::plan::config_digest`).
+    #[serde(default)]
+    pub config_digest: Option<String>,
+    /// Keyed digest of the initialized backend (`.terraform/terraform.tfstate`'s
+    /// `backend`); `None` for the default local backend.
+    #[serde(default)]
+    pub backend_digest: Option<String>,
+    /// The `terraform plan` options of the run.
+    #[serde(default)]
+    pub options: PlanRecord,
+    /// Digest of the budget report the verdict used (`budget.json`).
+    #[serde(default)]
+    pub budget_digest: Option<String>,
     pub commit: Option<String>,
     pub created_by: String,
     /// RFC 3339.
@@ -77,12 +100,79 @@ pub struct Identity {
     pub expires_at: String,
     /// Policy verdict at plan time: allowed, needs_approval, denied.
     pub verdict: String,
+    /// The broker key that authenticates this identity (its id), if any.
+    #[serde(default)]
+    pub key_id: Option<String>,
 }
 
+/// The options a plan was made with. Variable values are never stored: each
+/// is known by a keyed digest (the home's fingerprint), so an unchanged
+/// value can be recognised but a guessed one cannot be confirmed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlanRecord {
+    pub destroy: bool,
+    pub targets: Vec<String>,
+    pub replace: Vec<String>,
+    /// `-var NAME=VALUE`, in order.
+    pub vars: Vec<Recorded>,
+    /// `-var-file PATH`, in order (absolute paths).
+    pub var_files: Vec<Recorded>,
+}
+
+/// A name or path and the keyed digest of its value or contents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub name: String,
+    pub digest: String,
+}
+
+/// `identity.json`: the identity and, with a broker key, its MAC.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedIdentity {
+    #[serde(flatten)]
+    pub identity: Identity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+/// The MAC domain of identities.
+pub const IDENTITY_DOMAIN: &str = "platform-broker identity";
+/// The MAC domain of approvals.
+pub const APPROVAL_DOMAIN: &str = "platform-broker approval";
+
 impl Identity {
+    /// The canonical bytes: what the digest and the MAC are taken over.
+    pub fn canonical(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
     /// The digest that names this identity in approvals and audit events.
     pub fn digest(&self) -> String {
-        bytes_digest(serde_json::to_string(self).unwrap_or_default().as_bytes())
+        bytes_digest(self.canonical().as_bytes())
+    }
+}
+
+/// One approval of a run (`approvals.json` holds a list of them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub identity_digest: String,
+    pub approver: String,
+    pub reason: String,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+impl Approval {
+    /// What the MAC is taken over: every field but the MAC.
+    pub fn canonical(&self) -> String {
+        serde_json::to_string(&(
+            &self.identity_digest,
+            &self.approver,
+            &self.reason,
+            &self.at,
+        ))
+        .unwrap_or_default()
     }
 }
 
@@ -97,6 +187,11 @@ impl Home {
         Home { root }
     }
 
+    /// The audit log of this home.
+    pub fn audit_log(&self) -> PathBuf {
+        self.root.join("audit.log")
+    }
+
     pub fn runs(&self) -> PathBuf {
         self.root.join("runs")
     }
@@ -107,7 +202,7 @@ impl Home {
 
     /// A new, unique run directory (0700).
     pub fn create_run(&self) -> Result<(String, PathBuf), BundleError> {
-        fs::create_dir_all(self.runs()).map_err(io(&self.runs()))?;
+        crate::fsx::ensure_dir(&self.runs(), 0o700).map_err(io(&self.runs()))?;
         let now = time::OffsetDateTime::now_utc();
         let mut suffix = [0u8; 3];
         fill_random(&mut suffix);
@@ -133,6 +228,7 @@ impl Home {
     /// The newest run, for `apply` without an argument.
     pub fn latest_run(&self) -> Result<String, BundleError> {
         let runs = self.runs();
+        crate::fsx::check_no_symlink_below(&self.root, &runs).map_err(io(&runs))?;
         let mut names: Vec<String> = match fs::read_dir(&runs) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok())
@@ -146,20 +242,62 @@ impl Home {
         names.pop().ok_or(BundleError::NoRuns)
     }
 
-    pub fn load_identity(&self, run: &str) -> Result<Identity, BundleError> {
+    /// Every run directory's name, oldest first.
+    pub fn run_names(&self) -> Result<Vec<String>, BundleError> {
+        let runs = self.runs();
+        crate::fsx::check_no_symlink_below(&self.root, &runs).map_err(io(&runs))?;
+        let mut names: Vec<String> = match fs::read_dir(&runs) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|name| valid_run_id(name))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(&runs)(e)),
+        };
+        names.sort();
+        Ok(names)
+    }
+
+    /// Reads a file of a run, never through a symlink (`None` when missing).
+    pub fn read_run_file(&self, run: &str, name: &str) -> Result<Option<Vec<u8>>, BundleError> {
+        if !valid_run_id(run) {
+            return Err(BundleError::NoSuchRun(run.to_owned()));
+        }
+        let path = self.run_dir(run).join(name);
+        crate::fsx::check_no_symlink_below(&self.root, &path).map_err(io(&path))?;
+        match crate::fsx::read_nofollow(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// The identity of `run` with its MAC (if one was written).
+    pub fn load_identity(&self, run: &str) -> Result<SignedIdentity, BundleError> {
         let path = self.run_dir(run).join("identity.json");
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(BundleError::NoSuchRun(run.to_owned()));
-            }
-            Err(e) => return Err(io(&path)(e)),
+        let text = match self.read_run_file(run, "identity.json")? {
+            Some(bytes) => String::from_utf8(bytes).map_err(|_| BundleError::Corrupt {
+                path: path.display().to_string(),
+                message: "not UTF-8".into(),
+            })?,
+            None => return Err(BundleError::NoSuchRun(run.to_owned())),
         };
         serde_json::from_str(&text).map_err(|e| BundleError::Corrupt {
             path: path.display().to_string(),
             message: e.to_string(),
         })
     }
+}
+
+/// A run id as `create_run` makes them (`YYYYMMDD-HHMMSS-xxxxxx`): anything
+/// else (`..`, a path) is never looked up.
+pub fn valid_run_id(run: &str) -> bool {
+    !run.is_empty()
+        && run.len() <= 64
+        && run
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Writes a file atomically (a uniquely named temp file, fsync, rename) with
@@ -356,9 +494,16 @@ mod tests {
             lock_digest: None,
             catalog_digest: None,
             policy_digest: None,
+            pricebook_digest: None,
             prior_state: None,
             working_dir: "/w".into(),
             workspace: "default".into(),
+            environment: "production".into(),
+            config_digest: Some("keyed:1".into()),
+            backend_digest: None,
+            options: PlanRecord::default(),
+            budget_digest: None,
+            key_id: None,
             commit: None,
             created_by: "me".into(),
             created_at: "2026-01-01T00:00:00Z".into(),
@@ -369,6 +514,23 @@ mod tests {
         let mut other = identity.clone();
         other.plan_digest = "sha256:2".into();
         assert_ne!(identity.digest(), other.digest());
+        let mut other = identity.clone();
+        other.verdict = "needs_approval".into();
+        assert_ne!(identity.digest(), other.digest());
+        // The MAC is not part of what it authenticates; old identities
+        // (without the newer fields) still parse.
+        let signed = SignedIdentity {
+            identity: identity.clone(),
+            mac: Some("00".into()),
+        };
+        let text = serde_json::to_string(&signed).expect("json");
+        let back: SignedIdentity = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back.identity.digest(), identity.digest());
+        let old = r#"{"run":"r","plan_digest":"sha256:1","lock_digest":null,"catalog_digest":null,
+            "policy_digest":null,"prior_state":null,"working_dir":"/w","workspace":"default",
+            "commit":null,"created_by":"me","created_at":"x","expires_at":"y","verdict":"allowed"}"#;
+        let old: SignedIdentity = serde_json::from_str(old).expect("old identity");
+        assert!(old.mac.is_none() && old.identity.config_digest.is_none());
     }
 
     #[test]

@@ -364,7 +364,7 @@ impl Parser<'_> {
 
     fn duration(&self, attr: &Attribute) -> Result<Duration, ConfigError> {
         let text = self.string(attr)?;
-        crate::policy::parse_duration(&text).map_err(|message| self.error(attr, message))
+        crate::dates::parse_duration(&text).map_err(|message| self.error(attr, message))
     }
 
     /// The attributes of a body, each known key at most once; nested blocks

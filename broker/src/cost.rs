@@ -153,11 +153,15 @@ pub struct ResourceCost {
     pub address: String,
     pub before: Option<f64>,
     pub after: Option<f64>,
-    pub delta: f64,
+    /// `after - before`; `None` when unpriced (never counted as $0).
+    pub delta: Option<f64>,
     /// `catalog`, `pricebook`, or absent when unpriced.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    /// Why the resource could not be priced.
-    pub unpriced: Option<String>,
+    /// The resource could not be priced (`unpriced_reason` says why).
+    pub unpriced: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unpriced_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -231,9 +235,9 @@ pub fn estimate(plan: &PlanSummary, catalog: Option<&Catalog>, book: &PriceBook)
         let before = value(before).filter(|_| exists_before);
         let after = value(after).filter(|_| exists_after);
         let delta = if unpriced.is_some() {
-            0.0
+            None
         } else {
-            after.unwrap_or(0.0) - before.unwrap_or(0.0)
+            Some(after.unwrap_or(0.0) - before.unwrap_or(0.0))
         };
         resources.push(ResourceCost {
             address: change.address.clone(),
@@ -241,10 +245,11 @@ pub fn estimate(plan: &PlanSummary, catalog: Option<&Catalog>, book: &PriceBook)
             after,
             delta,
             source,
-            unpriced,
+            unpriced: unpriced.is_some(),
+            unpriced_reason: unpriced,
         });
     }
-    let priced = resources.iter().filter(|r| r.unpriced.is_none());
+    let priced = resources.iter().filter(|r| !r.unpriced);
     let monthly_before: f64 = priced.clone().filter_map(|r| r.before).sum();
     let monthly_after: f64 = priced.filter_map(|r| r.after).sum();
     CostReport {
@@ -252,7 +257,7 @@ pub fn estimate(plan: &PlanSummary, catalog: Option<&Catalog>, book: &PriceBook)
         monthly_before,
         monthly_after,
         monthly_delta: monthly_after - monthly_before,
-        n_unpriced: resources.iter().filter(|r| r.unpriced.is_some()).count(),
+        n_unpriced: resources.iter().filter(|r| r.unpriced).count(),
         resources,
     }
 }

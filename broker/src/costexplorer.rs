@@ -28,7 +28,7 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
 use crate::budget::{self, EstimateSource, TeamSpend};
 use crate::config::CostExplorerConfig;
-use crate::policy::format_date;
+use crate::dates::format_date;
 
 /// Month-to-date spend of every team Cost Explorer knows, plus month-end
 /// estimates for the teams asked about.

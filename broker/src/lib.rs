@@ -13,11 +13,13 @@ pub mod cli;
 pub mod config;
 pub mod cost;
 pub mod costexplorer;
+pub mod dates;
 pub mod fsx;
 pub mod key;
 pub mod plan;
 pub mod policy;
 pub mod report;
+pub mod run;
 pub mod tf;
 
 #[global_allocator]

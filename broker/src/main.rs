@@ -1,5 +1,6 @@
 //! The `platform-broker` command line. Exit codes: 0 no changes (or success),
-//! 2 changes allowed / drift found, 3 denied, 4 needs approval, 1 error.
+//! 2 changes allowed / drift found, 3 denied, 4 needs approval, 1 error
+//! (usage errors included).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +36,8 @@ enum Command {
     Apply(broker::cli::ApplyArgs),
     /// Record an approval of a run that needs one.
     Approve(broker::cli::ApproveArgs),
+    /// List the runs (plan bundles) of a working directory.
+    Runs(broker::cli::RunsArgs),
     /// Detect drift with `terraform plan -refresh-only`; never writes state.
     Drift(broker::cli::DriftArgs),
     /// Policy tools.
@@ -46,7 +49,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error exits 1 ("error"), never clap's 2: 2 means "changes
+    // allowed" to a pipeline, which would then run its apply job. Help and
+    // version requests still exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { 1 } else { 0 });
+        }
+    };
     let config = match &cli.config {
         Some(path) => match broker::config::BrokerConfig::load(path) {
             Ok(config) => config,
@@ -66,6 +78,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => broker::cli::plan(&global, args),
         Command::Apply(args) => broker::cli::apply(&global, args),
         Command::Approve(args) => broker::cli::approve(&global, args),
+        Command::Runs(args) => broker::cli::runs(&global, args),
         Command::Drift(args) => broker::cli::drift(&global, args),
         Command::Policy(command) => broker::cli::policy(&global, command),
         Command::Audit(command) => broker::cli::audit(&global, command),

@@ -3,8 +3,10 @@
 //! **Invariant:** nothing in a [`PlanSummary`] holds a secret. Redaction happens
 //! inside [`parse`], before any typed value is built, so policy, cost, reports
 //! and the audit log can only ever see the redacted plan. A sensitive value is
-//! replaced by `"(sensitive:<8 hex>)"`, a short SHA-256 of its canonical JSON,
-//! so "did it change?" and "is it the same as X?" still work without the value.
+//! replaced by `"(sensitive:<8 hex>)"`, a short keyed hash (HMAC-SHA256 with
+//! the broker key, or the broker home's random salt) of its canonical JSON, so
+//! "did it change?" and "is it the same as X?" still work without the value,
+//! and a reader of a report cannot confirm a guessed secret offline.
 //!
 //! Values are hidden when Terraform marks them sensitive (`before_sensitive`,
 //! `after_sensitive`, `sensitive_values`, sensitive outputs and variables), when
@@ -21,11 +23,10 @@
 //! known, and guessing would mean guessing what a plan does.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use crate::key::Fingerprint;
 
 /// Why a plan JSON was refused.
 #[derive(Debug, thiserror::Error)]
@@ -221,6 +222,12 @@ impl PlanSummary {
 
 /// Parses `terraform show -json <planfile>` output, redacting as it goes.
 pub fn parse(json: &[u8]) -> Result<PlanSummary, PlanError> {
+    parse_with(json, process_fingerprint())
+}
+
+/// Parses `terraform show -json` output, redacting with the markers of
+/// `fingerprint` (the broker home's).
+pub fn parse_with(json: &[u8], fingerprint: &Fingerprint) -> Result<PlanSummary, PlanError> {
     let doc: Value = serde_json::from_slice(json)?;
     if !doc.is_object() {
         return Err(PlanError::Invalid("top level is not an object".into()));
@@ -244,7 +251,7 @@ pub fn parse(json: &[u8]) -> Result<PlanSummary, PlanError> {
         .unwrap_or_default()
         .to_string();
 
-    let redacted = redact_plan(&doc);
+    let redacted = redact_plan_with(fingerprint, &doc);
 
     let resources = resource_changes(&redacted, "resource_changes")?;
     let drift = resource_changes(&redacted, "resource_drift")?
@@ -406,19 +413,35 @@ fn changed_attributes<'a>(
 /// Prefix of every redaction marker: `"(sensitive:1a2b3c4d)"`.
 pub const SENSITIVE_PREFIX: &str = "(sensitive:";
 
-/// The marker that stands for `value`: the first 8 hex digits of the SHA-256
-/// of its canonical JSON (object keys sorted), so equal values get equal
-/// markers whatever order Terraform printed their keys in.
-pub fn sensitive_marker(value: &Value) -> Value {
+/// The marker that stands for `value`: the first 8 hex digits of a keyed
+/// hash (HMAC-SHA256 with the broker key or the home's random salt, see
+/// `key::Fingerprint`) of its canonical JSON (object keys sorted), so equal
+/// values get equal markers whatever order Terraform printed their keys in,
+/// and nobody without the key or salt can confirm a guessed secret.
+pub fn sensitive_marker_with(fingerprint: &Fingerprint, value: &Value) -> Value {
     let mut canonical = String::new();
     write_canonical(value, &mut canonical);
-    let digest = Sha256::digest(canonical.as_bytes());
     let mut marker = String::from(SENSITIVE_PREFIX);
-    for byte in &digest[..4] {
-        let _ = write!(marker, "{byte:02x}");
-    }
+    marker.push_str(&fingerprint.short(canonical.as_bytes(), 8));
     marker.push(')');
     Value::String(marker)
+}
+
+/// A fingerprint with a random salt of this process: markers are stable
+/// within one process and unguessable, but differ between processes. The
+/// broker's commands use the home's fingerprint (`parse_with`).
+pub fn process_fingerprint() -> &'static Fingerprint {
+    static PROCESS: std::sync::OnceLock<Fingerprint> = std::sync::OnceLock::new();
+    PROCESS.get_or_init(|| {
+        let mut salt = [0u8; 32];
+        crate::bundle::fill_random(&mut salt);
+        Fingerprint::from_salt(&salt)
+    })
+}
+
+/// [`sensitive_marker_with`] the process fingerprint.
+pub fn sensitive_marker(value: &Value) -> Value {
+    sensitive_marker_with(process_fingerprint(), value)
 }
 
 fn write_canonical(value: &Value, out: &mut String) {
@@ -502,22 +525,27 @@ fn is_url_with_password(s: &str) -> bool {
 /// whole value, or a parallel object/array of marks), plus the credential-name
 /// and password-URL rules. `null` stays `null`. Redacting twice changes nothing.
 pub fn redact(value: &Value, sensitive_mask: &Value) -> Value {
-    Redactor::default().tree(value, sensitive_mask)
+    Redactor::new(process_fingerprint().clone()).tree(value, sensitive_mask)
 }
 
 /// Redacts a whole `terraform show -json` document (see the module docs).
 pub fn redact_plan(doc: &Value) -> Value {
-    let mut redactor = Redactor::default();
+    redact_plan_with(process_fingerprint(), doc)
+}
+
+/// [`redact_plan`] with the markers of `fingerprint`.
+pub fn redact_plan_with(fingerprint: &Fingerprint, doc: &Value) -> Value {
+    let mut redactor = Redactor::new(fingerprint.clone());
     let mut out = doc.clone();
     redactor.document(&mut out);
     redactor.scrub_known_secrets(&mut out);
     out
 }
 
-#[derive(Default)]
 struct Redactor {
     /// Every string hidden so far, for the final scrub.
     secrets: BTreeSet<String>,
+    fingerprint: Fingerprint,
 }
 
 /// Keys whose string values are structure, never user data; the final scrub
@@ -539,12 +567,19 @@ const STRUCTURAL_KEYS: &[&str] = &[
 ];
 
 impl Redactor {
+    fn new(fingerprint: Fingerprint) -> Redactor {
+        Redactor {
+            secrets: BTreeSet::new(),
+            fingerprint,
+        }
+    }
+
     fn hide(&mut self, value: &Value) -> Value {
         if value.is_null() || is_marker(value) {
             return value.clone();
         }
         self.remember(value);
-        sensitive_marker(value)
+        sensitive_marker_with(&self.fingerprint, value)
     }
 
     fn remember(&mut self, value: &Value) {
@@ -806,7 +841,7 @@ impl Redactor {
                         s == secret || (secret.chars().count() >= 8 && s.contains(secret.as_str()))
                     });
                 if leaks {
-                    let hidden = sensitive_marker(&Value::String(s.clone()));
+                    let hidden = sensitive_marker_with(&self.fingerprint, &Value::String(s.clone()));
                     *value = hidden;
                 }
             }

@@ -89,11 +89,11 @@ pub fn text(report: &Report) -> String {
         out.push_str(&format!(", {} unpriced", cost.n_unpriced));
     }
     out.push('\n');
-    for r in cost.resources.iter().filter(|r| r.unpriced.is_some()) {
+    for r in cost.resources.iter().filter(|r| r.unpriced) {
         out.push_str(&format!(
             "  unpriced: {} ({})\n",
             r.address,
-            r.unpriced.as_deref().unwrap_or("")
+            r.unpriced_reason.as_deref().unwrap_or("")
         ));
     }
     if let Some(budget) = &report.budget {

@@ -158,6 +158,12 @@ pub struct PlanOptions {
     pub destroy: bool,
     /// `-var name=value`, in order (later wins, as on the command line).
     pub vars: Vec<(String, String)>,
+    /// `-var-file=PATH`, in order (before the `-var`s, as terraform reads them).
+    pub var_files: Vec<PathBuf>,
+    /// `-target=ADDRESS`.
+    pub targets: Vec<String>,
+    /// `-replace=ADDRESS`.
+    pub replace: Vec<String>,
     /// `-parallelism=N`.
     pub parallelism: Option<u32>,
 }
@@ -170,6 +176,9 @@ impl fmt::Debug for PlanOptions {
             .field("refresh_only", &self.refresh_only)
             .field("destroy", &self.destroy)
             .field("vars", &var_names)
+            .field("var_files", &self.var_files)
+            .field("targets", &self.targets)
+            .field("replace", &self.replace)
             .field("parallelism", &self.parallelism)
             .finish()
     }
@@ -208,6 +217,15 @@ pub fn plan_args(out: &Path, opts: &PlanOptions) -> Vec<String> {
     }
     if let Some(n) = opts.parallelism {
         args.push(format!("-parallelism={n}"));
+    }
+    for target in &opts.targets {
+        args.push(format!("-target={target}"));
+    }
+    for address in &opts.replace {
+        args.push(format!("-replace={address}"));
+    }
+    for file in &opts.var_files {
+        args.push(format!("-var-file={}", file.display()));
     }
     for (name, value) in &opts.vars {
         args.push("-var".to_string());
@@ -403,11 +421,26 @@ impl Terraform {
     }
 
     /// Runs `init` when [`init_needed`] says so; returns whether it ran.
+    ///
+    /// With provider `dev_overrides` in the CLI configuration Terraform itself
+    /// says to skip `init` ("It is not necessary and may error
+    /// unexpectedly"): an `init` that fails then is reported as progress and
+    /// the command goes on, as plain terraform would; if `init` was really
+    /// needed, the plan says so.
     pub fn init_if_needed(&self, progress: &mut dyn FnMut(&str)) -> Result<bool, TfError> {
         if !init_needed(&self.dir)? {
             return Ok(false);
         }
-        self.run_ok(&init_args(), Stdout::Stream(progress))?;
+        if let Err(error) = self.run_ok(&init_args(), Stdout::Stream(progress)) {
+            if self.dev_overrides_in_effect() {
+                progress(
+                    "terraform init failed, but provider dev_overrides are in effect \
+                     (Terraform says init is unnecessary then): going on without it",
+                );
+                return Ok(false);
+            }
+            return Err(error);
+        }
         let stamp = self.dir.join(".terraform").join(INIT_STAMP);
         if let Err(error) = std::fs::write(
             &stamp,
@@ -446,6 +479,39 @@ impl Terraform {
     pub fn apply(&self, planfile: &Path, progress: &mut dyn FnMut(&str)) -> Result<(), TfError> {
         self.run_ok(&apply_args(planfile), Stdout::Stream(progress))?;
         Ok(())
+    }
+
+    /// Whether the CLI configuration terraform reads (`TF_CLI_CONFIG_FILE`,
+    /// else `~/.terraformrc`) has a `dev_overrides` block.
+    pub fn dev_overrides_in_effect(&self) -> bool {
+        let path = match self.env_var("TF_CLI_CONFIG_FILE") {
+            Some(path) if !path.is_empty() => PathBuf::from(path),
+            _ => match self.env_var("HOME") {
+                Some(home) => Path::new(&home).join(".terraformrc"),
+                None => return false,
+            },
+        };
+        std::fs::read_to_string(path).is_ok_and(|text| {
+            text.lines().any(|line| {
+                let line = line.trim_start();
+                !line.starts_with('#') && !line.starts_with("//") && line.contains("dev_overrides")
+            })
+        })
+    }
+
+    /// The git commit checked out in the working directory, if it is in a
+    /// repository (recorded in the identity and `input.run.commit_sha`).
+    pub fn git_commit(&self) -> Option<String> {
+        let out = Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
     /// Lineage and serial of the current state; `None` when there is none yet.
@@ -722,6 +788,9 @@ mod tests {
                 ("region".into(), "eu west".into()),
                 ("pw".into(), "a=b".into()),
             ],
+            var_files: vec![PathBuf::from("/w/prod.tfvars")],
+            targets: vec!["null_resource.a".into()],
+            replace: vec!["null_resource.b[\"x\"]".into()],
             parallelism: Some(4),
         };
         let args = plan_args(out, &opts);
@@ -735,6 +804,9 @@ mod tests {
                 "-out=/b/run/tfplan",
                 "-destroy",
                 "-parallelism=4",
+                "-target=null_resource.a",
+                "-replace=null_resource.b[\"x\"]",
+                "-var-file=/w/prod.tfvars",
                 "-var",
                 "region=eu west",
                 "-var",
@@ -744,6 +816,7 @@ mod tests {
         assert_eq!(
             display_args(&args),
             "plan -input=false -no-color -detailed-exitcode -out=/b/run/tfplan -destroy -parallelism=4 \
+             -target=null_resource.a -replace=null_resource.b[\"x\"] -var-file=/w/prod.tfvars \
              -var region=(redacted) -var pw=(redacted)"
         );
         let debug = format!("{opts:?}");

@@ -466,10 +466,11 @@ fn concurrent_applies_one_wins() {
         r.expect(&ctx, 2);
         w.broker(&["apply", &r.run_id()]).expect(&ctx, 0);
 
-        w.write_config("small", 30);
+        // Two reviewed runs of the same configuration: both are valid until
+        // one of them changes the state.
+        w.write_config("small", 40);
         let a = w.plan(&[]);
         a.expect(&ctx, 2);
-        w.write_config("small", 40);
         let b = w.plan(&[]);
         b.expect(&ctx, 2);
         let (run_a, run_b) = (a.run_id(), b.run_id());
@@ -502,7 +503,7 @@ fn concurrent_applies_one_wins() {
             why.lines().find(|l| l.contains("refusing")).unwrap_or("")
         );
         let (winner, limit) = if ra.code == 0 {
-            (&run_a, 30)
+            (&run_a, 40)
         } else {
             (&run_b, 40)
         };

@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use hcl::{Body, Expression};
 
-use super::{Enforcement, Exception, PolicyError, PolicySet, format_date};
+use super::{Enforcement, Exception, PolicyError, PolicySet};
+use crate::dates::{format_date, parse_date, parse_duration, today_utc};
 
 /// Per-run evaluation time limit when the file sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -124,10 +125,6 @@ impl PolicyConfig {
     }
 }
 
-/// Today's date in UTC.
-pub(crate) fn today_utc() -> time::Date {
-    time::OffsetDateTime::now_utc().date()
-}
 
 fn parse_set(name: &str, body: &Body, base: &Path) -> Result<PolicySet, String> {
     if name.trim().is_empty() {
@@ -213,28 +210,3 @@ fn expect_string(expr: &Expression, key: &str) -> Result<String, String> {
     }
 }
 
-/// `YYYY-MM-DD`.
-pub(crate) fn parse_date(s: &str) -> Result<time::Date, String> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s.trim(), &fmt).map_err(|e| format!("date \"{s}\" is not YYYY-MM-DD: {e}"))
-}
-
-/// `1500ms`, `2s`, `1.5s`, `1m`.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let bad = || format!("duration \"{s}\" is not like 500ms, 2s or 1m");
-    let (num, unit_secs) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        return Err(bad());
-    };
-    let value: f64 = num.trim().parse().map_err(|_| bad())?;
-    if !value.is_finite() || value <= 0.0 {
-        return Err(bad());
-    }
-    Duration::try_from_secs_f64(value * unit_secs).map_err(|_| bad())
-}

@@ -13,11 +13,10 @@ use super::fast::{self, Stop};
 use super::input::{PlanKeys, code_only, referenced_plan_keys, to_rego_pruned};
 use sha2::{Digest, Sha256};
 
-use super::config::today_utc;
 use super::{
     Decision, Enforcement, Exception, Finding, PolicyConfig, PolicyError, PolicySet, Severity,
-    format_date,
 };
+use crate::dates::{format_date, today_utc};
 
 /// The version of the input contract (`input.input_version`) this engine evaluates.
 pub const INPUT_VERSION: &str = "1";

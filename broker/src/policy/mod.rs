@@ -26,11 +26,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use config::{DEFAULT_TIMEOUT, PolicyConfig};
-pub(crate) use config::{parse_date, parse_duration};
 pub use engine::{INPUT_VERSION, Policies, TestReport, run_tests};
 
 /// How a policy set's `deny_*` findings affect the verdict (Sentinel/Scalr semantics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Enforcement {
     /// Reported, never blocks.
@@ -123,7 +122,7 @@ impl Exception {
             "{}: {} (expires {})",
             self.owner,
             self.reason,
-            format_date(self.expires)
+            crate::dates::format_date(self.expires)
         )
     }
 }
@@ -255,8 +254,4 @@ pub enum PolicyError {
     },
     #[error("policy input: {0}")]
     Input(String),
-}
-
-pub(crate) fn format_date(d: time::Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::*;
 
 fn date(s: &str) -> time::Date {
-    config::parse_date(s).unwrap()
+    crate::dates::parse_date(s).unwrap()
 }
 
 fn far_future() -> time::Date {

@@ -1,0 +1,60 @@
+//! `audit verify`: the chain, and (with a key) the runs it must contain.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::Context;
+use crate::audit::VerifyReport;
+
+/// What `audit verify` found.
+pub struct AuditCheck {
+    pub report: VerifyReport,
+    /// Authenticated runs whose plan event is missing from the log: events
+    /// were removed (with a key, a run's identity cannot be forged, so its
+    /// plan event must be in the log).
+    pub missing_runs: Vec<String>,
+    /// Whether the check used a broker key.
+    pub keyed: bool,
+    pub warnings: Vec<String>,
+}
+
+impl AuditCheck {
+    pub fn ok(&self) -> bool {
+        self.report.ok && self.missing_runs.is_empty()
+    }
+}
+
+/// Verifies the audit log of `dir`'s broker home.
+pub fn verify(ctx: &Context, dir: &Path) -> Result<AuditCheck> {
+    let mut session = ctx.session(dir)?;
+    let report = crate::audit::verify(&session.home.audit_log())?;
+    let mut missing_runs = Vec::new();
+    if let Some(key) = &session.trust.key {
+        for run in session.home.run_names()? {
+            let Ok(signed) = session.home.load_identity(&run) else {
+                continue;
+            };
+            let genuine = signed.mac.as_deref().is_some_and(|mac| {
+                key.verify(
+                    crate::bundle::IDENTITY_DOMAIN,
+                    signed.identity.canonical().as_bytes(),
+                    mac,
+                )
+            });
+            if !genuine {
+                continue;
+            }
+            let mut ignore = |_: &str| {};
+            if super::apply::authentic_identity(&session, &run, &mut ignore).is_err() {
+                missing_runs.push(run);
+            }
+        }
+    }
+    Ok(AuditCheck {
+        report,
+        missing_runs,
+        keyed: session.trust.key.is_some(),
+        warnings: std::mem::take(&mut session.warnings),
+    })
+}
