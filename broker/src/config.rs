@@ -956,5 +956,32 @@ audit {
         assert!(config.cost_explorer.is_some());
         assert!(!config.budgets.is_empty());
         assert!(!config.audit.webhooks.is_empty());
+        assert!(config.trust.require_key && config.trust.key_file.is_none());
+    }
+
+    #[test]
+    fn trust_block() {
+        let config = BrokerConfig::parse(
+            "trust {\n  key_file = \"keys/broker.key\"\n  require_key = true\n}\n",
+            Path::new("/etc/platform"),
+            Path::new("broker.hcl"),
+        )
+        .expect("parses");
+        assert_eq!(
+            config.trust.key_file.as_deref(),
+            Some(Path::new("/etc/platform/keys/broker.key"))
+        );
+        assert!(config.trust.require_key);
+        let error = BrokerConfig::parse(
+            "trust {\n  key = \"hunter2hunter2hunter2\"\n}\n",
+            Path::new("."),
+            Path::new("broker.hcl"),
+        )
+        .expect_err("a key in the file");
+        assert!(error.to_string().starts_with("broker.hcl:2: unknown attribute `key`"), "{error}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        let error = BrokerConfig::parse("trust {}\ntrust {}\n", Path::new("."), Path::new("b.hcl"))
+            .expect_err("twice");
+        assert!(error.to_string().contains("trust is declared twice"), "{error}");
     }
 }

@@ -49,3 +49,11 @@ audit {
     attempts = 3
   }
 }
+
+trust {
+  # The broker key authenticates run identities, approvals and the audit log.
+  # It comes from PLATFORM_BROKER_KEY (a CI secret); a key file is the
+  # alternative, outside the working directory:
+  # key_file = "/run/secrets/platform-broker.key"
+  require_key = true # refuse to run unauthenticated
+}
