@@ -929,3 +929,39 @@ fn webhook_spools_while_down_and_flush_delivers_in_order() {
         w.broker(&["audit", "verify"]).expect(&ctx, 0);
     }
 }
+
+// ---------------------------------------------------------------------------
+// The README's development route: provider dev_overrides, no init needed
+
+/// With `dev_overrides` Terraform says to skip `init` ("not necessary and may
+/// error unexpectedly"), and an `init` of a configuration whose only provider
+/// is overridden fails offline. The broker goes on as plain terraform would:
+/// plan and apply work, and the note says why.
+#[test]
+fn works_with_dev_overrides_where_init_fails() {
+    require_acc!();
+    for tf in terraform_bins() {
+        let mut w = World::new("devover", &tf);
+        let ctx = w.ctx.clone();
+        let rc = w.write(
+            "dev.tfrc",
+            &format!(
+                "disable_checkpoint = true\nprovider_installation {{\n  dev_overrides {{\n    \"platform/platform\" = {:?}\n  }}\n  direct {{}}\n}}\n",
+                provider_bin().parent().expect("bin dir").display().to_string()
+            ),
+        );
+        w.set_env("TF_CLI_CONFIG_FILE", rc.to_str().expect("utf8"));
+        w.write_config("small", 20);
+        let r = w.plan(&[]);
+        r.expect(&ctx, 2)
+            .expect_contains(&ctx, "provider dev_overrides are in effect");
+        assert!(
+            !w.work.join(".terraform").exists(),
+            "{ctx}: init did not succeed, so nothing was initialized"
+        );
+        w.broker(&["apply", &r.run_id()]).expect(&ctx, 0);
+        assert!(database_exists(&w.db), "{ctx}: not applied");
+        w.destroy();
+        assert!(!database_exists(&w.db), "{ctx}: not destroyed");
+    }
+}
