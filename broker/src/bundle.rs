@@ -7,8 +7,7 @@
 //! once: the `consumed` marker is created exclusively *before* terraform
 //! starts, so two applies of one bundle cannot both pass.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -314,12 +313,9 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), BundleError> {
 /// Creates `path` exclusively; `Ok(false)` when it already exists. This is
 /// the atomic "consume once" and "lock" primitive.
 pub fn create_exclusive(path: &Path, contents: &str) -> Result<bool, BundleError> {
-    match OpenOptions::new().write(true).create_new(true).open(path) {
-        Ok(mut file) => {
-            file.write_all(contents.as_bytes()).map_err(io(path))?;
-            file.sync_all().map_err(io(path))?;
-            Ok(true)
-        }
+    // Never through a symlink: O_EXCL fails on any existing entry.
+    match crate::fsx::create_new(path, contents.as_bytes(), 0o600) {
+        Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(io(path)(e)),
     }
@@ -349,8 +345,20 @@ impl WorkspaceLock {
         workspace: &str,
         run: &str,
     ) -> Result<Result<WorkspaceLock, String>, BundleError> {
-        fs::create_dir_all(&home.root).map_err(io(&home.root))?;
-        let path = home.root.join(format!("apply-{workspace}.lock"));
+        crate::fsx::ensure_dir(&home.root, 0o700).map_err(io(&home.root))?;
+        // The workspace name comes from the environment or the identity: it
+        // never becomes a path of its own.
+        let safe: String = workspace
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = home.root.join(format!("apply-{safe}.lock"));
         let holder = format!("pid={} run={run}\n", std::process::id());
         // The holder line is written to a private file first and then
         // hard-linked into place: link(2) is atomic and fails when the lock
@@ -359,7 +367,7 @@ impl WorkspaceLock {
         let mut nonce = [0u8; 8];
         fill_random(&mut nonce);
         let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
-        let staged = home.root.join(format!(".apply-{workspace}.lock.{nonce}"));
+        let staged = home.root.join(format!(".apply-{safe}.lock.{nonce}"));
         if !create_exclusive(&staged, &holder)? {
             return Err(io(&staged)(std::io::Error::from(
                 std::io::ErrorKind::AlreadyExists,
@@ -388,7 +396,7 @@ impl WorkspaceLock {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io(path)(e)),
             }
-            let current = match fs::read_to_string(path) {
+            let current = match crate::fsx::read_to_string(path) {
                 Ok(current) => current,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io(path)(e)),
