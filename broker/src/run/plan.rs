@@ -206,8 +206,26 @@ pub fn plan(
             Some(&workspace),
             json!({"actor": ctx.actor, "run": run_id, "dir": session.dir,
                    "duration_ms": started.elapsed().as_millis() as u64}),
-            error,
+            scrub_vars(error, &request.vars),
         )),
+    }
+}
+
+/// Terraform may quote a `-var` value in an error (it only hides values of
+/// variables declared sensitive): the broker's error and its audit event
+/// never carry one.
+fn scrub_vars(error: anyhow::Error, vars: &[(String, String)]) -> anyhow::Error {
+    let text = format!("{error:#}");
+    let mut scrubbed = text.clone();
+    for (name, value) in vars {
+        if value.len() >= 3 {
+            scrubbed = scrubbed.replace(value.as_str(), &format!("(value of -var {name})"));
+        }
+    }
+    if scrubbed == text {
+        error
+    } else {
+        anyhow::anyhow!(scrubbed)
     }
 }
 
@@ -383,4 +401,38 @@ fn plan_in(
         summary,
         exit_code: code,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn var_values_never_reach_an_error() {
+        let error = anyhow::anyhow!("Error: bad value \"s3cr3t-value\" for var.db_password");
+        let vars = vec![("db_password".to_owned(), "s3cr3t-value".to_owned())];
+        let text = format!("{:#}", scrub_vars(error, &vars));
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(text.contains("(value of -var db_password)"), "{text}");
+    }
+
+    #[test]
+    fn config_digest_covers_tf_and_tfvars_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fp = Fingerprint::from_salt(b"salt");
+        std::fs::write(dir.path().join("main.tf"), "a").expect("write");
+        let first = config_digest(dir.path(), &fp).expect("digest");
+        std::fs::write(dir.path().join("notes.txt"), "x").expect("write");
+        assert_eq!(config_digest(dir.path(), &fp).expect("digest"), first);
+        std::fs::write(dir.path().join("prod.auto.tfvars"), "x = 1").expect("write");
+        let with_vars = config_digest(dir.path(), &fp).expect("digest");
+        assert_ne!(with_vars, first);
+        std::fs::write(dir.path().join("main.tf"), "b").expect("write");
+        assert_ne!(config_digest(dir.path(), &fp).expect("digest"), with_vars);
+        // Keyed: another home's salt gives another digest of the same files.
+        assert_ne!(
+            config_digest(dir.path(), &Fingerprint::from_salt(b"other")).expect("digest"),
+            config_digest(dir.path(), &fp).expect("digest")
+        );
+    }
 }
