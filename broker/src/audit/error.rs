@@ -28,16 +28,20 @@ pub enum ErrorKind {
     /// Reading, writing, syncing or locking a file failed.
     Io,
     /// The log's last line has no terminating newline: a write was cut short
-    /// (crash, full disk). [`super::repair`] cuts exactly that fragment.
+    /// (crash, full disk). [`super::repair_with`] cuts exactly that fragment.
     TornTail,
     /// The log has events but its head sidecar (`<log>.head`) is missing, so a
     /// cut at the end could not be detected.
     HeadMissing,
-    /// The log and its head sidecar disagree, or the chain is broken: the log
-    /// was edited, reordered, cut or extended outside the broker.
+    /// The log and its head sidecar disagree, or the chain is broken, or
+    /// (with a key) a line or the head does not authenticate: the log was
+    /// edited, reordered, cut or extended outside the broker.
     Tampered,
     /// An event could not be encoded (for example the clock is out of range).
     Encode,
+    /// `repair_with` was asked for something it cannot do safely (cut events
+    /// that are not at the end, repair a keyed log without its key).
+    Refused,
 }
 
 impl AuditError {
@@ -52,13 +56,35 @@ impl AuditError {
     }
 
     pub(crate) fn io(path: &Path, what: &str, source: std::io::Error) -> AuditError {
+        // The files are opened with O_NOFOLLOW: say plainly why that failed.
+        let is_link =
+            std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink());
+        let detail = if is_link {
+            format!("{what}: it is a symbolic link, which the broker never follows (remove it)")
+        } else {
+            what.to_owned()
+        };
         AuditError {
             kind: ErrorKind::Io,
             path: path.to_path_buf(),
-            detail: what.to_owned(),
+            detail,
             bad: None,
             source: Some(source),
         }
+    }
+
+    /// Replaces the message (keeping the kind, path and bad event).
+    pub(crate) fn with_detail(mut self, detail: String) -> AuditError {
+        self.detail = detail;
+        self
+    }
+
+    /// Adds what to do about it.
+    pub(crate) fn with_hint(mut self, hint: &str) -> AuditError {
+        self.detail.push_str(" (");
+        self.detail.push_str(hint);
+        self.detail.push(')');
+        self
     }
 
     pub(crate) fn tampered(path: &Path, bad: BadEvent) -> AuditError {

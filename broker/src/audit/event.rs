@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::{AuditError, ErrorKind};
+use crate::key::BrokerKey;
 
 /// The CloudEvents `source` of every event the broker writes.
 pub const SOURCE: &str = "platform-broker";
@@ -15,13 +16,28 @@ pub const SOURCE: &str = "platform-broker";
 /// `platformprev` of the first event of a log: 64 zeros.
 pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// The MAC domain of a keyed line's `platformmac` (which is also the value
+/// the next line's `platformprev` records).
+pub(crate) const LINE_DOMAIN: &str = "platform-broker audit chain";
+
+/// How a keyed line ends: this member, 64 hex digits, `"}`.
+const MAC_MEMBER: &[u8] = b",\"platformmac\":\"";
+const MAC_SUFFIX_LEN: usize = MAC_MEMBER.len() + 64 + 2;
+
 /// One audit event as written by [`super::AuditLog`].
 ///
 /// `seq` and `prev` are the chain: `seq` counts events from 1 (so in a log
-/// that was never rotated, event `seq` is line `seq`), and `prev` is the hex
-/// SHA-256 of the previous event's line, exactly as stored, without its
-/// newline. They travel as the CloudEvents extension attributes `platformseq`
+/// that was never rotated, event `seq` is line `seq`), and `prev` is the
+/// previous line's *link*: the hex SHA-256 of that line exactly as stored
+/// (without its newline) when it is unkeyed, its `platformmac` when it is
+/// keyed. They travel as the CloudEvents extension attributes `platformseq`
 /// and `platformprev` (extension names must be lowercase alphanumeric).
+///
+/// A line written with the broker key also carries `platformkey` (the key's
+/// id) and, as its last member, `platformmac`: the HMAC-SHA256 (domain
+/// `platform-broker audit chain`) of every byte of the line before
+/// `,"platformmac":`. So each keyed line authenticates itself, seq, link and
+/// all, and the next line's `platformprev` is a keyed MAC of it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Event {
     /// Random, UUID-shaped hex.
@@ -38,8 +54,13 @@ pub struct Event {
     pub data: serde_json::Value,
     /// Position in the chain, from 1.
     pub seq: u64,
-    /// Hex SHA-256 of the previous line, [`GENESIS_PREV`] for the first event.
+    /// The previous line's link (hex SHA-256 of an unkeyed line, the
+    /// `platformmac` of a keyed one); [`GENESIS_PREV`] for the first event.
     pub prev: String,
+    /// `platformkey`: the id of the broker key that authenticates the line.
+    pub key_id: Option<String>,
+    /// `platformmac`: the line's own MAC (hex), present with `key_id`.
+    pub mac: Option<String>,
 }
 
 /// `data` is left out: it is the one part of an event that might hold
@@ -53,6 +74,7 @@ impl std::fmt::Debug for Event {
             .field("subject", &self.subject)
             .field("seq", &self.seq)
             .field("prev", &self.prev)
+            .field("key_id", &self.key_id)
             .finish_non_exhaustive()
     }
 }
@@ -71,6 +93,8 @@ struct WireOut<'a> {
     data: &'a serde_json::Value,
     platformseq: u64,
     platformprev: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platformkey: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +111,10 @@ struct WireIn {
     data: serde_json::Value,
     platformseq: u64,
     platformprev: String,
+    #[serde(default)]
+    platformkey: Option<String>,
+    #[serde(default)]
+    platformmac: Option<String>,
 }
 
 /// Only the chain attributes: what `verify` needs, without building `data`.
@@ -95,12 +123,137 @@ pub(crate) struct ChainFields<'a> {
     pub(crate) specversion: &'a str,
     pub(crate) platformseq: u64,
     pub(crate) platformprev: &'a str,
+    #[serde(default, borrow)]
+    pub(crate) platformkey: Option<&'a str>,
+    #[serde(default, borrow)]
+    pub(crate) platformmac: Option<&'a str>,
+}
+
+/// What `repair` reports about an event it adopts or cuts.
+#[derive(Deserialize)]
+pub(crate) struct NameFields {
+    pub(crate) id: String,
+    #[serde(rename = "type")]
+    pub(crate) type_: String,
+}
+
+/// How a line authenticates, when it does not with the key at hand. The
+/// messages quote nothing from the line but a well-formed key id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AuthFailure {
+    /// No `platformkey`: written without a key (or by someone without it).
+    Unkeyed,
+    /// Keyed with another key (its id when well formed).
+    OtherKey(Option<String>),
+    /// Claims our key, but its `platformmac` does not verify.
+    BadMac,
+}
+
+impl AuthFailure {
+    pub(crate) fn describe(&self, line: usize, ours: &str) -> String {
+        match self {
+            AuthFailure::Unkeyed => format!(
+                "line {line} is not authenticated with the broker key (written without a key, or forged)"
+            ),
+            AuthFailure::OtherKey(Some(other)) => {
+                format!("line {line} was written with key {other}, not the configured {ours}")
+            }
+            AuthFailure::OtherKey(None) => {
+                format!("line {line} names a malformed key id, not the configured {ours} (forged)")
+            }
+            AuthFailure::BadMac => format!(
+                "line {line} is not authenticated with the broker key {ours}: its platformmac does not verify (edited, or forged)"
+            ),
+        }
+    }
+}
+
+/// `k-` and 8 lower-case hex digits: the only key id text ever shown.
+pub(crate) fn valid_key_id(id: &str) -> bool {
+    id.len() == 10
+        && id.starts_with("k-")
+        && id[2..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A keyed line split into the bytes its MAC covers and the MAC (hex); `None`
+/// when the line does not end in a well-formed `platformmac` member.
+pub(crate) fn split_mac(line: &[u8]) -> Option<(&[u8], &str)> {
+    if line.len() < MAC_SUFFIX_LEN || !line.ends_with(b"\"}") {
+        return None;
+    }
+    let at = line.len() - MAC_SUFFIX_LEN;
+    if &line[at..at + MAC_MEMBER.len()] != MAC_MEMBER {
+        return None;
+    }
+    let mac = std::str::from_utf8(&line[at + MAC_MEMBER.len()..line.len() - 2]).ok()?;
+    unhex(mac)?;
+    Some((&line[..at], mac))
+}
+
+/// The line's link: what the next line's `platformprev` must record. `Err`
+/// (a reason, quoting nothing) when a keyed line's MAC member is malformed.
+pub(crate) fn link(line: &[u8], fields: &ChainFields<'_>) -> Result<[u8; 32], &'static str> {
+    match (fields.platformkey, fields.platformmac) {
+        (None, None) => Ok(sha256(line)),
+        (Some(_), Some(mac)) => match split_mac(line) {
+            Some((_, suffix)) if suffix == mac => unhex(mac).ok_or("malformed platformmac"),
+            _ => Err("a keyed line must end with its platformmac (64 hex digits)"),
+        },
+        (Some(_), None) => Err("a keyed line without its platformmac"),
+        (None, Some(_)) => Err("a platformmac without a platformkey"),
+    }
+}
+
+/// Whether `line` (already known to parse as `fields`, with a well-formed
+/// link) is authenticated by `key`.
+pub(crate) fn authenticate(
+    key: &BrokerKey,
+    line: &[u8],
+    fields: &ChainFields<'_>,
+) -> Result<(), AuthFailure> {
+    let Some(id) = fields.platformkey else {
+        return Err(AuthFailure::Unkeyed);
+    };
+    if id != key.id() {
+        return Err(AuthFailure::OtherKey(
+            valid_key_id(id).then(|| id.to_owned()),
+        ));
+    }
+    match split_mac(line) {
+        Some((covered, mac)) if key.verify(LINE_DOMAIN, covered, mac) => Ok(()),
+        _ => Err(AuthFailure::BadMac),
+    }
 }
 
 impl Event {
-    /// The event's line, without the newline. Its SHA-256 is what the next
-    /// event's `prev` records.
+    /// The event's line, without the newline, exactly as the log holds it
+    /// (with `platformmac` last when the event has one).
     pub fn to_line(&self) -> Result<String, AuditError> {
+        let mut line = self.unsigned_prefix()?;
+        match &self.mac {
+            Some(mac) => push_mac(&mut line, mac),
+            None => line.push('}'),
+        }
+        Ok(line)
+    }
+
+    /// Writes the line for this event with `key`: sets `key_id` and `mac`,
+    /// and returns the line and its link (the MAC's bytes).
+    pub(crate) fn seal(&mut self, key: &BrokerKey) -> Result<(String, [u8; 32]), AuditError> {
+        self.key_id = Some(key.id().to_owned());
+        self.mac = None;
+        let mut line = self.unsigned_prefix()?;
+        let mac = key.mac_bytes(LINE_DOMAIN, line.as_bytes());
+        let mac_hex = hex(&mac);
+        push_mac(&mut line, &mac_hex);
+        self.mac = Some(mac_hex);
+        Ok((line, mac))
+    }
+
+    /// The JSON object without its closing brace (and without `platformmac`).
+    fn unsigned_prefix(&self) -> Result<String, AuditError> {
         let wire = WireOut {
             specversion: "1.0",
             id: &self.id,
@@ -112,15 +265,19 @@ impl Event {
             data: &self.data,
             platformseq: self.seq,
             platformprev: &self.prev,
+            platformkey: self.key_id.as_deref(),
         };
         // The serde message is dropped on purpose: it may quote `data`.
-        serde_json::to_string(&wire).map_err(|_| {
+        let mut line = serde_json::to_string(&wire).map_err(|_| {
             AuditError::new(
                 ErrorKind::Encode,
                 Path::new(""),
                 "an event could not be encoded as JSON",
             )
-        })
+        })?;
+        // A struct always serializes as an object: drop its closing brace.
+        line.pop();
+        Ok(line)
     }
 
     /// Parses one line written by [`Event::to_line`]. Errors give the column
@@ -152,8 +309,16 @@ impl Event {
             data: wire.data,
             seq: wire.platformseq,
             prev: wire.platformprev,
+            key_id: wire.platformkey,
+            mac: wire.platformmac,
         })
     }
+}
+
+fn push_mac(line: &mut String, mac_hex: &str) {
+    line.push_str(",\"platformmac\":\"");
+    line.push_str(mac_hex);
+    line.push_str("\"}");
 }
 
 pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {

@@ -253,4 +253,42 @@ mod tests {
             .expect("append after the panic");
         assert!(verify(&path).expect("verify").ok);
     }
+
+    #[test]
+    fn a_keyed_shared_log_keeps_one_authenticated_chain() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.log");
+        let key = crate::key::BrokerKey::from_bytes(b"group-test-broker-key-0123").expect("key");
+        let shared = SharedLog::new(AuditLog::open_with(&path, Some(key.clone())).expect("open"));
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let shared = &shared;
+                scope.spawn(move || {
+                    for i in 0..50 {
+                        shared
+                            .append("dev.platform.broker.plan", None, serde_json::json!([t, i]))
+                            .expect("append");
+                    }
+                });
+            }
+        });
+        let report = crate::audit::verify_with(&path, Some(&key)).expect("verify");
+        assert!(
+            report.ok && report.authenticated && report.keyed_lines == 200,
+            "{report:?}"
+        );
+        // The same log reopened by another writer continues the chain.
+        let mut log = shared.into_inner().expect("log");
+        log.append("dev.platform.broker.plan", None, serde_json::json!("after"))
+            .expect("append");
+        let mut other = AuditLog::open_with(&path, Some(key.clone())).expect("reopen");
+        assert!(other.warnings().is_empty(), "{:?}", other.warnings());
+        other
+            .append("dev.platform.broker.plan", None, serde_json::json!("other"))
+            .expect("append");
+        log.append("dev.platform.broker.plan", None, serde_json::json!("again"))
+            .expect("append");
+        let report = crate::audit::verify_with(&path, Some(&key)).expect("verify");
+        assert!(report.ok && report.events == 203, "{report:?}");
+    }
 }

@@ -1,14 +1,15 @@
-//! The file sink: [`AuditLog`], its head sidecar, and [`repair`].
+//! The file sink: [`AuditLog`] and its head sidecar.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::error::{AuditError, ErrorKind};
-use super::event::{self, ChainFields, Event, IdGen, SOURCE};
-use super::verify::{self, HeadCheck};
+use super::event::{self, AuthFailure, ChainFields, Event, IdGen, SOURCE};
+use super::verify::{self, ScanSpec};
+use crate::key::BrokerKey;
 
 /// Where else an appended line goes once it is durable in the file.
 ///
@@ -36,7 +37,8 @@ impl Sink for StdoutSink {
     }
 }
 
-/// The head sidecar (`<log>.head`): seq and hash of the last event.
+/// The head sidecar (`<log>.head`): seq and link of the last event, the range
+/// of events never adopted, and (with a key) a MAC over all of it.
 ///
 /// A hash chain proves every line but the last has not changed; it cannot
 /// tell a log that was cut after event N from one that ended at N. The head
@@ -47,14 +49,113 @@ impl Sink for StdoutSink {
 /// value, written in place (no temporary file, rename or directory sync: one
 /// sync per update). A head goes to slot `seq % 2`, so a write torn by a
 /// crash leaves the other slot's older head readable, which is the same as
-/// a crash between the log's fsync and the head update: the log is ahead,
-/// and opening it verifies the chain and brings the head forward. Readers
-/// take the valid slot with the highest seq; a sidecar written by earlier
-/// versions (one JSON line, replaced by rename) still reads.
+/// a crash between the log's fsync and the head update: the log is ahead.
+/// Such lines are never adopted silently: opening the log records them as
+/// `pending`, and only [`super::repair_with`] adopts or cuts them. Readers
+/// take the valid slot with the highest seq (with a key, among the slots
+/// that authenticate, if any does); a head that goes back (repair's cut)
+/// is written to both slots.
+///
+/// Slot format (320 bytes, this version): `{"v":2,"seq":…,"hash":…,
+/// "pending":[from,to],"key":"k-…","mac":…,"check":…}` padded with spaces
+/// and ended by a newline; `pending`, `key` and `mac` only when set. `check`
+/// (16 hex digits of SHA-256 over every other field) catches a torn or
+/// flipped slot without the key; `mac` (HMAC-SHA256, domain
+/// `platform-broker audit head`, over seq, hash, pending and key id) is what
+/// a forger cannot make. Sidecars of earlier versions still read: 160-byte
+/// slots `{"seq","hash","check"}`, and the one-line `{"seq","hash"}` before
+/// them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Head {
     pub(crate) seq: u64,
     pub(crate) hash: [u8; 32],
+}
+
+impl Head {
+    pub(crate) const ZERO: Head = Head {
+        seq: 0,
+        hash: [0; 32],
+    };
+}
+
+/// One head as the sidecar records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sidecar {
+    pub(crate) seq: u64,
+    /// Link of the event at `seq` (its SHA-256, or its `platformmac`).
+    pub(crate) hash: [u8; 32],
+    /// Events (from, to) in the log that no broker command adopted.
+    pub(crate) pending: Option<(u64, u64)>,
+    /// Id of the key whose `mac` this is.
+    pub(crate) key_id: Option<String>,
+    pub(crate) mac: Option<String>,
+}
+
+/// The MAC domain of a head slot.
+const HEAD_DOMAIN: &str = "platform-broker audit head";
+
+impl Sidecar {
+    /// The head for `head` and `pending`, authenticated with `key` if given.
+    pub(crate) fn new(head: Head, pending: Option<(u64, u64)>, key: Option<&BrokerKey>) -> Sidecar {
+        let mut sidecar = Sidecar {
+            seq: head.seq,
+            hash: head.hash,
+            pending,
+            key_id: key.map(|key| key.id().to_owned()),
+            mac: None,
+        };
+        if let Some(key) = key {
+            sidecar.mac = Some(key.mac(HEAD_DOMAIN, sidecar.mac_payload().as_bytes()));
+        }
+        sidecar
+    }
+
+    pub(crate) fn head(&self) -> Head {
+        Head {
+            seq: self.seq,
+            hash: self.hash,
+        }
+    }
+
+    fn mac_payload(&self) -> String {
+        format!(
+            "{}:{}:{}:{}",
+            self.seq,
+            event::hex(&self.hash),
+            pending_text(self.pending),
+            self.key_id.as_deref().unwrap_or("-")
+        )
+    }
+
+    /// Seq of the last event this head vouches for: its own, or when the
+    /// pending range ends at it, the event before that range.
+    pub(crate) fn adopted_seq(&self) -> u64 {
+        match self.pending {
+            Some((from, to)) if to >= self.seq => from - 1,
+            _ => self.seq,
+        }
+    }
+
+    /// Whether `key` made this head.
+    pub(crate) fn authenticates(&self, key: &BrokerKey) -> bool {
+        self.key_id.as_deref() == Some(key.id())
+            && self
+                .mac
+                .as_deref()
+                .is_some_and(|mac| key.verify(HEAD_DOMAIN, self.mac_payload().as_bytes(), mac))
+    }
+}
+
+fn pending_text(pending: Option<(u64, u64)>) -> String {
+    pending.map_or_else(|| "-".to_owned(), |(from, to)| format!("{from}-{to}"))
+}
+
+/// The smallest range holding both.
+pub(crate) fn hull(a: Option<(u64, u64)>, b: Option<(u64, u64)>) -> Option<(u64, u64)> {
+    match (a, b) {
+        (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
+        (one, None) | (None, one) => one,
+    }
 }
 
 /// The sidecar of earlier versions: exactly these fields, so a damaged slot
@@ -73,9 +174,13 @@ pub(crate) fn head_path(path: &Path) -> PathBuf {
 }
 
 /// `Ok(None)` when the sidecar does not exist; `Tampered` when it is not ours.
-pub(crate) fn read_head(path: &Path) -> Result<Option<Head>, AuditError> {
+/// With `key`, a slot it authenticates is preferred to any that it does not.
+pub(crate) fn read_head(
+    path: &Path,
+    key: Option<&BrokerKey>,
+) -> Result<Option<Sidecar>, AuditError> {
     let head_path = head_path(path);
-    let bytes = match std::fs::read(&head_path) {
+    let bytes = match crate::fsx::read_nofollow(&head_path) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => {
@@ -93,98 +198,281 @@ pub(crate) fn read_head(path: &Path) -> Result<Option<Head>, AuditError> {
             "the head sidecar is malformed",
         )
     };
-    if let Some(head) = bytes
+    let slots: Vec<Sidecar> = bytes
         .chunks(HEAD_SLOT)
         .take(2)
-        .filter_map(decode_slot)
-        .max_by_key(|head| head.seq)
-    {
-        return Ok(Some(head));
+        .filter_map(|slot| decode_slot(slot, HEAD_SLOT))
+        .chain(
+            bytes
+                .chunks(HEAD_SLOT_V1)
+                .take(2)
+                .filter_map(|slot| decode_slot(slot, HEAD_SLOT_V1)),
+        )
+        .collect();
+    let authenticated = key.and_then(|key| {
+        slots
+            .iter()
+            .filter(|slot| slot.authenticates(key))
+            .max_by_key(|slot| slot.seq)
+    });
+    if let Some(best) = authenticated.or_else(|| slots.iter().max_by_key(|slot| slot.seq)) {
+        return Ok(Some(best.clone()));
     }
     // Written by earlier versions: one JSON line.
     let wire: HeadWire = serde_json::from_slice(&bytes).map_err(|_| malformed())?;
     let hash = event::unhex(&wire.hash).ok_or_else(malformed)?;
-    Ok(Some(Head {
+    Ok(Some(Sidecar {
         seq: wire.seq,
         hash,
+        pending: None,
+        key_id: None,
+        mac: None,
     }))
 }
 
-/// Bytes per head slot: `{"seq":…,"hash":…,"check":…}` padded with spaces
-/// and ended by a newline.
-const HEAD_SLOT: usize = 160;
+/// Bytes per head slot.
+pub(crate) const HEAD_SLOT: usize = 320;
+/// Bytes per slot of the previous version (`{"seq","hash","check"}`).
+const HEAD_SLOT_V1: usize = 160;
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SlotWire {
+    #[serde(default, skip_serializing_if = "is_zero")]
+    v: u32,
     seq: u64,
     hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending: Option<[u64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mac: Option<String>,
     check: String,
 }
 
-/// The check value of a slot: the first 8 bytes of sha256("seq:hash"), hex.
-fn slot_check(seq: u64, hash_hex: &str) -> String {
-    event::hex(&event::sha256(format!("{seq}:{hash_hex}").as_bytes()))[..16].to_owned()
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
-fn encode_slot(head: Head) -> Vec<u8> {
-    let hash = event::hex(&head.hash);
-    let wire = SlotWire {
-        seq: head.seq,
-        check: slot_check(head.seq, &hash),
-        hash,
+/// The check value of a slot: the first 8 bytes of SHA-256 over its other
+/// fields, hex (for version-1 slots, over "seq:hash" only).
+fn slot_check(wire: &SlotWire) -> String {
+    let text = if wire.v == 0 {
+        format!("{}:{}", wire.seq, wire.hash)
+    } else {
+        format!(
+            "v{}:{}:{}:{}:{}:{}",
+            wire.v,
+            wire.seq,
+            wire.hash,
+            pending_text(wire.pending.map(|[from, to]| (from, to))),
+            wire.key.as_deref().unwrap_or("-"),
+            wire.mac.as_deref().unwrap_or("-"),
+        )
     };
-    let mut slot = serde_json::to_vec(&wire).unwrap_or_default();
+    event::hex(&event::sha256(text.as_bytes()))[..16].to_owned()
+}
+
+fn encode_slot(sidecar: &Sidecar) -> Option<Vec<u8>> {
+    let mut wire = SlotWire {
+        v: 2,
+        seq: sidecar.seq,
+        hash: event::hex(&sidecar.hash),
+        pending: sidecar.pending.map(|(from, to)| [from, to]),
+        key: sidecar.key_id.clone(),
+        mac: sidecar.mac.clone(),
+        check: String::new(),
+    };
+    wire.check = slot_check(&wire);
+    let mut slot = serde_json::to_vec(&wire).ok()?;
+    if slot.len() >= HEAD_SLOT {
+        return None;
+    }
     slot.resize(HEAD_SLOT - 1, b' ');
     slot.push(b'\n');
-    slot
+    Some(slot)
 }
 
-/// A slot whose check value matches; `None` for anything else (empty, torn,
-/// edited, or a line written by an earlier version).
-fn decode_slot(slot: &[u8]) -> Option<Head> {
-    if slot.len() != HEAD_SLOT {
+/// A slot of `size` bytes whose check value matches; `None` for anything
+/// else (empty, torn, edited, or a slot of the other size).
+fn decode_slot(slot: &[u8], size: usize) -> Option<Sidecar> {
+    if slot.len() != size {
         return None;
     }
     let wire: SlotWire = serde_json::from_slice(slot.trim_ascii()).ok()?;
-    if wire.check != slot_check(wire.seq, &wire.hash) {
+    let version_fits = match wire.v {
+        0 => {
+            size == HEAD_SLOT_V1
+                && wire.pending.is_none()
+                && wire.key.is_none()
+                && wire.mac.is_none()
+        }
+        2 => size == HEAD_SLOT,
+        _ => false,
+    };
+    if !version_fits || wire.check != slot_check(&wire) {
         return None;
     }
-    Some(Head {
+    let pending = match wire.pending {
+        None => None,
+        Some([from, to]) if 1 <= from && from <= to && to <= wire.seq => Some((from, to)),
+        Some(_) => return None,
+    };
+    let key_ok = match (&wire.key, &wire.mac) {
+        (None, None) => true,
+        (Some(id), Some(mac)) => event::valid_key_id(id) && event::unhex(mac).is_some(),
+        _ => false,
+    };
+    if !key_ok {
+        return None;
+    }
+    Some(Sidecar {
         seq: wire.seq,
         hash: event::unhex(&wire.hash)?,
+        pending,
+        key_id: wire.key,
+        mac: wire.mac,
     })
 }
 
+/// Writes `sidecar` to its slot (`seq % 2`), or to both slots when the head
+/// goes back or clears a pending range (`both`), and syncs.
+pub(crate) fn write_head(path: &Path, sidecar: &Sidecar, both: bool) -> Result<(), AuditError> {
+    let head_path = head_path(path);
+    let slot = encode_slot(sidecar).ok_or_else(|| {
+        AuditError::new(
+            ErrorKind::Encode,
+            &head_path,
+            "the head does not fit its slot",
+        )
+    })?;
+    let write = || -> std::io::Result<()> {
+        // Opened anew each time: a sidecar replaced or removed meanwhile
+        // (by hand, or by an earlier version's rename) gets this head. Never
+        // through a symlink.
+        let file = crate::fsx::open_rw(&head_path, 0o600)?;
+        let created = file.metadata()?.len() == 0;
+        if both {
+            let mut two = slot.clone();
+            two.extend_from_slice(&slot);
+            write_all_at(&file, &two, 0)?;
+        } else {
+            write_all_at(&file, &slot, (sidecar.seq % 2) * HEAD_SLOT as u64)?;
+        }
+        file.sync_data()?;
+        if created {
+            sync_dir(path)?;
+        }
+        Ok(())
+    };
+    write().map_err(|error| AuditError::io(&head_path, "cannot update the head sidecar", error))
+}
+
+/// The last complete line of the log.
+pub(crate) struct LastLine {
+    pub(crate) head: Head,
+    /// Carries `platformkey`.
+    pub(crate) keyed: bool,
+    /// With a key: whether the line authenticates.
+    pub(crate) auth: Option<Result<(), AuthFailure>>,
+}
+
 /// What the end of the log says: its length and the last complete event.
-struct TailState {
-    len: u64,
-    last: Option<Head>,
+pub(crate) struct TailState {
+    pub(crate) len: u64,
+    pub(crate) last: Option<LastLine>,
+}
+
+/// Reads the end of the log. Fails with [`ErrorKind::TornTail`] when the
+/// last line is incomplete.
+pub(crate) fn read_tail_state(
+    file: &File,
+    path: &Path,
+    key: Option<&BrokerKey>,
+) -> Result<TailState, AuditError> {
+    let tail = last_lines(file, path, 1)?;
+    // A line's seq, and the line as the log's last (`None` when its link is
+    // malformed).
+    let parse = |line: &[u8]| -> Option<(u64, Option<LastLine>)> {
+        let text = std::str::from_utf8(line).ok()?;
+        let fields = serde_json::from_str::<ChainFields<'_>>(text).ok()?;
+        let seq = fields.platformseq;
+        let last = event::link(line, &fields).ok().map(|hash| LastLine {
+            head: Head { seq, hash },
+            keyed: fields.platformkey.is_some(),
+            auth: key.map(|key| event::authenticate(key, line, &fields)),
+        });
+        Some((seq, last))
+    };
+    if tail.fragment > 0 {
+        let line = tail
+            .lines
+            .last()
+            .and_then(|line| parse(line))
+            .map_or(0, |(seq, _)| seq)
+            + 1;
+        return Err(AuditError::new(
+            ErrorKind::TornTail,
+            path,
+            format!(
+                "line {line} is incomplete ({} bytes without a newline; a crash during a write?). \
+                 `audit::repair` cuts exactly that fragment",
+                tail.fragment
+            ),
+        ));
+    }
+    let Some(line) = tail.lines.last() else {
+        return Ok(TailState {
+            len: tail.len,
+            last: None,
+        });
+    };
+    let not_an_event = || {
+        AuditError::new(
+            ErrorKind::Tampered,
+            path,
+            "the last line is not a valid audit event",
+        )
+    };
+    let last = parse(line).and_then(|(_, last)| last);
+    Ok(TailState {
+        len: tail.len,
+        last: Some(last.ok_or_else(not_an_event)?),
+    })
 }
 
 /// An append-only, hash-chained audit log in one file.
 ///
-/// This type is the single code path that writes the log, and the log is
-/// append-only by design: every event records the SHA-256 of the line before
+/// This type is the single code path that appends to the log, and the log
+/// is append-only by design: every event records the link of the line before
 /// it (`platformprev`) and its position (`platformseq`), so editing,
 /// reordering, inserting or deleting a line breaks the chain at that line,
-/// and the head sidecar catches a cut at the end. Nothing here rewrites or
-/// removes a line that an append acknowledged. The one exception is
-/// [`repair`] (and the rollback of a failed write, which uses the same
-/// function): it cuts an incomplete last line that no append ever
-/// acknowledged.
+/// and the head sidecar catches a cut at the end. With a key
+/// ([`AuditLog::open_with`]) every line also carries its own MAC, so a line
+/// written without the key never passes for one of ours. Nothing here
+/// rewrites or removes a line that an append acknowledged. The exceptions
+/// are [`super::repair_with`] (a torn last line no append acknowledged, and,
+/// when asked to, lines that lie beyond the head and were never adopted) and
+/// the rollback of a failed write.
 ///
 /// Invariant: when `append`/`append_batch` returns `Ok`, its lines are
 /// fsynced and the head sidecar names the last of them. Appends take an
-/// exclusive `flock` on the log (on Unix), and re-read the tail if another
-/// process appended since, so concurrent brokers sharing one log keep one
-/// chain.
+/// exclusive `flock` on the log (on Unix), and re-read the tail and the
+/// head if another process appended since, so concurrent brokers sharing one
+/// log keep one chain, and lines someone else put there are never adopted
+/// silently: they are recorded as pending in the head.
 pub struct AuditLog {
     path: PathBuf,
     file: File,
     /// Bytes of the log this value has accounted for.
     len: u64,
-    /// Seq and hash of the last event; `seq` 0 and the zero hash when empty.
+    /// Seq and link of the last event; `seq` 0 and the zero hash when empty.
     head: Head,
+    /// Events (from, to) the head records as never adopted.
+    pending: Option<(u64, u64)>,
+    key: Option<BrokerKey>,
+    warnings: Vec<String>,
     ids: IdGen,
     stdout: bool,
     sinks: Vec<Box<dyn Sink>>,
@@ -196,6 +484,8 @@ impl std::fmt::Debug for AuditLog {
             .field("path", &self.path)
             .field("len", &self.len)
             .field("seq", &self.head.seq)
+            .field("pending", &self.pending)
+            .field("key", &self.key.as_ref().map(BrokerKey::id))
             .field("stdout", &self.stdout)
             .field("sinks", &self.sinks.len())
             .finish()
@@ -203,44 +493,53 @@ impl std::fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// Opens (creating if needed) the log at `path` and continues its chain.
+    /// [`AuditLog::open_with`] without a key: lines are chained by SHA-256,
+    /// which proves order and integrity, not authorship.
+    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
+        AuditLog::open_with(path, None)
+    }
+
+    /// Opens (creating if needed) the log at `path` and continues its chain;
+    /// with `key`, every line appended is authenticated with it.
     ///
     /// Only the tail is read. Fails with [`ErrorKind::TornTail`] when the last
-    /// line is incomplete (see [`repair`]), [`ErrorKind::HeadMissing`] when a
-    /// non-empty log has no head sidecar, and [`ErrorKind::Tampered`] when the
-    /// head and the log's end disagree. When the log is ahead of the head
-    /// (a crash between the log's fsync and the head's rename), the whole
-    /// chain is verified and the head is brought forward.
-    pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+    /// line is incomplete (see [`super::repair_with`]), [`ErrorKind::HeadMissing`]
+    /// when a non-empty log has no head sidecar, [`ErrorKind::Tampered`] when
+    /// the head and the log's end disagree (or, with a key, when the last
+    /// event or the head does not authenticate), and [`ErrorKind::Io`] when
+    /// the log or its head is a symlink (never followed).
+    ///
+    /// When the log is ahead of the head (a crash between the log's fsync
+    /// and the head update, or lines appended by someone else), the chain is
+    /// verified up to the head, and the extra events are recorded in the head
+    /// as pending, never adopted: [`AuditLog::warnings`] says so on every
+    /// open until [`super::repair_with`] adopts or cuts them, and `verify`
+    /// fails meanwhile. Appends go on after the log's real last line.
+    pub fn open_with(path: &Path, key: Option<BrokerKey>) -> Result<AuditLog, AuditError> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
+            && std::fs::symlink_metadata(dir)
+                .is_err_and(|error| error.kind() == std::io::ErrorKind::NotFound)
+        {
+            crate::fsx::ensure_dir(dir, 0o700)
                 .map_err(|error| AuditError::io(dir, "cannot create the directory", error))?;
         }
-        let mut options = OpenOptions::new();
-        options.read(true).append(true).create(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            // Events name actors, workspaces and runs: not for every local user.
-            options.mode(0o600);
-        }
-        let file = options
-            .open(path)
+        // Events name actors, workspaces and runs: not for every local user.
+        let file = crate::fsx::open_append(path, 0o600)
             .map_err(|error| AuditError::io(path, "cannot open", error))?;
         let mut log = AuditLog {
             path: path.to_path_buf(),
             file,
             len: 0,
-            head: Head {
-                seq: 0,
-                hash: [0; 32],
-            },
+            head: Head::ZERO,
+            pending: None,
+            key,
+            warnings: Vec::new(),
             ids: IdGen::new(),
             stdout: false,
             sinks: Vec::new(),
         };
         lock(&log.file, path)?;
-        let result = log.reconcile_on_open();
+        let result = log.reconcile();
         unlock(&log.file);
         result.map(|()| log)
     }
@@ -267,6 +566,25 @@ impl AuditLog {
         self.head.seq
     }
 
+    /// Id of the key lines are authenticated with, if any.
+    pub fn key_id(&self) -> Option<&str> {
+        self.key.as_ref().map(BrokerKey::id)
+    }
+
+    /// Events (from, to) in the log that no broker command adopted, as the
+    /// head records them.
+    pub fn pending(&self) -> Option<(u64, u64)> {
+        self.pending
+    }
+
+    /// What a person should know about this log, found while opening it (or
+    /// while appending, when another process had changed it): events beyond
+    /// the head never adopted, events not authenticated with the key at
+    /// hand. Never quotes a line.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// Appends one event; it is fsynced, and the head updated, before this
     /// returns `Ok`.
     pub fn append(
@@ -287,7 +605,9 @@ impl AuditLog {
     ///
     /// On `Err` from the write or fsync of the log, the batch's bytes are cut
     /// again and none of it counts. On `Err` from the head update the batch
-    /// is in the log (the next open or append records it in the head).
+    /// is in the log: this value records it in the head with its next
+    /// append; another process that opens the log first finds it beyond the
+    /// head (pending, see [`AuditLog::open_with`]).
     pub fn append_batch(
         &mut self,
         events: Vec<(String, Option<String>, serde_json::Value)>,
@@ -314,17 +634,20 @@ impl AuditLog {
             .len();
         if file_len != self.len {
             // Another process appended (we hold the lock now), or the file
-            // was cut or replaced under us: start from what is there.
-            let state = self.read_tail_state()?;
-            self.len = state.len;
-            self.head = state.last.unwrap_or(Head {
-                seq: 0,
-                hash: [0; 32],
-            });
+            // was cut or replaced under us: check what is there against the
+            // head, as opening does.
+            self.reconcile()?;
+        } else if self.pending.is_some() {
+            // A repair in another process may have cleared the range.
+            if let Some(stored) = read_head(&self.path, self.key.as_ref())?
+                && stored.head() == self.head
+            {
+                self.pending = stored.pending;
+            }
         }
 
         let keep_lines = self.stdout || !self.sinks.is_empty();
-        let mut buf = Vec::with_capacity(events.len() * 320);
+        let mut buf = Vec::with_capacity(events.len() * 400);
         let mut out = Vec::with_capacity(events.len());
         let mut lines = Vec::new();
         let mut head = self.head;
@@ -336,7 +659,7 @@ impl AuditLog {
                     "an event type must not be empty",
                 ));
             }
-            let event = Event {
+            let mut event = Event {
                 id: self.ids.next_id(),
                 source: SOURCE.to_owned(),
                 type_,
@@ -345,17 +668,27 @@ impl AuditLog {
                 data,
                 seq: head.seq + 1,
                 prev: event::hex(&head.hash),
+                key_id: None,
+                mac: None,
             };
-            let line = event.to_line().map_err(|_| {
+            let encode_error = |seq: u64| {
                 AuditError::new(
                     ErrorKind::Encode,
                     &self.path,
-                    format!("event seq {} could not be encoded", event.seq),
+                    format!("event seq {seq} could not be encoded"),
                 )
-            })?;
+            };
+            let (line, link) = match &self.key {
+                Some(key) => event.seal(key).map_err(|_| encode_error(event.seq))?,
+                None => {
+                    let line = event.to_line().map_err(|_| encode_error(event.seq))?;
+                    let link = event::sha256(line.as_bytes());
+                    (line, link)
+                }
+            };
             head = Head {
                 seq: event.seq,
-                hash: event::sha256(line.as_bytes()),
+                hash: link,
             };
             buf.extend_from_slice(line.as_bytes());
             buf.push(b'\n');
@@ -378,7 +711,11 @@ impl AuditLog {
         }
         self.len += buf.len() as u64;
         self.head = head;
-        self.write_head(head)?;
+        write_head(
+            &self.path,
+            &Sidecar::new(head, self.pending, self.key.as_ref()),
+            false,
+        )?;
         Ok((out, lines))
     }
 
@@ -395,155 +732,199 @@ impl AuditLog {
         }
     }
 
-    fn reconcile_on_open(&mut self) -> Result<(), AuditError> {
-        let state = self.read_tail_state()?;
-        let stored = read_head(&self.path)?;
+    fn warn(&mut self, message: String) {
+        if !self.warnings.contains(&message) {
+            self.warnings.push(message);
+        }
+    }
+
+    /// Checks the log's end against the head (under the lock) and takes
+    /// both as this value's state; records lines beyond the head as pending.
+    fn reconcile(&mut self) -> Result<(), AuditError> {
+        let key = self.key.clone();
+        let key = key.as_ref();
+        let state = read_tail_state(&self.file, &self.path, key)?;
+        let stored = read_head(&self.path, key)?;
         self.len = state.len;
-        match (state.last, stored) {
-            (None, None) => {
-                // A new log: record "empty" so a later cut to zero shows.
-                self.head = Head {
-                    seq: 0,
-                    hash: [0; 32],
-                };
-                self.write_head(self.head)
-            }
-            (None, Some(head)) if head.seq == 0 => {
-                self.head = head;
-                Ok(())
-            }
-            (None, Some(head)) => Err(AuditError::new(
-                ErrorKind::Tampered,
-                &self.path,
-                format!(
+        let tampered = |detail: String| AuditError::new(ErrorKind::Tampered, &self.path, detail);
+        let (Some(last), Some(stored)) = (&state.last, &stored) else {
+            return match (&state.last, stored) {
+                (None, None) => {
+                    // A new log: record "empty" so a later cut to zero shows.
+                    self.head = Head::ZERO;
+                    self.pending = None;
+                    write_head(&self.path, &Sidecar::new(Head::ZERO, None, key), true)
+                }
+                (None, Some(stored)) if stored.seq == 0 => {
+                    self.head = Head::ZERO;
+                    self.pending = None;
+                    // An empty log has nothing to protect: from now on its
+                    // head is one the key vouches for.
+                    match key {
+                        Some(key) if !stored.authenticates(key) => {
+                            write_head(&self.path, &Sidecar::new(Head::ZERO, None, Some(key)), true)
+                        }
+                        _ => Ok(()),
+                    }
+                }
+                (None, Some(stored)) => Err(tampered(format!(
                     "the log is empty but its head records seq {}: it was cut",
-                    head.seq
-                ),
-            )),
-            (Some(_), None) => Err(AuditError::new(
-                ErrorKind::HeadMissing,
-                &self.path,
-                "the log has events but no head sidecar, so a cut at its end cannot be ruled out",
-            )),
-            (Some(last), Some(head)) if last == head => {
-                self.head = last;
-                Ok(())
-            }
-            (Some(last), Some(head)) if head.seq > last.seq => Err(AuditError::new(
-                ErrorKind::Tampered,
-                &self.path,
-                format!(
-                    "the log ends at seq {} but its head records seq {}: it was cut",
-                    last.seq, head.seq
-                ),
-            )),
-            (Some(last), Some(head)) if head.seq == last.seq => Err(AuditError::new(
-                ErrorKind::Tampered,
-                &self.path,
-                format!(
-                    "event seq {} does not match the hash in the head sidecar: it was edited",
-                    last.seq
-                ),
-            )),
-            (Some(last), Some(head)) => {
-                // The log is ahead of the head: a crash after the log's fsync
-                // and before the head's rename. Adopt the extra events only if
-                // the whole chain holds and passes through the recorded head.
-                let scan = verify::scan_file(
+                    stored.seq
+                ))),
+                _ => Err(AuditError::new(
+                    ErrorKind::HeadMissing,
                     &self.path,
-                    &self.file,
-                    HeadCheck::Ignore,
-                    Some(head.seq),
-                    None,
-                )?;
-                if let Some(bad) = scan.first_bad {
-                    return Err(AuditError::tampered(&self.path, bad));
-                }
-                if scan.hash_at_want != Some(head.hash) {
-                    return Err(AuditError::new(
-                        ErrorKind::Tampered,
-                        &self.path,
-                        format!(
-                            "event seq {} does not match the hash in the head sidecar: it was edited",
-                            head.seq
-                        ),
-                    ));
-                }
-                self.head = last;
-                self.write_head(last)
-            }
-        }
-    }
-
-    fn read_tail_state(&self) -> Result<TailState, AuditError> {
-        let tail = last_lines(&self.file, &self.path, 1)?;
-        let last_seq_or_zero = |tail: &Tail| -> Option<u64> {
-            let line = tail.lines.last()?;
-            let text = std::str::from_utf8(line).ok()?;
-            serde_json::from_str::<ChainFields<'_>>(text)
-                .ok()
-                .map(|fields| fields.platformseq)
-        };
-        if tail.fragment > 0 {
-            let line = last_seq_or_zero(&tail).unwrap_or(0) + 1;
-            return Err(AuditError::new(
-                ErrorKind::TornTail,
-                &self.path,
-                format!(
-                    "line {line} is incomplete ({} bytes without a newline; a crash during a write?). \
-                     `audit::repair` cuts exactly that fragment",
-                    tail.fragment
-                ),
-            ));
-        }
-        let Some(line) = tail.lines.last() else {
-            return Ok(TailState {
-                len: tail.len,
-                last: None,
-            });
-        };
-        let seq = last_seq_or_zero(&tail).ok_or_else(|| {
-            AuditError::new(
-                ErrorKind::Tampered,
-                &self.path,
-                "the last line is not a valid audit event",
-            )
-        })?;
-        Ok(TailState {
-            len: tail.len,
-            last: Some(Head {
-                seq,
-                hash: event::sha256(line),
-            }),
-        })
-    }
-
-    fn write_head(&self, head: Head) -> Result<(), AuditError> {
-        let head_path = head_path(&self.path);
-        let write = || -> std::io::Result<()> {
-            // Opened anew each time: a sidecar replaced or removed meanwhile
-            // (by hand, or by an earlier version's rename) gets this head.
-            let (file, created) = match OpenOptions::new().write(true).open(&head_path) {
-                Ok(file) => (file, false),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => (
-                    OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(false)
-                        .open(&head_path)?,
-                    true,
-                ),
-                Err(error) => return Err(error),
+                    "the log has events but no head sidecar, so a cut at its end cannot be ruled out",
+                )),
             };
-            let offset = (head.seq % 2) * HEAD_SLOT as u64;
-            write_all_at(&file, &encode_slot(head), offset)?;
-            file.sync_data()?;
-            if created {
-                sync_dir(&self.path)?;
-            }
-            Ok(())
         };
-        write().map_err(|error| AuditError::io(&head_path, "cannot update the head sidecar", error))
+        if stored.seq > last.head.seq {
+            return Err(tampered(format!(
+                "the log ends at seq {} but its head records seq {}: it was cut",
+                last.head.seq, stored.seq
+            )));
+        }
+        let edited = |seq: u64| {
+            tampered(format!(
+                "event seq {seq} does not match the hash in the head sidecar: it was edited"
+            ))
+        };
+        let scan_file = |file: &File| {
+            verify::scan_file(
+                &self.path,
+                file,
+                ScanSpec {
+                    key,
+                    head: Some(stored),
+                    collect: false,
+                },
+                None,
+            )
+        };
+        let (covered, beyond, forged) = if stored.seq == last.head.seq {
+            if stored.hash != last.head.hash {
+                return Err(edited(stored.seq));
+            }
+            let covered = match key {
+                None => None,
+                Some(_) if stored.adopted_seq() == last.head.seq => last.auth.clone(),
+                // Pending events end the log: the head covers one before
+                // them, which matters only when the head is not ours.
+                Some(key) if stored.authenticates(key) => None,
+                Some(_) => scan_file(&self.file)?.want_auth,
+            };
+            (covered, None, None)
+        } else {
+            // The log is ahead of the head. Check that the chain holds and
+            // passes through the recorded head; the rest stays unadopted.
+            let scan = scan_file(&self.file)?;
+            if let Some(bad) = scan.broken {
+                return Err(AuditError::tampered(&self.path, bad)
+                    .with_hint("`audit repair` with the cut mode removes lines beyond the head"));
+            }
+            if scan.hash_at_want != Some(stored.hash) {
+                return Err(edited(stored.seq));
+            }
+            let forged = scan.unadopted.and_then(|range| range.unauth);
+            (
+                scan.want_auth,
+                Some((stored.seq + 1, last.head.seq)),
+                forged,
+            )
+        };
+        if let Some(note) = check_key(&self.path, key, stored, covered, last.keyed)? {
+            self.warn(note);
+        }
+        self.head = last.head;
+        self.pending = hull(stored.pending, beyond);
+        if beyond.is_some() {
+            write_head(
+                &self.path,
+                &Sidecar::new(self.head, self.pending, key),
+                false,
+            )?;
+        }
+        if let Some((from, to)) = self.pending {
+            let note = format!(
+                "{}: {}",
+                self.path.display(),
+                verify::unadopted_reason(from, to)
+            );
+            self.warn(note);
+        }
+        if let Some(forged) = forged {
+            let note = format!("{}: {}", self.path.display(), forged.reason);
+            self.warn(note);
+        }
+        Ok(())
+    }
+}
+
+/// What a key requires of the head (`stored`), given how the line it covers
+/// (`covered`: the last line it adopted, see [`Sidecar::adopted_seq`], or
+/// for none the first line; `None` when unknown or without a key)
+/// authenticates: when that line is ours (or the head is at seq 0), the head
+/// must be ours too, else a forger could have cut the log and written a head
+/// to match. A head over a line written without the key (a log from before
+/// the key) is accepted with a note (`Ok(Some)`): `verify` with the key
+/// reports those lines anyway. `last_keyed`: the log's last line carries a
+/// key, for the note when there is no key here.
+pub(crate) fn check_key(
+    path: &Path,
+    key: Option<&BrokerKey>,
+    stored: &Sidecar,
+    covered: Option<Result<(), AuthFailure>>,
+    last_keyed: bool,
+) -> Result<Option<String>, AuditError> {
+    let Some(key) = key else {
+        return Ok(last_keyed.then(|| {
+            format!(
+                "{}: the log is authenticated with a broker key, but none is configured here: \
+                 events appended now are not authenticated (`audit verify` with the key reports them)",
+                path.display()
+            )
+        }));
+    };
+    let head_failure = || {
+        verify::head_auth_failure(stored, key)
+            .map(|reason| AuditError::new(ErrorKind::Tampered, path, reason))
+    };
+    match covered {
+        Some(Err(AuthFailure::BadMac)) => Err(AuditError::new(
+            ErrorKind::Tampered,
+            path,
+            format!(
+                "event seq {} is not authenticated with the broker key {}: its platformmac does \
+                 not verify (edited, or forged)",
+                stored.adopted_seq().max(1),
+                key.id()
+            ),
+        )),
+        Some(Err(failure)) => {
+            if let Some(error) = head_failure()
+                && stored.key_id.as_deref() == Some(key.id())
+            {
+                // Claims our key but does not verify: forged.
+                return Err(error);
+            }
+            let by = match failure {
+                AuthFailure::OtherKey(Some(other)) => format!("with key {other}"),
+                AuthFailure::OtherKey(None) => "with a malformed key id".to_owned(),
+                _ => "without a key".to_owned(),
+            };
+            Ok(Some(format!(
+                "{}: event seq {} was written {by}, not with the configured broker key {}: \
+                 the events before this command's are not authenticated by it (`audit verify` \
+                 with the key reports them; a new log is authenticated throughout)",
+                path.display(),
+                stored.adopted_seq().max(1),
+                key.id()
+            )))
+        }
+        Some(Ok(())) | None => match head_failure() {
+            Some(error) => Err(error),
+            None => Ok(None),
+        },
     }
 }
 
@@ -558,35 +939,10 @@ fn write_all_at(mut file: &File, bytes: &[u8], offset: u64) -> std::io::Result<(
     file.write_all(bytes)
 }
 
-/// Cuts an incomplete last line (a write torn by a crash) off the log, and
-/// returns how many bytes were cut (0 when the log ends with a newline).
-///
-/// This, with the rollback of a failed append that calls the same [`cut`],
-/// is the single code path that breaks the log's append-only semantics, by
-/// design: it removes only bytes after the last newline, which no append
-/// ever acknowledged, and never touches a complete line or the head.
-pub fn repair(path: &Path) -> Result<u64, AuditError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|error| AuditError::io(path, "cannot open", error))?;
-    lock(&file, path)?;
-    let result = (|| {
-        let tail = last_lines(&file, path, 0)?;
-        if tail.fragment > 0 {
-            cut(&file, tail.len - tail.fragment)
-                .map_err(|error| AuditError::io(path, "cannot cut the torn line", error))?;
-        }
-        Ok(tail.fragment)
-    })();
-    unlock(&file);
-    result
-}
-
-/// Shortens the log to `len` bytes, durably. See [`repair`]: callers may only
-/// cut bytes no append acknowledged.
-fn cut(file: &File, len: u64) -> std::io::Result<()> {
+/// Shortens the log to `len` bytes, durably. See [`super::repair_with`]:
+/// callers may only cut bytes no append acknowledged, or lines no broker
+/// command adopted.
+pub(crate) fn cut(file: &File, len: u64) -> std::io::Result<()> {
     file.set_len(len)?;
     file.sync_all()
 }
@@ -683,7 +1039,7 @@ pub(crate) fn lock(_file: &File, _path: &Path) -> Result<(), AuditError> {
 pub(crate) fn unlock(_file: &File) {}
 
 #[cfg(unix)]
-fn sync_dir(path: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

@@ -12,7 +12,10 @@
 //! the event's CloudEvents `id` (a line's `platformseq` orders them).
 //!
 //! The request body is the log line byte for byte (a structured-mode
-//! CloudEvent), so a receiver can check the hash chain too. The signature is
+//! CloudEvent), so a receiver can check the chain too: each line's
+//! `platformseq` and its `platformprev` against the previous line (its
+//! SHA-256, or for a keyed line its `platformmac`); with the broker key it
+//! can also check every keyed line's `platformmac`. The signature is
 //! `X-Platform-Signature: sha256=<hex HMAC-SHA256 of the body>` (GitHub's
 //! scheme); `X-Platform-Timestamp` is the delivery time (unix seconds). The
 //! body's own `time` and `id` are inside the signature.
@@ -26,7 +29,7 @@
 //! used only to sign. Messages name the webhook, never its URL (a URL may
 //! carry a token) and never the secret.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -354,16 +357,11 @@ impl Drop for SpoolLock<'_> {
 }
 
 impl Spool {
+    /// Every file here is opened without following a symlink, and the
+    /// directory itself must not be one.
     fn open(dir: &Path) -> std::io::Result<Spool> {
-        std::fs::create_dir_all(dir)?;
-        let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let lock_file = options.open(dir.join("lock"))?;
+        crate::fsx::ensure_dir(dir, 0o700)?;
+        let lock_file = crate::fsx::open_rw(&dir.join("lock"), 0o600)?;
         Ok(Spool {
             dir: dir.to_path_buf(),
             pending: dir.join("pending.jsonl"),
@@ -388,20 +386,13 @@ impl Spool {
             buf.extend_from_slice(line.as_bytes());
             buf.push(b'\n');
         }
-        let mut options = OpenOptions::new();
-        options.append(true).create(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&self.pending)?;
+        let mut file = crate::fsx::open_append(&self.pending, 0o600)?;
         file.write_all(&buf)?;
         file.sync_data()
     }
 
     fn read_cursor(&self) -> std::io::Result<u64> {
-        match std::fs::read_to_string(&self.cursor) {
+        match crate::fsx::read_to_string(&self.cursor) {
             Ok(text) => text.trim().parse().map_err(|_| {
                 std::io::Error::other(format!("{} is not a byte offset", self.cursor.display()))
             }),
@@ -414,7 +405,7 @@ impl Spool {
     /// during an append) is not offered; the file log still has the event.
     fn pending(&self) -> std::io::Result<(u64, Vec<String>)> {
         let cursor = self.read_cursor()?;
-        let mut file = match File::open(&self.pending) {
+        let mut file = match crate::fsx::open_read(&self.pending) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Ok((0, Vec::new()));
@@ -436,13 +427,10 @@ impl Spool {
         Ok((cursor, lines))
     }
 
+    /// A uniquely named temporary file renamed over `cursor` (a rename
+    /// replaces a symlink, never writes through it), directory synced.
     fn set_cursor(&self, cursor: u64) -> std::io::Result<()> {
-        let tmp = self.dir.join("cursor.tmp");
-        let mut file = File::create(&tmp)?;
-        file.write_all(cursor.to_string().as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &self.cursor)?;
-        File::open(&self.dir)?.sync_all()
+        crate::fsx::write_atomic(&self.cursor, cursor.to_string().as_bytes(), 0o600)
     }
 
     /// Everything was delivered: start the files over. The cursor goes to
@@ -450,7 +438,7 @@ impl Spool {
     /// drop by id) rather than skipping anything.
     fn compact(&self) -> std::io::Result<()> {
         self.set_cursor(0)?;
-        let file = OpenOptions::new().write(true).open(&self.pending)?;
+        let file = crate::fsx::open_rw(&self.pending, 0o600)?;
         file.set_len(0)?;
         file.sync_all()
     }

@@ -335,3 +335,66 @@ fn a_missing_secret_variable_is_a_clear_error() {
         "audit webhook \"siem\": the environment variable PLATFORM_TEST_SURELY_UNSET_SECRET (its HMAC secret) is not set or empty"
     );
 }
+
+#[test]
+fn a_keyed_log_is_delivered_as_written_and_its_links_check() {
+    let server = Server::start(0);
+    let dir = tempfile::tempdir().expect("tmp");
+    let spool = dir.path().join("spool");
+    let key = crate::key::BrokerKey::from_bytes(b"webhook-test-broker-key-0123").expect("key");
+    let mut log =
+        AuditLog::open_with(&dir.path().join("audit.log"), Some(key.clone())).expect("open");
+    log.add_sink(Box::new(webhook(&server.url(), &spool, 3)));
+    append(&mut log, 3);
+
+    let received = server.received();
+    assert_eq!(seqs(&received), vec![1, 2, 3]);
+    let lines = log_lines(dir.path());
+    let mut previous_mac = crate::audit::GENESIS_PREV.to_owned();
+    for (request, line) in received.iter().zip(&lines) {
+        assert_eq!(request.body, line.as_bytes());
+        // A receiver without the key still checks order and links.
+        let event: serde_json::Value = serde_json::from_slice(&request.body).expect("JSON");
+        assert_eq!(event["platformprev"], previous_mac.as_str());
+        assert_eq!(event["platformkey"], key.id());
+        previous_mac = event["platformmac"].as_str().expect("mac").to_owned();
+    }
+    let report =
+        crate::audit::verify_with(&dir.path().join("audit.log"), Some(&key)).expect("verify");
+    assert!(report.ok && report.authenticated, "{report:?}");
+}
+
+#[test]
+fn a_symlinked_spool_or_spool_file_is_never_followed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).expect("mkdir");
+    let spool = dir.path().join("spool");
+    std::os::unix::fs::symlink(&outside, &spool).expect("symlink");
+    let error = Webhook::new(
+        "test",
+        "http://127.0.0.1:9/hooks/audit",
+        Secret::new(SECRET.as_bytes()),
+        &spool,
+        Duration::from_secs(1),
+        1,
+    )
+    .expect_err("symlinked spool");
+    assert!(error.to_string().contains("symbolic link"), "{error}");
+    assert_eq!(std::fs::read_dir(&outside).expect("dir").count(), 0);
+
+    let spool = dir.path().join("real-spool");
+    let target = dir.path().join("target.jsonl");
+    std::fs::write(&target, "keep\n").expect("write");
+    let mut hook = webhook(
+        &format!("http://127.0.0.1:{}/hooks/audit", closed_port()),
+        &spool,
+        1,
+    );
+    std::os::unix::fs::symlink(&target, spool.join("pending.jsonl")).expect("symlink");
+    let error = hook
+        .send(&["{\"platformseq\":1}".to_owned()])
+        .expect_err("symlinked spool file");
+    assert!(error.to_string().contains("symbolic link"), "{error}");
+    assert_eq!(std::fs::read_to_string(&target).expect("read"), "keep\n");
+}
