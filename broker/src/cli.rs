@@ -201,6 +201,17 @@ pub enum AuditCommand {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Adopt the events a crash (or someone) left beyond the head, after
+    /// checking them (with a key: only if they authenticate), or cut them
+    /// (--cut); also cuts a torn last line. Prints exactly what it did and
+    /// records it as an audit event.
+    Repair {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Remove the events beyond the head instead of adopting them.
+        #[arg(long)]
+        cut: bool,
+    },
 }
 
 pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
@@ -281,8 +292,23 @@ pub fn approve(global: &Global, args: ApproveArgs) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// Prints the audit log's warnings (events beyond the head, ...) for a
+/// command that does not otherwise write the log.
+fn report_audit_warnings(ctx: &Context, session: &mut run::Session) {
+    match ctx.audit(session) {
+        Ok(_) => {}
+        Err(error) => session.warnings.push(format!("audit log: {error}")),
+    }
+    for text in session.warnings.drain(..) {
+        if text != crate::key::Trust::UNKEYED_WARNING {
+            warning(&text);
+        }
+    }
+}
+
 pub fn runs(global: &Global, args: RunsArgs) -> Result<u8> {
     let ctx = global.context();
+    report_audit_warnings(&ctx, &mut ctx.session(&args.dir)?);
     let rows = run::runs::list(&ctx, &args.dir)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json!({"runs": rows}))?);
@@ -338,7 +364,8 @@ pub fn drift(global: &Global, args: DriftArgs) -> Result<u8> {
     let mut say = |line: &str| progress(line);
     let mut warn = |text: &str| warning(text);
     if args.dirs.len() == 1 {
-        let outcome = run::drift::drift_dir(&ctx, &args.dirs[0], ack.as_ref(), &mut say, &mut warn)?;
+        let outcome =
+            run::drift::drift_dir(&ctx, &args.dirs[0], ack.as_ref(), &mut say, &mut warn)?;
         print_drift(&outcome, args.json)?;
         return Ok(outcome.code());
     }
@@ -463,15 +490,21 @@ pub fn audit(global: &Global, command: AuditCommand) -> Result<u8> {
                 return Ok(EXIT_ERROR);
             }
             let how = if check.keyed {
-                "chain intact and authenticated with the broker key"
+                "chain intact and authenticated with the broker key".to_owned()
+            } else if report.keyed_lines > 0 {
+                format!(
+                    "chain intact, but {} keyed event(s) cannot be authenticated without the broker key",
+                    report.keyed_lines
+                )
             } else {
-                "chain intact (not authenticated: no broker key)"
+                "chain intact (not authenticated: no broker key)".to_owned()
             };
             println!("audit log OK: {} events, {how}", report.events);
             Ok(EXIT_OK)
         }
         AuditCommand::Tail { dir, n } => {
-            let session = ctx.session(&dir)?;
+            let mut session = ctx.session(&dir)?;
+            report_audit_warnings(&ctx, &mut session);
             for line in crate::audit::tail(&session.home.audit_log(), n)? {
                 println!("{line}");
             }
@@ -480,7 +513,44 @@ pub fn audit(global: &Global, command: AuditCommand) -> Result<u8> {
         AuditCommand::Export { dir } => {
             let session = ctx.session(&dir)?;
             let mut out = std::io::stdout().lock();
-            crate::audit::export(&session.home.audit_log(), &mut out)?;
+            crate::audit::export_with(
+                &session.home.audit_log(),
+                session.trust.key.as_ref(),
+                &mut out,
+            )?;
+            Ok(EXIT_OK)
+        }
+        AuditCommand::Repair { dir, cut } => {
+            let mode = if cut {
+                crate::audit::RepairMode::Cut
+            } else {
+                crate::audit::RepairMode::Adopt
+            };
+            let repaired = run::audit::repair(&ctx, &dir, mode)?;
+            for text in &repaired.warnings {
+                warning(text);
+            }
+            let report = &repaired.report;
+            if report.is_empty() {
+                println!("audit log: nothing to repair");
+                return Ok(EXIT_OK);
+            }
+            if report.torn_bytes > 0 {
+                println!("cut a torn last line ({} bytes)", report.torn_bytes);
+            }
+            let show = |verb: &str, list: &[crate::audit::RepairedEvent]| {
+                for event in list {
+                    let seq = event.seq.map_or("-".to_owned(), |s| s.to_string());
+                    println!("{verb} seq {seq}: {} {}", event.type_, event.id);
+                }
+            };
+            show("adopted", &report.adopted);
+            show("cut", &report.cut);
+            println!(
+                "audit log repaired: {} adopted, {} cut (recorded as dev.platform.broker.audit.repair)",
+                report.adopted.len(),
+                report.cut.len()
+            );
             Ok(EXIT_OK)
         }
         AuditCommand::Flush { dir } => {

@@ -978,10 +978,18 @@ audit {
             Path::new("broker.hcl"),
         )
         .expect_err("a key in the file");
-        assert!(error.to_string().starts_with("broker.hcl:2: unknown attribute `key`"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("broker.hcl:2: unknown attribute `key`"),
+            "{error}"
+        );
         assert!(!error.to_string().contains("hunter2"), "{error}");
         let error = BrokerConfig::parse("trust {}\ntrust {}\n", Path::new("."), Path::new("b.hcl"))
             .expect_err("twice");
-        assert!(error.to_string().contains("trust is declared twice"), "{error}");
+        assert!(
+            error.to_string().contains("trust is declared twice"),
+            "{error}"
+        );
     }
 }

@@ -203,7 +203,12 @@ mod tests {
         // An atomic write replaces the link itself; the target is untouched.
         write_atomic(&link, b"new", 0o600).expect("write");
         assert_eq!(fs::read_to_string(&outside).expect("read"), "keep");
-        assert!(!fs::symlink_metadata(&link).expect("meta").file_type().is_symlink());
+        assert!(
+            !fs::symlink_metadata(&link)
+                .expect("meta")
+                .file_type()
+                .is_symlink()
+        );
 
         let dir_link = dir.path().join("runs");
         std::os::unix::fs::symlink(dir.path().join("elsewhere"), &dir_link).expect("symlink");

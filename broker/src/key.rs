@@ -111,7 +111,10 @@ impl BrokerKey {
             return Err(text.len());
         }
         let key = hmac::Key::new(hmac::HMAC_SHA256, text);
-        let id = format!("k-{}", &hex(tag(&key, "platform-broker key id", b"").as_ref())[..8]);
+        let id = format!(
+            "k-{}",
+            &hex(tag(&key, "platform-broker key id", b"").as_ref())[..8]
+        );
         Ok(BrokerKey { key, id })
     }
 
@@ -274,11 +277,7 @@ impl Trust {
     pub const UNKEYED_WARNING: &'static str = "no broker key (PLATFORM_BROKER_KEY): run identities, approvals and the audit log are not authenticated; apply still re-derives the plan's verdict";
 
     /// Loads the key and the home's fingerprint.
-    pub fn load(
-        config: &TrustConfig,
-        working_dir: &Path,
-        home: &Path,
-    ) -> Result<Trust, KeyError> {
+    pub fn load(config: &TrustConfig, working_dir: &Path, home: &Path) -> Result<Trust, KeyError> {
         let key = load(config, &[working_dir, home])?;
         let fingerprint = match &key {
             Some(key) => Fingerprint::from_key(key),

@@ -24,9 +24,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::key::Fingerprint;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use crate::key::Fingerprint;
 
 /// Why a plan JSON was refused.
 #[derive(Debug, thiserror::Error)]
@@ -841,7 +841,8 @@ impl Redactor {
                         s == secret || (secret.chars().count() >= 8 && s.contains(secret.as_str()))
                     });
                 if leaks {
-                    let hidden = sensitive_marker_with(&self.fingerprint, &Value::String(s.clone()));
+                    let hidden =
+                        sensitive_marker_with(&self.fingerprint, &Value::String(s.clone()));
                     *value = hidden;
                 }
             }

@@ -965,3 +965,243 @@ fn works_with_dev_overrides_where_init_fails() {
         assert!(!database_exists(&w.db), "{ctx}: not destroyed");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The audit log attacked: a forged line appended, the log rewritten with its head
+
+const KEY: &str = "acc-test-broker-key-0123456789abcdef";
+
+fn audit_lines(w: &World) -> Vec<String> {
+    read(&w.home.join("audit.log"))
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Appends a line an attacker without the key would write: the next seq and
+/// the right (plain) `platformprev`; with `keyed`, made-up key id and MAC.
+fn append_forged_line(w: &World, keyed: bool) {
+    // The forger copies the last line's exact layout (field order matters:
+    // a keyed line's MAC covers the bytes before it) and edits the values.
+    let lines = audit_lines(w);
+    let last = lines.last().expect("an event to follow");
+    let event: Json = json("last line", last);
+    let value = |key: &str| event[key].clone();
+    let seq = value("platformseq").as_u64().expect("seq");
+    let prev = if keyed {
+        value("platformmac").as_str().expect("mac").to_owned()
+    } else {
+        sha256_hex(last.as_bytes())
+    };
+    let mut forged = last
+        .replacen(
+            &format!("\"platformseq\":{seq}"),
+            &format!("\"platformseq\":{}", seq + 1),
+            1,
+        )
+        .replacen(value("platformprev").as_str().expect("prev"), &prev, 1)
+        .replacen(
+            value("id").as_str().expect("id"),
+            "00000000-0000-4000-8000-00000000f0f0",
+            1,
+        );
+    if keyed {
+        let at = forged.rfind("\"platformmac\":\"").expect("mac field") + 15;
+        forged.replace_range(at..at + 64, &"ab".repeat(32));
+    }
+    let mut text = read(&w.home.join("audit.log"));
+    text.push_str(&forged);
+    text.push('\n');
+    std::fs::write(w.home.join("audit.log"), text).expect("append");
+}
+
+#[test]
+fn forged_appended_audit_line_is_reported_by_every_command_until_repair() {
+    require_acc!();
+    let tf = terraform_bins().remove(0);
+    for keyed in [false, true] {
+        let mut w = World::new(if keyed { "forgek" } else { "forge" }, &tf);
+        if keyed {
+            w.set_env("PLATFORM_BROKER_KEY", KEY);
+        }
+        let ctx = format!("{} keyed={keyed}", w.ctx);
+        w.write_config("small", 20);
+        let first = w.plan(&[]);
+        first.expect(&ctx, 2);
+        append_forged_line(&w, keyed);
+
+        let beyond = "beyond the head";
+        let verify = w.broker(&["audit", "verify"]);
+        verify.expect(&ctx, 1);
+        if keyed {
+            verify
+                .expect_contains(&ctx, "line 2")
+                .expect_contains(&ctx, "not authenticated with the broker key");
+            assert!(
+                !verify.all().contains("audit log OK"),
+                "{ctx}: {}",
+                verify.all()
+            );
+        } else {
+            verify.expect_contains(&ctx, beyond);
+        }
+        // Every later command reports it (a warning), and keeps reporting it.
+        let second = w.plan(&[]);
+        second.expect(&ctx, 2).expect_contains(&ctx, beyond);
+        w.broker(&["runs"])
+            .expect(&ctx, 0)
+            .expect_contains(&ctx, beyond);
+        w.broker(&["audit", "tail"])
+            .expect(&ctx, 0)
+            .expect_contains(&ctx, beyond);
+        w.broker(&["approve", &second.run_id(), "--reason", "ok"])
+            .expect(&ctx, 0)
+            .expect_contains(&ctx, beyond);
+        w.broker(&["apply", &second.run_id()])
+            .expect(&ctx, 0)
+            .expect_contains(&ctx, beyond);
+        w.broker(&["drift"])
+            .expect(&ctx, 0)
+            .expect_contains(&ctx, beyond);
+        // Later appends did not adopt it.
+        w.broker(&["audit", "verify"]).expect(&ctx, 1);
+
+        if keyed {
+            // It does not authenticate: adopting is refused, cutting is not
+            // (it is no longer at the end: later events follow it).
+            let adopt = w.broker(&["audit", "repair"]);
+            adopt.expect(&ctx, 1);
+            assert!(
+                adopt.all().contains("authenticate"),
+                "{ctx}: {}",
+                adopt.all()
+            );
+            let cut = w.broker(&["audit", "repair", "--cut"]);
+            cut.expect(&ctx, 1);
+        } else {
+            let repair = w.broker(&["audit", "repair"]);
+            repair
+                .expect(&ctx, 0)
+                .expect_contains(&ctx, "adopted seq 2: dev.platform.broker.plan");
+            w.broker(&["audit", "verify"])
+                .expect(&ctx, 0)
+                .expect_contains(&ctx, "audit log OK");
+            let last = audit_lines(&w).pop().expect("line");
+            assert!(
+                last.contains("dev.platform.broker.audit.repair"),
+                "{ctx}: the repair is audited: {last}"
+            );
+        }
+        w.destroy();
+    }
+}
+
+#[test]
+fn forged_line_at_the_end_is_cut_with_a_key() {
+    require_acc!();
+    let tf = terraform_bins().remove(0);
+    let mut w = World::new("forgecut", &tf);
+    w.set_env("PLATFORM_BROKER_KEY", KEY);
+    let ctx = w.ctx.clone();
+    w.write_config("small", 20);
+    w.plan(&[]).expect(&ctx, 2);
+    append_forged_line(&w, true);
+    w.broker(&["audit", "repair"]).expect(&ctx, 1);
+    w.broker(&["audit", "repair", "--cut"])
+        .expect(&ctx, 0)
+        .expect_contains(&ctx, "cut seq 2");
+    w.broker(&["audit", "verify"])
+        .expect(&ctx, 0)
+        .expect_contains(&ctx, "authenticated with the broker key");
+}
+
+/// Rewrites the whole log as a plain (unkeyed) hash chain with the
+/// `data.verdict` of every plan event changed, and a matching head: what an
+/// attacker without the key can produce.
+fn rewrite_log_and_head(w: &World) {
+    let mut prev = "0".repeat(64);
+    let mut out = String::new();
+    let mut last = String::new();
+    for (idx, line) in audit_lines(w).iter().enumerate() {
+        let mut event: Json = json("line", line);
+        let object = event.as_object_mut().expect("object");
+        object.remove("platformkey");
+        object.remove("platformmac");
+        object.insert("platformseq".into(), (idx as u64 + 1).into());
+        object.insert("platformprev".into(), prev.clone().into());
+        if let Some(data) = object.get_mut("data").and_then(Json::as_object_mut)
+            && data.contains_key("verdict")
+        {
+            data.insert("verdict".into(), "allowed".into());
+        }
+        last = serde_json::to_string(&event).expect("json");
+        prev = sha256_hex(last.as_bytes());
+        out.push_str(&last);
+        out.push('\n');
+    }
+    std::fs::write(w.home.join("audit.log"), out).expect("rewrite");
+    let seq = audit_lines(w).len();
+    // The one-line head sidecar earlier versions wrote, still accepted
+    // without a key.
+    std::fs::write(
+        w.home.join("audit.log.head"),
+        format!(
+            "{{\"seq\":{seq},\"hash\":\"{}\"}}\n",
+            sha256_hex(last.as_bytes())
+        ),
+    )
+    .expect("head");
+}
+
+#[test]
+fn rewritten_log_and_head_are_detected_with_a_key() {
+    require_acc!();
+    let tf = terraform_bins().remove(0);
+    for keyed in [true, false] {
+        let mut w = World::new(if keyed { "rewritek" } else { "rewrite" }, &tf);
+        if keyed {
+            w.set_env("PLATFORM_BROKER_KEY", KEY);
+        }
+        let ctx = format!("{} keyed={keyed}", w.ctx);
+        w.write_config("small", 20);
+        w.plan(&[]).expect(&ctx, 2);
+        w.plan(&[]).expect(&ctx, 2);
+        w.broker(&["audit", "verify"]).expect(&ctx, 0);
+        rewrite_log_and_head(&w);
+        let verify = w.broker(&["audit", "verify"]);
+        if keyed {
+            verify.expect(&ctx, 1);
+            assert!(
+                !verify.all().contains("audit log OK"),
+                "{ctx}: {}",
+                verify.all()
+            );
+        } else {
+            // The documented limit: a plain hash chain has no secret, so a
+            // consistent rewrite of log and head verifies without a key
+            // (ARCHITECTURE.md, Trust model; the webhook sink anchors it).
+            verify.expect(&ctx, 0);
+        }
+
+        // Emptying both: with a key, the authenticated runs' plan events
+        // are missing; without one nothing local can tell.
+        std::fs::write(w.home.join("audit.log"), "").expect("empty");
+        std::fs::remove_file(w.home.join("audit.log.head")).expect("rm head");
+        let verify = w.broker(&["audit", "verify"]);
+        if keyed {
+            verify
+                .expect(&ctx, 1)
+                .expect_contains(&ctx, "have no plan event");
+        } else {
+            verify.expect(&ctx, 0);
+        }
+    }
+}

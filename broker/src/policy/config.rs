@@ -125,7 +125,6 @@ impl PolicyConfig {
     }
 }
 
-
 fn parse_set(name: &str, body: &Body, base: &Path) -> Result<PolicySet, String> {
     if name.trim().is_empty() {
         return Err("empty name".into());
@@ -209,4 +208,3 @@ fn expect_string(expr: &Expression, key: &str) -> Result<String, String> {
         _ => Err(format!("`{key}` must be a plain string")),
     }
 }
-

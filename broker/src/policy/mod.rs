@@ -29,7 +29,9 @@ pub use config::{DEFAULT_TIMEOUT, PolicyConfig};
 pub use engine::{INPUT_VERSION, Policies, TestReport, run_tests};
 
 /// How a policy set's `deny_*` findings affect the verdict (Sentinel/Scalr semantics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Enforcement {
     /// Reported, never blocks.

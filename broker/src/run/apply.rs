@@ -319,8 +319,7 @@ fn apply_in(
                     "budget.json differs from the budget report the plan recorded",
                 ));
             }
-            let report: BudgetReport =
-                serde_json::from_slice(&bytes).context("budget.json")?;
+            let report: BudgetReport = serde_json::from_slice(&bytes).context("budget.json")?;
             BudgetSource::Reuse(Some(report))
         }
         (Some(_), None) => BudgetSource::Reuse(None),

@@ -38,8 +38,8 @@ impl ApprovalsLock {
     fn acquire(session: &Session, run: &str) -> Result<ApprovalsLock> {
         let path = session.home.run_dir(run).join("approvals.lock");
         crate::fsx::check_no_symlink_below(&session.home.root, &path)?;
-        let file = crate::fsx::open_rw(&path, 0o600)
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let file =
+            crate::fsx::open_rw(&path, 0o600).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| anyhow!("{}: cannot lock: {e}", path.display()))?;
         Ok(ApprovalsLock { file })

@@ -92,8 +92,12 @@ pub fn drift_dir(
 
 fn read_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T> {
     match crate::fsx::read_nofollow(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .with_context(|| format!("{}: not the broker's JSON (edited by hand?)", path.display())),
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{}: not the broker's JSON (edited by hand?)",
+                path.display()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
         Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
     }

@@ -316,11 +316,8 @@ mod tests {
         let summary =
             crate::plan::parse_with(shown.to_string().as_bytes(), &fingerprint).expect("parse");
         let catalog = crate::run::load_catalog(None).expect("catalog");
-        let costs = crate::cost::estimate(
-            &summary,
-            Some(&catalog),
-            &crate::cost::PriceBook::default(),
-        );
+        let costs =
+            crate::cost::estimate(&summary, Some(&catalog), &crate::cost::PriceBook::default());
         PolicyInput {
             input_version: crate::policy::INPUT_VERSION,
             catalog: catalog_input(&summary, &catalog),
@@ -356,7 +353,10 @@ mod tests {
         assert!(errors.is_empty(), "{errors:#?}");
         // The moved form used for evaluation is the same document.
         assert_eq!(input.into_json().expect("json"), typed);
-        assert_eq!(typed["drift"]["resources"][0]["attributes"][0], "connection_limit");
+        assert_eq!(
+            typed["drift"]["resources"][0]["attributes"][0],
+            "connection_limit"
+        );
         assert_eq!(typed["catalog"]["resources"][0]["requires_approval"], true);
         assert!(!typed.to_string().contains("hunter2"));
     }
@@ -367,10 +367,26 @@ mod tests {
         let mut typed = serde_json::to_value(sample()).expect("serialize");
         typed["drift"] = serde_json::json!([{"address": "a", "attributes": []}]);
         typed["run"]["is_destroy"] = serde_json::json!("no");
-        typed.as_object_mut().expect("object").remove("input_version");
+        typed
+            .as_object_mut()
+            .expect("object")
+            .remove("input_version");
         let errors = validate(&typed);
-        assert!(errors.iter().any(|e| e.starts_with("input.drift:")), "{errors:?}");
-        assert!(errors.iter().any(|e| e.starts_with("input.run.is_destroy:")), "{errors:?}");
-        assert!(errors.iter().any(|e| e.contains("missing required input_version")), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.starts_with("input.drift:")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("input.run.is_destroy:")),
+            "{errors:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("missing required input_version")),
+            "{errors:?}"
+        );
     }
 }

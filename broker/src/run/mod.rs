@@ -142,8 +142,21 @@ impl Context {
     /// (events beyond the head, ...) join the session's.
     pub fn audit(&self, session: &mut Session) -> Result<AuditLog> {
         let webhooks = self.webhooks(&session.home)?;
-        let mut audit =
-            AuditLog::open(&session.home.audit_log())?.with_stdout(self.config.audit.stdout);
+        let mut audit = AuditLog::open_with(&session.home.audit_log(), session.trust.key.clone())
+            .map_err(|error| {
+                let hint = match error.kind() {
+                    crate::audit::ErrorKind::TornTail | crate::audit::ErrorKind::Tampered => {
+                        " (`platform-broker audit verify` says more; `platform-broker audit \
+                         repair` adopts what a crash left, `audit repair --cut` removes it)"
+                    }
+                    _ => "",
+                };
+                anyhow::anyhow!("{error}{hint}")
+            })?
+            .with_stdout(self.config.audit.stdout);
+        for warning in audit.warnings() {
+            session.warnings.push(warning.clone());
+        }
         for webhook in webhooks {
             audit.add_sink(Box::new(webhook));
         }
@@ -189,10 +202,7 @@ impl Loaded {
     pub fn load(inputs: &Inputs) -> Result<Loaded> {
         let catalog = load_catalog(inputs.catalog.as_deref())?;
         let (book, book_digest) = match &inputs.pricebook {
-            Some(path) => (
-                PriceBook::load(path)?,
-                crate::bundle::file_digest(path)?,
-            ),
+            Some(path) => (PriceBook::load(path)?, crate::bundle::file_digest(path)?),
             None => (PriceBook::default(), None),
         };
         let policy = match &inputs.policy {
@@ -242,6 +252,8 @@ pub(crate) fn audit_failure(
     }
     match audit.append(event_type, workspace, data) {
         Ok(_) => error,
-        Err(audit_error) => error.context(format!("(and the failure could not be audited: {audit_error})")),
+        Err(audit_error) => error.context(format!(
+            "(and the failure could not be audited: {audit_error})"
+        )),
     }
 }

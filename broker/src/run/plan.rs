@@ -81,8 +81,8 @@ pub fn backend_digest(dir: &Path, fingerprint: &Fingerprint) -> Result<Option<St
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("{}", path.display())),
     };
-    let value: Json = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: not JSON", path.display()))?;
+    let value: Json =
+        serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", path.display()))?;
     let backend = value.get("backend").cloned().unwrap_or(Json::Null);
     Ok(Some(format!(
         "keyed:{}",
@@ -198,7 +198,16 @@ pub fn plan(
     }
     let workspace = super::workspace(&session.dir);
     let mut run_id = None;
-    match plan_in(ctx, request, &session, &mut audit, started, &mut run_id, say, warn) {
+    match plan_in(
+        ctx,
+        request,
+        &session,
+        &mut audit,
+        started,
+        &mut run_id,
+        say,
+        warn,
+    ) {
         Ok(planned) => Ok(planned),
         Err(error) => Err(super::audit_failure(
             Some(&mut audit),
@@ -248,7 +257,11 @@ fn plan_in(
         .var_files
         .iter()
         .map(|f| {
-            let f = if f.is_absolute() { f.clone() } else { dir.join(f) };
+            let f = if f.is_absolute() {
+                f.clone()
+            } else {
+                dir.join(f)
+            };
             std::fs::canonicalize(&f).with_context(|| format!("var file {}", f.display()))
         })
         .collect::<Result<_>>()?;
