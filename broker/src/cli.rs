@@ -83,7 +83,7 @@ pub struct PlanArgs {
     pub destroy: bool,
     /// A variable, passed to terraform (`-var NAME=VALUE`); the identity
     /// records its name and a keyed digest, never the value.
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = VarParser)]
     pub vars: Vec<(String, String)>,
     /// A variable file, passed to terraform (`-var-file`); apply refuses if
     /// it changed since the plan.
@@ -116,6 +116,37 @@ fn parse_var(text: &str) -> Result<(String, String), String> {
         }
         // Never echo the argument: the value may be a credential.
         _ => Err("expected NAME=VALUE".to_owned()),
+    }
+}
+
+/// `--var NAME=VALUE`. A function value parser would have clap quote the
+/// rejected argument in its error ("invalid value '…'"); this one makes its
+/// own error, which never shows it.
+#[derive(Clone)]
+struct VarParser;
+
+impl clap::builder::TypedValueParser for VarParser {
+    type Value = (String, String);
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        value
+            .to_str()
+            .ok_or_else(|| "expected NAME=VALUE in UTF-8".to_owned())
+            .and_then(parse_var)
+            .map_err(|why| {
+                cmd.clone().error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!(
+                        "invalid value for '--var <NAME=VALUE>': {why} (the argument is not \
+                         shown: it may hold a credential)"
+                    ),
+                )
+            })
     }
 }
 
