@@ -5,6 +5,7 @@
 //! Run: `cargo build -p terraform-provider-platform && TF_ACC=1 cargo test -p platform-broker --test acceptance`
 
 mod acc;
+mod attacks;
 mod tour;
 
 use acc::*;
