@@ -170,14 +170,7 @@ fn repair_locked(
                 ));
             }
             if scan.hash_at_want != Some(stored.hash) {
-                return Err(AuditError::new(
-                    ErrorKind::Tampered,
-                    path,
-                    format!(
-                        "event seq {} does not match the hash in the head sidecar: it was edited",
-                        stored.seq
-                    ),
-                ));
+                return Err(head_mismatch(path, &stored));
             }
             let events = match scan.unadopted {
                 Some(range) => {
@@ -219,19 +212,24 @@ fn repair_locked(
     Ok(report)
 }
 
+/// The head's event no longer hashes to what the head recorded.
+fn head_mismatch(path: &Path, stored: &Sidecar) -> AuditError {
+    AuditError::new(
+        ErrorKind::Tampered,
+        path,
+        format!(
+            "event seq {} does not match the hash in the head sidecar: it was edited",
+            stored.seq
+        ),
+    )
+}
+
 /// Where the lines to cut begin: the first pending event, or the line after
 /// the head's.
 fn cut_start(path: &Path, stored: &Sidecar, scan: &verify::Scan) -> Result<Position, AuditError> {
     let Some((from, to)) = stored.pending else {
         if scan.hash_at_want != Some(stored.hash) {
-            return Err(AuditError::new(
-                ErrorKind::Tampered,
-                path,
-                format!(
-                    "event seq {} does not match the hash in the head sidecar: it was edited",
-                    stored.seq
-                ),
-            ));
+            return Err(head_mismatch(path, stored));
         }
         return scan.after_head.ok_or_else(|| {
             AuditError::new(
