@@ -299,6 +299,13 @@ pub fn valid_run_id(run: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Writes a cache derived from durable records (the redacted plan, the
+/// report) atomically but without fsync: losing it in a crash costs a re-plan,
+/// never a wrong decision (apply re-derives everything).
+pub fn write_cache(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
+    crate::fsx::write_cache(path, bytes, 0o600).map_err(io(path))
+}
+
 /// Writes a file atomically (a uniquely named temp file, fsync, rename) with
 /// `mode`, never through a symlink (see `fsx`).
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), BundleError> {

@@ -98,6 +98,16 @@ pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 /// exclusively, `mode`, fsynced), renamed over `path`, then the directory
 /// fsynced. Concurrent writers never share a temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_atomic_with(path, bytes, mode, true)
+}
+
+/// [`write_atomic`] without the fsyncs: for caches derived from durable
+/// records (a crash may lose the file, never leave half of it).
+pub fn write_cache(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_atomic_with(path, bytes, mode, false)
+}
+
+fn write_atomic_with(path: &Path, bytes: &[u8], mode: u32, sync: bool) -> io::Result<()> {
     let mut nonce = [0u8; 6];
     crate::bundle::fill_random(&mut nonce);
     let name = path
@@ -115,7 +125,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         // The mode of create_new is filtered by the umask: set it exactly.
         fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
         file.write_all(bytes)?;
-        file.sync_all()
+        if sync { file.sync_all() } else { Ok(()) }
     })();
     if let Err(error) = written {
         let _ = fs::remove_file(&tmp);
@@ -125,7 +135,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(error);
     }
-    if let Some(parent) = path.parent()
+    if sync
+        && let Some(parent) = path.parent()
         && let Ok(dir) = File::open(parent)
     {
         let _ = dir.sync_all();

@@ -284,6 +284,11 @@ fn plan_in(
         replace: request.replace.clone(),
         ..PlanOptions::default()
     };
+    // The commit lookup (a git process) runs while terraform plans.
+    let commit = {
+        let tf = tf.clone();
+        std::thread::spawn(move || tf.git_commit())
+    };
     let t = Instant::now();
     let outcome = tf.plan(&planfile, &options, say)?;
     timings.terraform_plan = t.elapsed();
@@ -313,7 +318,7 @@ fn plan_in(
         backend_digest: backend_digest(dir, &trust.fingerprint)?,
         options: record,
         budget_digest: None,
-        commit: tf.git_commit(),
+        commit: commit.join().unwrap_or(None),
         created_by: ctx.actor.clone(),
         created_at: rfc3339(created),
         expires_at: rfc3339(created + time::Duration::hours(i64::from(request.expires_hours))),
@@ -365,15 +370,13 @@ fn plan_in(
         verdict: identity.verdict.clone(),
         exit_code: code,
     };
-    bundle::write_file(
+    bundle::write_cache(
         &run_dir.join("plan.redacted.json"),
         summary.redacted.to_string().as_bytes(),
-        0o600,
     )?;
-    bundle::write_file(
+    bundle::write_cache(
         &run_dir.join("report.json"),
         serde_json::to_vec_pretty(&report)?.as_slice(),
-        0o600,
     )?;
     bundle::write_file(
         &run_dir.join("identity.json"),
