@@ -1206,3 +1206,23 @@ fn rewritten_log_and_head_are_detected_with_a_key() {
         }
     }
 }
+
+/// The apply job of a pipeline runs on a fresh runner: the reviewed bundle
+/// (`.platform/`) and the checkout, but no `.terraform/`. Apply initializes
+/// as plan did (the lock file pins the providers) and applies.
+#[test]
+fn apply_on_a_fresh_checkout_initializes_first() {
+    require_acc!();
+    for tf in terraform_bins() {
+        let mut w = World::new("fresh", &tf);
+        w.set_env("PLATFORM_BROKER_KEY", KEY);
+        let ctx = w.ctx.clone();
+        w.write_config("small", 20);
+        let r = w.plan(&[]);
+        r.expect(&ctx, 2);
+        std::fs::remove_dir_all(w.work.join(".terraform")).expect("rm .terraform");
+        w.broker(&["apply", &r.run_id()]).expect(&ctx, 0);
+        assert!(database_exists(&w.db), "{ctx}: not applied");
+        w.destroy();
+    }
+}

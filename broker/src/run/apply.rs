@@ -262,6 +262,10 @@ fn apply_in(
             "this bundle was already applied (each plan applies once); plan again",
         ));
     }
+    // A fresh CI runner has the bundle but no `.terraform/`: initialize it
+    // as plan did (the lock file pins the providers), then check that
+    // nothing the plan was made from differs.
+    tf.init_if_needed(say)?;
     check_bindings(&identity, session)?;
 
     // The plan file, copied where nobody who can write DIR can reach it:
