@@ -414,8 +414,19 @@ impl Workdir {
     /// Like [`Workdir::tf`] with extra environment variables for this command only.
     pub fn tf_env(&self, bin: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
         let args = with_no_color(args);
+        let mut cmd = self.tf_command(bin, &args);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let cmdline = format!("{} {}", bin.display(), args.join(" "));
+        run_with_timeout(cmd, cmdline, timeout())
+    }
+
+    /// The command [`Workdir::tf`] runs (same isolation and environment), for
+    /// a test that manages the process itself (e.g. kills it).
+    pub fn tf_command(&self, bin: &Path, args: &[String]) -> Command {
         let mut cmd = Command::new(bin);
-        cmd.args(&args).current_dir(self.path());
+        cmd.args(args).current_dir(self.path());
         // Isolation from the caller's Terraform environment.
         for k in [
             "TF_CLI_ARGS",
@@ -443,11 +454,7 @@ impl Workdir {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        for (k, v) in extra_env {
-            cmd.env(k, v);
-        }
-        let cmdline = format!("{} {}", bin.display(), args.join(" "));
-        run_with_timeout(cmd, cmdline, timeout())
+        cmd
     }
 
     /// `init` (mirror mode, or configs using only mirrored providers); asserts success.

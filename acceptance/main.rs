@@ -16,6 +16,7 @@ mod modules;
 mod nodriver;
 mod pg;
 mod postgres;
+mod privilege;
 mod quickstart;
 mod schema;
 mod unknowns;

@@ -242,15 +242,22 @@ fn orphans_of_replace(left: &[String], apply: &Output) -> String {
 const SCHEMA_ADDR: &str = "platform_postgres_schema.x";
 
 fn schema_config(database: &str, name: &str, readers: &[&str]) -> String {
-    let readers = if readers.is_empty() {
-        String::new()
+    // Readers are made by hand (not ours): the provider block must list them.
+    let (readers, provider) = if readers.is_empty() {
+        (String::new(), PROVIDER_BLOCK.to_owned())
     } else {
         let list: Vec<String> = readers.iter().map(|r| format!("\"{r}\"")).collect();
-        format!("  readers  = [{}]\n", list.join(", "))
+        (
+            format!("  readers  = [{}]\n", list.join(", ")),
+            format!(
+                "provider \"platform\" {{\n  default_team = \"checkout\"\n  postgres {{\n    grantable_roles = [{}]\n  }}\n}}\n",
+                list.join(", ")
+            ),
+        )
     };
     format!(
         r#"{REQUIRED_PLATFORM}
-{PROVIDER_BLOCK}
+{provider}
 resource "platform_postgres_schema" "x" {{
   database = "{database}"
   name     = "{name}"

@@ -121,9 +121,11 @@ offering "postgres_schema" {
     }
     input "readers" {
       type        = list(string)
-      description = "Existing roles granted read access to the schema."
+      description = "Existing roles granted read access to the schema: roles the platform created, or that the provider block lists in postgres { grantable_roles }."
       default     = []
-      pattern     = "^[a-z][a-z0-9_]*$"
+      # No pg_* predefined role. The provider refuses those (and superusers,
+      # its own role, unmarked roles) at apply whatever the pattern says.
+      pattern     = "^(?:[a-oq-z]|p$|p[a-fh-z0-9_]|pg[a-z0-9])[a-z0-9_]*$"
     }
 
     tier "shared" {
@@ -213,9 +215,11 @@ offering "postgres_access" {
     }
     input "member_of" {
       type        = list(string)
-      description = "Existing group roles the role joins, e.g. a schema's owner role so migrations can SET ROLE to it."
+      description = "Existing group roles the role joins, e.g. a schema's owner role so migrations can SET ROLE to it. Only roles the platform created, or that the provider block lists in postgres { grantable_roles }."
       default     = []
-      pattern     = "^[a-z][a-z0-9_]*$"
+      # No pg_* predefined role. The provider refuses those (and superusers,
+      # its own role, unmarked roles) at apply whatever the pattern says.
+      pattern     = "^(?:[a-oq-z]|p$|p[a-fh-z0-9_]|pg[a-z0-9])[a-z0-9_]*$"
     }
 
     tier "included" {

@@ -19,5 +19,12 @@ provider "platform" {
     host     = "127.0.0.1"
     port     = 5432
     username = "platform" # needs CREATEROLE and CREATEDB
+
+    # Roles join, and grants name or are made on, only what the platform
+    # created or imported; these allowlist existing ones it did not (empty by
+    # default). Superusers, pg_* roles, this provider's own role and roles
+    # with CREATEROLE, REPLICATION or BYPASSRLS are refused regardless.
+    # grantable_roles   = ["reporting"]
+    # grantable_schemas = ["orders.app"] # database.schema
   }
 }

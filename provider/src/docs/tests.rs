@@ -483,6 +483,8 @@ fn index_documents_the_provider_block() {
 Optional:
 
 - `database` (String) Maintenance database to connect to (else PGDATABASE, else postgres).
+- `grantable_roles` (List of String) Existing roles without the platform's ownership marker that roles may join (member_of) and grants may name. Empty by default. Never widens past the hard refusals: the provider's own role, superusers, pg_* roles and roles with CREATEROLE, REPLICATION or BYPASSRLS (or members of those) are refused regardless.
+- `grantable_schemas` (List of String) Existing schemas without the ownership marker, as \"database.schema\", that grants may be made on. Empty by default.
 - `host` (String) Host name, IP address or unix socket directory (else PGHOST).
 - `password` (String, Sensitive) Password of that role (else PGPASSWORD).",
     );

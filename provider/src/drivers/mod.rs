@@ -18,13 +18,21 @@ use std::sync::Arc;
 
 /// Failure of one driver operation, in words fit for a Terraform diagnostic.
 /// **Never** contains a secret (passwords are not formatted into errors).
+/// The second field names the primitive input the error is about, when it is
+/// about one (a refused role or schema), so the engine can point Terraform's
+/// diagnostic at the resource attribute that fed it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct DriverError(pub String);
+pub struct DriverError(pub String, pub Option<String>);
 
 impl DriverError {
     pub fn new(message: impl Into<String>) -> Self {
-        DriverError(message.into())
+        DriverError(message.into(), None)
+    }
+
+    /// An error about the primitive input `input`.
+    pub fn at_input(message: impl Into<String>, input: &str) -> Self {
+        DriverError(message.into(), Some(input.to_owned()))
     }
 }
 

@@ -178,10 +178,11 @@ impl Engine {
         };
         response.private = ResourcePrivate::encode_state(&outcome.primitives);
         if let Some(error) = outcome.error {
-            response.diags.push(Diag::error(
-                format!("Cannot {action} {}", offering.name),
-                error,
-            ));
+            let diag = Diag::error(format!("Cannot {action} {}", offering.name), error);
+            response.diags.push(match &outcome.error_input {
+                Some(input) => diag.at(Path::root().attr(input)),
+                None => diag,
+            });
             if deleting || !creating {
                 // The prior object still exists (in part): keep it tracked.
                 if deleting && outcome.primitives.is_empty() {

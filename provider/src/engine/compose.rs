@@ -172,6 +172,20 @@ fn failed(primitive: &Primitive, error: impl std::fmt::Display) -> String {
 pub struct Outcome {
     pub primitives: BTreeMap<String, Values>,
     pub error: Option<String>,
+    /// The resource attribute the error is about, when a driver refused one
+    /// primitive input that the catalog passes straight from it.
+    pub error_input: Option<String>,
+}
+
+/// The resource input feeding `primitive`'s input the driver error names:
+/// `member_of = input.member_of` → `member_of`.
+fn attribute_of(primitive: &Primitive, error: &DriverError) -> Option<String> {
+    let key = error.1.as_deref()?;
+    let (_, expr) = primitive.inputs.iter().find(|(name, _)| name == key)?;
+    match direct_ref(expr)? {
+        ("input", name) => Some(name),
+        _ => None,
+    }
 }
 
 pub struct Run<'a> {
@@ -212,13 +226,17 @@ impl Run<'_> {
         let mut states: BTreeMap<String, Values> = BTreeMap::new();
         let mut created: Vec<&Primitive> = Vec::new();
         for primitive in &self.version.compose {
+            let mut error_input = None;
             let result = async {
                 let driver = self.driver(primitive)?;
                 let inputs = self.evaluate(primitive, &states)?;
                 driver
                     .create(&owner(self.offering, self.resource_id, primitive), &inputs)
                     .await
-                    .map_err(|e: DriverError| failed(primitive, e))
+                    .map_err(|e: DriverError| {
+                        error_input = attribute_of(primitive, &e);
+                        failed(primitive, e)
+                    })
             }
             .await;
             match result {
@@ -250,6 +268,7 @@ impl Run<'_> {
                     return Outcome {
                         primitives: states,
                         error: Some(message),
+                        error_input,
                     };
                 }
             }
@@ -257,6 +276,7 @@ impl Run<'_> {
         Outcome {
             primitives: states,
             error: None,
+            error_input: None,
         }
     }
 
@@ -295,20 +315,22 @@ impl Run<'_> {
     /// changed, create what is missing, delete what the version no longer has.
     pub async fn update(&self, mut states: BTreeMap<String, Values>) -> Outcome {
         for primitive in &self.version.compose {
+            let mut error_input = None;
             let result = async {
                 let driver = self.driver(primitive)?;
                 let inputs = self.evaluate(primitive, &states)?;
                 let owner = owner(self.offering, self.resource_id, primitive);
+                let mut refused = |e: DriverError| {
+                    error_input = attribute_of(primitive, &e);
+                    failed(primitive, e)
+                };
                 match states.get(&primitive.name) {
                     Some(state) if same_inputs(&inputs, state) => Ok(state.clone()),
                     Some(state) => driver
                         .update(&owner, state, &inputs)
                         .await
-                        .map_err(|e| failed(primitive, e)),
-                    None => driver
-                        .create(&owner, &inputs)
-                        .await
-                        .map_err(|e| failed(primitive, e)),
+                        .map_err(&mut refused),
+                    None => driver.create(&owner, &inputs).await.map_err(&mut refused),
                 }
             }
             .await;
@@ -320,6 +342,7 @@ impl Run<'_> {
                     return Outcome {
                         primitives: states,
                         error: Some(format!("updating {}: {error}", self.offering.name)),
+                        error_input,
                     };
                 }
             }
@@ -335,6 +358,7 @@ impl Run<'_> {
         Outcome {
             primitives: states,
             error: None,
+            error_input: None,
         }
     }
 
@@ -360,6 +384,7 @@ impl Run<'_> {
                     return Outcome {
                         primitives: states,
                         error: Some(format!("destroying {}: {error}", self.offering.name)),
+                        error_input: None,
                     };
                 }
             }
@@ -367,6 +392,7 @@ impl Run<'_> {
         Outcome {
             primitives: states,
             error: None,
+            error_input: None,
         }
     }
 
@@ -444,7 +470,7 @@ fn same_value(a: &hcl::Value, b: &hcl::Value) -> bool {
 }
 
 /// `input.X` → Some(("input", X)); `tier.values.Y` → Some(("tier", Y)).
-fn direct_ref(expr: &hcl::Expression) -> Option<(&'static str, String)> {
+pub(crate) fn direct_ref(expr: &hcl::Expression) -> Option<(&'static str, String)> {
     let hcl::Expression::Traversal(traversal) = expr else {
         return None;
     };

@@ -84,10 +84,11 @@ impl Engine {
         let opened = credentials::open(postgres.pool(), &role, &database, ttl)
             .await
             .map_err(|e| {
-                vec![Diag::error(
-                    "Cannot open PostgreSQL credentials",
-                    e.to_string(),
-                )]
+                let diag = Diag::error("Cannot open PostgreSQL credentials", e.to_string());
+                vec![match &e.1 {
+                    Some(input) => diag.at(Path::root().attr(input)),
+                    None => diag,
+                }]
             })?;
         let mut attrs: BTreeMap<String, Value> = BTreeMap::new();
         attrs.insert("role".into(), Value::String(role));

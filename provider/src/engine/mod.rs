@@ -154,6 +154,16 @@ impl Engine {
             Some(Value::String(s)) => Some(s.clone()),
             _ => None,
         };
+        let strings = |value: Option<&Value>| match value {
+            Some(Value::List(items) | Value::Set(items)) => items
+                .iter()
+                .filter_map(|item| match item {
+                    Value::String(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let default_team = string(config.get_attr("default_team"));
         let mut diags = Vec::new();
         let block = config.get_attr("postgres").filter(|b| !b.is_null());
@@ -177,7 +187,23 @@ impl Engine {
             password: string(block.and_then(|b| b.get_attr("password"))),
             database: string(block.and_then(|b| b.get_attr("database"))),
             sslmode: string(block.and_then(|b| b.get_attr("sslmode"))),
+            grantable_roles: strings(block.and_then(|b| b.get_attr("grantable_roles"))),
+            grantable_schemas: strings(block.and_then(|b| b.get_attr("grantable_schemas"))),
         };
+        for (i, entry) in explicit.grantable_schemas.iter().enumerate() {
+            if entry.split('.').count() != 2 || entry.split('.').any(str::is_empty) {
+                diags.push(
+                    Diag::error(
+                        "Invalid grantable_schemas entry",
+                        format!("{entry:?} is not of the form \"database.schema\"."),
+                    )
+                    .at(Path::root()
+                        .attr("postgres")
+                        .attr("grantable_schemas")
+                        .index(i as i64)),
+                );
+            }
+        }
         let postgres = explicit.merged_over(PostgresSettings::from_env());
         let new = ProviderConfig {
             default_team,

@@ -371,6 +371,7 @@ impl Engine {
         lifecycle(offering, version, prior.is_none(), changed, &mut diags);
         if changed {
             self.check_drivers(offering, version, &mut diags);
+            self.check_grantees(version, &planned, &mut diags);
         }
 
         response.planned = Value::Object(planned);
@@ -394,6 +395,57 @@ impl Engine {
     /// Names every primitive whose driver this build lacks. A warning at plan
     /// (the plan itself is still meaningful: prices, guardrails, lifecycle);
     /// apply refuses with an error.
+    /// The plan-time half of the drivers' least-privilege rule (the apply
+    /// half, in `drivers/postgres/guard.rs`, is the guarantee): a known role
+    /// name that a resource input feeds straight into a membership
+    /// (`postgres.role` `member_of`) or a grant (`postgres.grant` `roles`) is
+    /// refused when its name alone says so — `pg_*`, PUBLIC, the provider's
+    /// own login role. What needs the database (markers, superusers, role
+    /// attributes) is checked at apply.
+    fn check_grantees(
+        &self,
+        version: &Version,
+        planned: &BTreeMap<String, Value>,
+        diags: &mut Vec<Diag>,
+    ) {
+        let settings = self.provider_config().postgres;
+        let mut seen: Vec<(String, String)> = Vec::new();
+        for primitive in &version.compose {
+            for (key, expr) in &primitive.inputs {
+                let verb = match (primitive.driver.as_str(), key.as_str()) {
+                    ("postgres.role", "member_of") => "join",
+                    ("postgres.grant", "roles") => "grant to",
+                    _ => continue,
+                };
+                let Some(("input", attribute)) = super::compose::direct_ref(expr) else {
+                    continue;
+                };
+                let names = match planned.get(&attribute) {
+                    Some(Value::List(items) | Value::Set(items) | Value::Tuple(items)) => items,
+                    _ => continue,
+                };
+                for item in names {
+                    let Value::String(role) = item else { continue };
+                    if seen.contains(&(attribute.clone(), role.clone())) {
+                        continue;
+                    }
+                    seen.push((attribute.clone(), role.clone()));
+                    if let Some(why) =
+                        crate::drivers::postgres::guard::static_role_refusal(&settings, role)
+                    {
+                        diags.push(
+                            Diag::error(
+                                format!("Role {role:?} cannot be handed out"),
+                                format!("{attribute}: refused to {verb} role {role:?}: {why}."),
+                            )
+                            .at(Path::root().attr(&attribute)),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     fn check_drivers(&self, offering: &Offering, version: &Version, diags: &mut Vec<Diag>) {
         for primitive in &version.compose {
             if !crate::drivers::Registry::knows(&primitive.driver) {

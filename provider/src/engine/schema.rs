@@ -473,6 +473,20 @@ pub fn provider_schema() -> BlockSchema {
                 "Maintenance database to connect to (else PGDATABASE, else postgres).",
             ),
             optional(
+                "grantable_roles",
+                Type::List(Box::new(Type::String)),
+                "Existing roles without the platform's ownership marker that roles may join (member_of) \
+                 and grants may name. Empty by default. Never widens past the hard refusals: the \
+                 provider's own role, superusers, pg_* roles and roles with CREATEROLE, REPLICATION or \
+                 BYPASSRLS (or members of those) are refused regardless.",
+            ),
+            optional(
+                "grantable_schemas",
+                Type::List(Box::new(Type::String)),
+                "Existing schemas without the ownership marker, as \"database.schema\", that grants \
+                 may be made on. Empty by default.",
+            ),
+            optional(
                 "host",
                 Type::String,
                 "Host name, IP address or unix socket directory (else PGHOST).",

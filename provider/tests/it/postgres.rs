@@ -1223,6 +1223,25 @@ async fn short_lived_credentials_log_in_then_vanish() {
         .expect("parent role");
     let pg = Postgres::new(settings.clone());
     let ttl = provider::drivers::postgres::credentials::parse_ttl("15m").expect("ttl");
+    // Credentials join their role: an unmarked one is refused, as is the
+    // provider's own (a superuser here).
+    for refused in [
+        parent.as_str(),
+        settings.username.as_deref().unwrap_or("postgres"),
+    ] {
+        let err =
+            provider::drivers::postgres::credentials::open(pg.pool(), refused, "postgres", ttl)
+                .await
+                .expect_err("refused");
+        assert!(err.0.contains("refused to join role"), "{err}");
+        assert_eq!(err.1.as_deref(), Some("role"), "{err}");
+    }
+    admin
+        .batch_execute(&format!(
+            "COMMENT ON ROLE \"{parent}\" IS 'managed-by=terraform-provider-platform offering=t resource=r primitive=p'"
+        ))
+        .await
+        .expect("mark the parent role");
     let opened =
         provider::drivers::postgres::credentials::open(pg.pool(), &parent, "postgres", ttl)
             .await

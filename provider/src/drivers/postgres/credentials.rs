@@ -35,7 +35,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 fn failed(name: &str, message: impl std::fmt::Display) -> DriverError {
-    DriverError(format!("{KIND} for \"{name}\": {message}"))
+    DriverError::new(format!("{KIND} for \"{name}\": {message}"))
 }
 
 /// Parses `90s`, `30m`, `1h`, `2h30m`, `1d`; between 1 minute and 7 days.
@@ -88,6 +88,16 @@ pub async fn open(
     let password = generate_password()?;
     let mut conn = pool.maintenance().await?;
     let client = conn.client()?;
+    // The same rule as `member_of`: these credentials join `member_of`.
+    if let Some(why) = super::guard::role_refusal(client, pool.settings(), member_of)
+        .await
+        .map_err(|e| failed(member_of, pg_message(&e)))?
+    {
+        return Err(DriverError::at_input(
+            format!("{KIND} for \"{member_of}\": refused to join role {member_of:?}: {why}"),
+            "role",
+        ));
+    }
     let row = client
         .query_one(
             "SELECT to_char((now() + make_interval(secs => $1)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use tokio_postgres::GenericClient;
 
 use super::super::{Driver, DriverError, Owner, Values};
+use super::guard::{check_roles, check_schema};
 use super::pool::{Conn, ConnectError, Pool};
 use super::sql::{
     adopted, check_present, fail, list_value, name, names, order_like, pg_message, present,
@@ -379,6 +380,18 @@ impl Grant {
             .map_err(db_error)?;
         let tx = client.transaction().await.map_err(db_error)?;
         lock_schema(&tx, &spec.schema).await.map_err(db_error)?;
+        let settings = self.pool.settings();
+        check_schema(&tx, settings, KIND, "schema", &spec.database, &spec.schema).await?;
+        check_roles(
+            &tx,
+            settings,
+            KIND,
+            &spec.schema,
+            "roles",
+            "grant to",
+            &spec.roles,
+        )
+        .await?;
         for (role, privileges) in revoke_from
             .iter()
             .filter(|(role, _)| still_there.contains(role))
@@ -418,7 +431,7 @@ impl Driver for Grant {
     }
 
     async fn create(&self, _owner: &Owner, inputs: &Values) -> Result<Values, DriverError> {
-        let spec = spec(inputs).map_err(|m| DriverError(format!("{KIND}: {m}")))?;
+        let spec = spec(inputs).map_err(|m| DriverError::new(format!("{KIND}: {m}")))?;
         self.apply(&spec, &[]).await?;
         self.read_back(&spec, false).await?.ok_or_else(|| {
             fail(
@@ -478,7 +491,7 @@ impl Driver for Grant {
     }
 
     async fn import(&self, _owner: &Owner, inputs: &Values) -> Result<Option<Values>, DriverError> {
-        let spec = spec(inputs).map_err(|m| DriverError(format!("{KIND}: {m}")))?;
+        let spec = spec(inputs).map_err(|m| DriverError::new(format!("{KIND}: {m}")))?;
         self.read_back(&spec, true).await
     }
 }

@@ -8,6 +8,7 @@
 pub mod credentials;
 mod database;
 mod grant;
+pub mod guard;
 pub mod pool;
 mod role;
 mod schema;
@@ -37,6 +38,12 @@ pub struct Settings {
     pub password: Option<String>,
     pub database: Option<String>,
     pub sslmode: Option<String>,
+    /// Unmarked roles a role may join or a grant may name (`grantable_roles`).
+    /// Never widens past [`guard`]'s hard refusals.
+    pub grantable_roles: Vec<String>,
+    /// Unmarked schemas, as `database.schema`, grants may be made on
+    /// (`grantable_schemas`).
+    pub grantable_schemas: Vec<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -48,6 +55,8 @@ impl std::fmt::Debug for Settings {
             .field("password", &self.password.as_ref().map(|_| "(redacted)"))
             .field("database", &self.database)
             .field("sslmode", &self.sslmode)
+            .field("grantable_roles", &self.grantable_roles)
+            .field("grantable_schemas", &self.grantable_schemas)
             .finish()
     }
 }
@@ -77,6 +86,8 @@ impl Settings {
             password: get("PGPASSWORD"),
             database: get("PGDATABASE"),
             sslmode: get("PGSSLMODE"),
+            grantable_roles: Vec::new(),
+            grantable_schemas: Vec::new(),
         }
     }
 
@@ -89,6 +100,9 @@ impl Settings {
             password: self.password.or(env.password),
             database: self.database.or(env.database),
             sslmode: self.sslmode.or(env.sslmode),
+            // Allowlists come from the provider block only.
+            grantable_roles: self.grantable_roles,
+            grantable_schemas: self.grantable_schemas,
         }
     }
 

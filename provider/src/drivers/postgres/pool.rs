@@ -191,7 +191,7 @@ impl Pool {
     pub async fn maintenance(&self) -> Result<Conn, DriverError> {
         let database = self.maintenance_database().to_owned();
         self.get(&database).await.map_err(|error| match error {
-            ConnectError::NoDatabase => DriverError(format!(
+            ConnectError::NoDatabase => DriverError::new(format!(
                 "postgres: the maintenance database \"{database}\" does not exist (set `database` in the provider's postgres block or PGDATABASE)"
             )),
             ConnectError::Other(error) => error,
@@ -229,12 +229,12 @@ impl Pool {
         match settings.sslmode.as_deref() {
             None | Some("disable" | "allow" | "prefer") => {}
             Some(mode @ ("require" | "verify-ca" | "verify-full")) => {
-                return Err(ConnectError::Other(DriverError(format!(
+                return Err(ConnectError::Other(DriverError::new(format!(
                     "postgres: sslmode={mode}: TLS to PostgreSQL is not supported yet (use sslmode=disable or prefer, over a trusted network or a unix socket)"
                 ))));
             }
             Some(other) => {
-                return Err(ConnectError::Other(DriverError(format!(
+                return Err(ConnectError::Other(DriverError::new(format!(
                     "postgres: unknown sslmode {other:?} (disable, allow, prefer, require, verify-ca, verify-full)"
                 ))));
             }
@@ -264,7 +264,7 @@ impl Pool {
             Err(error) if has_code(&error, &SqlState::INVALID_CATALOG_NAME) => {
                 Err(ConnectError::NoDatabase)
             }
-            Err(error) => Err(ConnectError::Other(DriverError(format!(
+            Err(error) => Err(ConnectError::Other(DriverError::new(format!(
                 "postgres: cannot connect to {host}:{port} as \"{user}\" (database \"{database}\"): {}",
                 pg_message(&error)
             )))),

@@ -11,6 +11,7 @@ use tokio_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
 
 use super::super::{Driver, DriverError, Owner, Values};
+use super::guard::check_roles;
 use super::pool::Pool;
 use super::sql::{
     adopted, already_exists, boolean, check_marker, check_present, connection_limit,
@@ -135,7 +136,7 @@ async fn spelled(
 fn scrub(error: DriverError, password: Option<&str>) -> DriverError {
     match password {
         Some(password) if !password.is_empty() && error.0.contains(password) => {
-            DriverError(error.0.replace(password, "(redacted)"))
+            DriverError(error.0.replace(password, "(redacted)"), error.1)
         }
         _ => error,
     }
@@ -234,6 +235,16 @@ impl Driver for Role {
             sql.push_str(&quote_literal(&scram_verifier(password)?));
         }
         let tx = client.transaction().await.map_err(db_error)?;
+        check_roles(
+            &tx,
+            self.pool.settings(),
+            KIND,
+            role,
+            "member_of",
+            "join",
+            &spec.member_of,
+        )
+        .await?;
         tx.batch_execute(&sql).await.map_err(db_error)?;
         tx.batch_execute(&format!(
             "COMMENT ON ROLE {} IS {}",
@@ -338,6 +349,23 @@ impl Driver for Role {
         }
 
         let tx = client.transaction().await.map_err(db_error)?;
+        // Only memberships this update adds: one granted earlier was checked then.
+        let joining: Vec<String> = spec
+            .member_of
+            .iter()
+            .filter(|g| !row.member_of.contains(g))
+            .cloned()
+            .collect();
+        check_roles(
+            &tx,
+            self.pool.settings(),
+            KIND,
+            &old,
+            "member_of",
+            "join",
+            &joining,
+        )
+        .await?;
         if new != old {
             tx.batch_execute(&format!(
                 "ALTER ROLE {} RENAME TO {}",

@@ -67,8 +67,9 @@ async fn fetch(
 
 /// `database` and `name` of a state (or of inputs).
 fn identity(values: &Values) -> Result<(String, String), DriverError> {
-    let database = name(values, "database").map_err(|m| DriverError(format!("{KIND}: {m}")))?;
-    let schema = name(values, "name").map_err(|m| DriverError(format!("{KIND}: {m}")))?;
+    let database =
+        name(values, "database").map_err(|m| DriverError::new(format!("{KIND}: {m}")))?;
+    let schema = name(values, "name").map_err(|m| DriverError::new(format!("{KIND}: {m}")))?;
     Ok((database, schema))
 }
 
@@ -117,7 +118,7 @@ impl Driver for Schema {
     }
 
     async fn create(&self, owner: &Owner, inputs: &Values) -> Result<Values, DriverError> {
-        let spec = spec(inputs).map_err(|m| DriverError(format!("{KIND}: {m}")))?;
+        let spec = spec(inputs).map_err(|m| DriverError::new(format!("{KIND}: {m}")))?;
         let schema = spec.name.as_str();
         let db_error = |e: tokio_postgres::Error| fail(KIND, schema, pg_message(&e));
         let mut conn = self.connect_existing(&spec.database, schema).await?;

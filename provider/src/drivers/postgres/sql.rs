@@ -67,7 +67,7 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
 
 /// `postgres.role "orders_owner": message`.
 pub fn fail(kind: &str, name: &str, message: impl Display) -> DriverError {
-    DriverError(format!("{kind} \"{name}\": {message}"))
+    DriverError::new(format!("{kind} \"{name}\": {message}"))
 }
 
 /// The server's words for a failure: the message (and detail, hint) of a
@@ -165,7 +165,7 @@ pub fn state_string(state: &Values, key: &str) -> Option<String> {
 /// The object's name recorded in a primitive's state.
 pub fn state_name(kind: &str, state: &Values) -> Result<String, DriverError> {
     state_string(state, "name")
-        .ok_or_else(|| DriverError(format!("{kind}: the state has no `name`")))
+        .ok_or_else(|| DriverError::new(format!("{kind}: the state has no `name`")))
 }
 
 pub fn present<'a>(values: &'a Values, key: &str) -> Option<&'a hcl::Value> {
