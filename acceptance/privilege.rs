@@ -4,9 +4,11 @@
 //! a superuser, a CREATEROLE role, a marked role that is a member of a
 //! superuser, an unmarked role (unless `grantable_roles` lists it), and a
 //! grant on an unmarked schema (unless `grantable_schemas` lists it). A
-//! refusal leaves nothing behind.
+//! refusal leaves nothing behind. And the provider dies with Terraform:
+//! `kill -9` of `terraform apply` leaves no provider process.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 use crate::harness::*;
@@ -264,6 +266,157 @@ fn escalations_are_refused_by_the_drivers() {
         );
         destroy_ok(&wd, bin, ctx);
         assert_eq!(pg::role(&role), None, "{ctx} role left after destroy");
+        f.drop();
+    });
+}
+
+/// Pids of the live (not zombie) children of `parent`.
+fn children(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) && fields[0] != "Z" {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Whether `pid` is still a live (not zombie) process.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next().map(|s| s != "Z"))
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn provider_dies_with_terraform() {
+    if !pg_enabled() {
+        return;
+    }
+    for_each_bin("pdeathsig", |bin, ctx| {
+        let f = Fixture::new(bin, "pds");
+        let role = f.role();
+        // Hold the grant driver's schema lock so the apply stops inside the
+        // provider, in the middle of its grant transaction.
+        let lock = format!(
+            "BEGIN; SELECT pg_advisory_xact_lock(hashtext('platform-provider.postgres.grant'), hashtext({})); SELECT pg_sleep(60);",
+            lit(&f.marked_schema)
+        );
+        let mut holder = std::process::Command::new("psql")
+            .args(["-X", "-q", "-d", &maintenance_db(), "-c", &lock])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("psql holds the lock");
+        std::thread::sleep(Duration::from_millis(500));
+
+        let wd = workdir();
+        wd.write("main.tf", &config("", &f.marked_schema, &role, "read", &[]));
+        let mut terraform = wd
+            .tf_command(
+                bin,
+                &[
+                    "apply".into(),
+                    "-auto-approve".into(),
+                    "-input=false".into(),
+                    "-no-color".into(),
+                ],
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("terraform starts");
+        // Wait until the provider waits on the lock (its role exists).
+        let start = Instant::now();
+        while pg::role(&role).is_none() && start.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            pg::role(&role).is_some(),
+            "{ctx} the apply never reached the grant"
+        );
+        // Terraform < 1.1 re-executes itself (panicwrap): the provider is a
+        // child of that inner terraform, which is the one to kill.
+        let mut providers: Vec<(u32, u32)> = Vec::new(); // (pid, parent)
+        let mut generation = vec![terraform.id()];
+        while !generation.is_empty() {
+            let mut next = Vec::new();
+            for parent in generation {
+                for pid in children(parent) {
+                    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+                        .map(|e| e.display().to_string())
+                        .unwrap_or_default();
+                    if exe.contains("terraform-provider-platform") {
+                        providers.push((pid, parent));
+                    } else {
+                        next.push(pid);
+                    }
+                }
+            }
+            generation = next;
+        }
+        assert!(
+            !providers.is_empty(),
+            "{ctx} no provider process under terraform {}",
+            terraform.id()
+        );
+        for (_, parent) in &providers {
+            let killed = std::process::Command::new("kill")
+                .args(["-9", &parent.to_string()])
+                .status()
+                .expect("kill -9");
+            assert!(killed.success(), "{ctx} kill -9 {parent}");
+        }
+        let providers: Vec<u32> = providers.iter().map(|(pid, _)| *pid).collect();
+        terraform.kill().expect("kill -9 terraform"); // SIGKILL
+        let _ = terraform.wait();
+        std::thread::sleep(Duration::from_secs(1));
+        let left: Vec<u32> = providers
+            .iter()
+            .copied()
+            .filter(|pid| alive(*pid))
+            .collect();
+        let _ = holder.kill();
+        let _ = holder.wait();
+        assert!(
+            left.is_empty(),
+            "{ctx} provider processes outlived terraform: {left:?}"
+        );
+        // Its grant transaction never committed: PostgreSQL rolled it back
+        // when the connection dropped.
+        let start = Instant::now();
+        while pg::has_schema_privilege(&maintenance_db(), &role, &f.marked_schema, "USAGE")
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            !pg::has_schema_privilege(&maintenance_db(), &role, &f.marked_schema, "USAGE"),
+            "{ctx} the interrupted grant was committed"
+        );
         f.drop();
     });
 }

@@ -58,7 +58,26 @@ where
     }
 }
 
+/// Terraform's plugin client kills its providers when it exits, but not when
+/// it is killed (`kill -9`, the OOM killer, a CI runner's timeout): then the
+/// provider would live on, holding PostgreSQL connections and maybe half a
+/// composition. On Linux the kernel sends SIGKILL when the parent goes
+/// (PR_SET_PDEATHSIG). `parent` is the parent pid read before the call: if it
+/// changed, the parent died before the signal was armed, and we leave now.
+#[cfg(target_os = "linux")]
+fn die_with_parent(parent: Option<rustix::process::Pid>) -> Result<(), String> {
+    use rustix::process::{Signal, getppid, set_parent_process_death_signal};
+    set_parent_process_death_signal(Some(Signal::KILL))
+        .map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
+    if getppid() != parent {
+        return Err("Terraform exited before the provider started; exiting".to_owned());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
+    #[cfg(target_os = "linux")]
+    let parent = rustix::process::getppid();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let debug = match args.first().map(String::as_str) {
         None => false,
@@ -86,6 +105,13 @@ fn main() -> ExitCode {
     let launch = provider::plugin::Launch::from_env();
     if !debug && let Err(error) = launch.check() {
         eprintln!("{error}");
+        return ExitCode::FAILURE;
+    }
+    // Only under Terraform: `--debug` serves a debugger or a shell that may
+    // well go away first.
+    #[cfg(target_os = "linux")]
+    if !debug && let Err(error) = die_with_parent(parent) {
+        eprintln!("terraform-provider-platform: {error}");
         return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
