@@ -420,3 +420,62 @@ fn provider_dies_with_terraform() {
         f.drop();
     });
 }
+
+/// The attacks of issue 13 through the example catalog itself (compiled in):
+/// joining the provider's own role is refused at plan, a pg_* role by the
+/// catalog's pattern, and write access to a schema made by hand at apply.
+#[test]
+fn example_catalog_attacks_refused() {
+    if !pg_enabled() {
+        return;
+    }
+    for_each_bin("privilege_example", |bin, ctx| {
+        let f = Fixture::new(bin, "exm");
+        let db = maintenance_db();
+        let name = format!("acc_exm_{}", version_tag(bin));
+        let role = format!("{db}_{name}");
+        drop_roles(&[role.as_str()]);
+        let me = std::env::var("PGUSER").unwrap_or_else(|_| "platform".into());
+        let access = |schema: &str, member_of: &str| {
+            format!(
+                r#"{REQUIRED_PLATFORM}
+{PROVIDER_BLOCK}
+resource "platform_postgres_access" "x" {{
+  database  = "{db}"
+  schema    = "{schema}"
+  name      = "{name}"
+  access    = "write"
+  member_of = [{member_of}]
+}}
+"#
+            )
+        };
+        for (main_tf, needle) in [
+            (
+                access(&f.marked_schema, &format!("{me:?}")),
+                format!("refused to join role {me:?}"),
+            ),
+            (
+                access(&f.marked_schema, "\"pg_execute_server_program\""),
+                "pg_execute_server_program".to_owned(),
+            ),
+            (
+                access(&f.hand_schema, ""),
+                format!("refused to grant on schema \"{}\"", f.hand_schema),
+            ),
+        ] {
+            let wd = Workdir::dev_overrides();
+            wd.write("main.tf", &main_tf);
+            let out = wd.tf(bin, &["apply", "-auto-approve", "-input=false"]);
+            assert_failure(&out);
+            assert_no_crash(&out, ctx);
+            assert_contains_norm(&out, ctx, &needle);
+            assert_eq!(
+                pg::role(&role),
+                None,
+                "{ctx} role {role} left behind:\n{out}"
+            );
+        }
+        f.drop();
+    });
+}
