@@ -73,18 +73,24 @@ pub(crate) struct Pos {
 pub(crate) struct FileDiags<'a> {
     pub(crate) file: &'a str,
     text: &'a str,
+    lines: LineIndex,
     pub(crate) diags: &'a mut Vec<Diagnostic>,
 }
 
 impl<'a> FileDiags<'a> {
     pub(crate) fn new(file: &'a str, text: &'a str, diags: &'a mut Vec<Diagnostic>) -> Self {
-        FileDiags { file, text, diags }
+        FileDiags {
+            file,
+            text,
+            lines: LineIndex::new(text),
+            diags,
+        }
     }
 
     /// Position of a byte offset. Offsets past the end or inside a char are clamped, because
     /// spans come from another crate and a bad one must not panic the loader.
     pub(crate) fn pos_of_offset(&self, offset: usize) -> Pos {
-        pos_in(self.text, offset)
+        self.lines.pos(self.text, offset)
     }
 
     /// The source text of a span, or "" when the span is missing or out of bounds.
@@ -144,17 +150,63 @@ impl<'a> FileDiags<'a> {
     }
 }
 
+/// Where each line of a text starts, built once per file so that a position costs a binary
+/// search instead of a scan from the start of the file (the loader asks for a position for
+/// every declared name, so scanning made loading quadratic in the file size).
+pub(crate) struct LineIndex {
+    /// Byte offset of each line's first byte; `starts[0] == 0`.
+    starts: Vec<usize>,
+    /// Whether each line is pure ASCII, so that its columns are byte counts (without this, a
+    /// huge single-line file would be quadratic again through counting chars).
+    ascii: Vec<bool>,
+}
+
+impl LineIndex {
+    pub(crate) fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        let mut ascii = Vec::new();
+        let mut line_ascii = true;
+        for (idx, byte) in text.bytes().enumerate() {
+            if byte == b'\n' {
+                starts.push(idx + 1);
+                ascii.push(line_ascii);
+                line_ascii = true;
+            } else if !byte.is_ascii() {
+                line_ascii = false;
+            }
+        }
+        ascii.push(line_ascii);
+        LineIndex { starts, ascii }
+    }
+
+    /// 1-based line and char column of a byte offset in `text` (the text the index was built
+    /// from), clamped to the text and back to a char boundary.
+    pub(crate) fn pos(&self, text: &str, offset: usize) -> Pos {
+        let mut offset = offset.min(text.len());
+        while offset > 0 && !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        // The last line starting at or before `offset`.
+        let line = self
+            .starts
+            .partition_point(|start| *start <= offset)
+            .saturating_sub(1);
+        let start = self.starts.get(line).copied().unwrap_or(0).min(offset);
+        let col = if self.ascii.get(line).copied().unwrap_or(false) {
+            offset - start
+        } else {
+            text.get(start..offset).map_or(0, |part| part.chars().count())
+        };
+        Pos {
+            line: line + 1,
+            col: col + 1,
+        }
+    }
+}
+
+#[cfg(test)]
 pub(crate) fn pos_in(text: &str, offset: usize) -> Pos {
-    let mut offset = offset.min(text.len());
-    while offset > 0 && !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line_start = before.rfind('\n').map_or(0, |idx| idx + 1);
-    Pos {
-        line: before.matches('\n').count() + 1,
-        col: before[line_start..].chars().count() + 1,
-    }
+    LineIndex::new(text).pos(text, offset)
 }
 
 #[cfg(test)]
@@ -176,6 +228,33 @@ mod tests {
         check("é = x", 4, (1, 4));
         // An offset inside a char is clamped back to the char start.
         check("é", 1, (1, 1));
+        check("ab\né\ncd", 5, (2, 2));
+        check("ab\né\ncd", 7, (3, 2));
+        check("ab\n", 3, (2, 1));
+        check("\n\n", 1, (2, 1));
+    }
+
+    #[test]
+    fn positions_match_a_scan_from_the_start() {
+        // The reference: what line:col means, computed the slow way.
+        fn scan(text: &str, offset: usize) -> (usize, usize) {
+            let mut offset = offset.min(text.len());
+            while !text.is_char_boundary(offset) {
+                offset -= 1;
+            }
+            let before = &text[..offset];
+            let line_start = before.rfind('\n').map_or(0, |idx| idx + 1);
+            (
+                before.matches('\n').count() + 1,
+                before[line_start..].chars().count() + 1,
+            )
+        }
+        let text = "a = 1\n\né = \"ü\"\n  x\r\nend";
+        let index = LineIndex::new(text);
+        for offset in 0..=text.len() + 2 {
+            let pos = index.pos(text, offset);
+            assert_eq!((pos.line, pos.col), scan(text, offset), "offset {offset}");
+        }
     }
 
     #[test]
