@@ -206,7 +206,7 @@ fn diagnostics_do_not_depend_on_source_order() {
 
 #[test]
 fn duplicate_offering_across_files() {
-    let text = "offering \"x\" {\n  title = \"X\"\n  owner { team = \"t\" }\n  version \"1.0.0\" { status = \"current\" }\n}\n";
+    let text = "offering \"x\" {\n  title = \"X\"\n  owner { team = \"t\" }\n  version \"1.0.0\" {\n    status = \"current\"\n    tier \"t\" {\n      price {\n        amount = 0\n        unit   = \"month\"\n      }\n    }\n  }\n}\n";
     let (catalog, diags) = load_sources(vec![source("b.hcl", text), source("a.hcl", text)]);
     assert_eq!(
         rendered(&diags),

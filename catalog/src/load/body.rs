@@ -3,7 +3,9 @@
 use hcl::Value;
 use hcl::eval::Context;
 use hcl_edit::Span;
+use hcl_edit::expr::Expression as EditExpr;
 use hcl_edit::structure::{Attribute, Block, Body, Structure};
+use hcl_edit::visit::{self, Visit};
 
 use crate::diag::FileDiags;
 
@@ -89,9 +91,13 @@ impl<'b> Fields<'b> {
             .collect()
     }
 
-    /// Evaluates an attribute as a constant (no variables, no functions).
+    /// Evaluates an attribute as a constant (no variables, no functions). A number literal
+    /// that a 64-bit float cannot hold exactly is an error, not a silently different value.
     pub(super) fn literal(&self, fd: &mut FileDiags, attr: &Attribute) -> Option<Value> {
         use hcl::eval::Evaluate;
+        if !check_number_literals(fd, &attr.value) {
+            return None;
+        }
         let expr = hcl::Expression::from(attr.value.clone());
         match expr.evaluate(&Context::new()) {
             Ok(value) => Some(value),
@@ -210,4 +216,75 @@ pub(super) fn no_labels(fd: &mut FileDiags, block: &Block) -> bool {
         format!("block \"{}\" takes no labels", block.ident.as_str()),
     );
     false
+}
+
+/// Reports every number literal in `expr` whose value as a 64-bit float differs from what is
+/// written (e.g. `123456789012345678901234567890` would become 1.2345678901234568e29, and
+/// `1e-400` would become 0). Returns false when there was one.
+fn check_number_literals(fd: &mut FileDiags, expr: &EditExpr) -> bool {
+    struct Numbers {
+        floats: Vec<(SpanR, f64)>,
+    }
+    impl Visit for Numbers {
+        fn visit_expr(&mut self, expr: &EditExpr) {
+            match expr {
+                EditExpr::Number(number) => {
+                    if let Some(value) = number.value().as_f64() {
+                        self.floats.push((expr.span(), value));
+                    }
+                }
+                other => visit::visit_expr(self, other),
+            }
+        }
+    }
+    let mut numbers = Numbers {
+        floats: Vec::new(),
+    };
+    numbers.visit_expr(expr);
+    let mut ok = true;
+    for (span, value) in numbers.floats {
+        let written = fd.snippet(&span).trim();
+        if written.parse::<u64>().is_ok() {
+            continue; // Integers that fit in a u64 are held exactly, not as floats.
+        }
+        let Some(literal) = decimal(written) else {
+            continue; // Not plain decimal text (should not happen); nothing to compare.
+        };
+        if decimal(&format!("{value:e}")) != Some(literal) {
+            ok = false;
+            fd.error_detail(
+                &span,
+                format!("number {written} cannot be represented exactly"),
+                format!(
+                    "numbers are 64-bit floats (about 15 significant digits, magnitudes up to 1.8e308); this one would become {value:e}"
+                ),
+            );
+        }
+    }
+    ok
+}
+
+/// A decimal number's significant digits (no leading or trailing zeros) and the power of ten
+/// of the last one, ignoring the sign: "120.50" and "1.205e2" both give ("1205", -1).
+pub(super) fn decimal(text: &str) -> Option<(String, i128)> {
+    let text = text.trim_start_matches(['-', '+']);
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(idx) => (&text[..idx], text[idx + 1..].parse::<i128>().ok()?),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let digits = format!("{int}{frac}");
+    let mut exponent = exponent - frac.len() as i128;
+    let digits = digits.trim_start_matches('0');
+    let trimmed = digits.trim_end_matches('0');
+    exponent += (digits.len() - trimmed.len()) as i128;
+    if trimmed.is_empty() {
+        return Some((String::new(), 0));
+    }
+    Some((trimmed.to_string(), exponent))
 }

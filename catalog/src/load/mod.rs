@@ -75,7 +75,16 @@ fn load_file(fd: &mut FileDiags, text: &str, state: &mut State) {
     let body = match hcl_edit::parser::parse_body(text) {
         Ok(body) => body,
         Err(err) => {
-            let pos = fd.pos_of_offset(err.location().offset());
+            let offset = err.location().offset();
+            if let Some((span, literal)) = overflowing_number(text, offset) {
+                fd.error_detail(
+                    &Some(span),
+                    format!("number {literal} is out of range"),
+                    "numbers are 64-bit floats; their magnitude must be below about 1.8e308",
+                );
+                return;
+            }
+            let pos = fd.pos_of_offset(offset);
             fd.error_at(pos, format!("syntax error: {}", err.message()));
             return;
         }
@@ -89,6 +98,25 @@ fn load_file(fd: &mut FileDiags, text: &str, state: &mut State) {
             state.offerings.push(offering);
         }
     }
+}
+
+/// hcl-edit rejects a number literal too large for a float (`1e400`) with a generic syntax
+/// error near it; this finds such a literal on the error's line, covering or next to the error
+/// offset, so the diagnostic can say what is wrong.
+fn overflowing_number(text: &str, offset: usize) -> Option<(Range<usize>, &str)> {
+    let offset = offset.min(text.len());
+    let line_start = text.get(..offset)?.rfind('\n').map_or(0, |idx| idx + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |idx| offset + idx);
+    let line = &text[line_start..line_end];
+    let literal = regex::Regex::new(r"[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+").ok()?;
+    literal
+        .find_iter(line)
+        .map(|found| (line_start + found.start()..line_start + found.end(), found.as_str()))
+        .find(|(range, literal)| {
+            range.start <= offset
+                && offset <= range.end
+                && literal.parse::<f64>().is_ok_and(f64::is_infinite)
+        })
 }
 
 fn load_catalog_block(fd: &mut FileDiags, block: &Block, state: &mut State) {
@@ -222,6 +250,19 @@ fn load_offering(fd: &mut FileDiags, block: &Block, state: &mut State) -> Option
         owner: owner?,
         versions,
     };
+    let current = offering.current();
+    // Without any loaded version, the version errors already say what is wrong.
+    if current.inherits_schema && !offering.versions.is_empty() {
+        // Neither it nor the versions that inherit from it have tiers (see load_version).
+        fd.error_detail(
+            &block.span(),
+            format!("offering \"{}\" has no tiers", offering.name),
+            format!(
+                "its current version \"{}\" declares no input, tier, compose or output blocks; every resource chooses a tier, so declare at least one tier block there",
+                current.version
+            ),
+        );
+    }
     inherit_schema(&mut offering);
     Some(offering)
 }
@@ -309,6 +350,16 @@ fn load_version(
 
     let inputs = load_inputs(fd, &fields);
     let tiers = load_tiers(fd, &fields, &inputs);
+    // A version without tiers could never be used (every resource picks a tier); a version
+    // that declares no schema at all takes its tiers from the schema version instead, and
+    // the offering reports there when that one has none.
+    if !inherits_schema && fields.blocks("tier").is_empty() {
+        fd.error_detail(
+            &block.span(),
+            format!("version \"{label}\" has no tiers"),
+            "every resource chooses a tier; declare at least one tier block, e.g. tier \"standard\" { price { amount = 0, unit = \"month\" } }",
+        );
+    }
     let outputs_blocks = fields.blocks("output");
     let compose = load_compose(fd, &fields, &inputs, &tiers);
     let primitive_names: Vec<String> = compose.iter().map(|p| p.name.clone()).collect();

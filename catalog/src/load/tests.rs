@@ -11,10 +11,16 @@ fn check(text: &str, expected: &str) {
     assert_eq!(rendered.join("\n"), expected.trim());
 }
 
-/// Wraps a version body in a valid offering; body line N is file line N + 5.
+/// Wraps a version body in a valid offering; body line N is file line N + 5. A body that
+/// mentions no tier gets one after it (a version needs a tier).
 fn in_version(body: &str) -> String {
+    let tier = if body.contains("tier") {
+        ""
+    } else {
+        "    tier \"t\" {\n      price {\n        amount = 0\n        unit   = \"month\"\n      }\n    }\n"
+    };
     format!(
-        "offering \"o\" {{\n  title = \"O\"\n  owner {{ team = \"t\" }}\n  version \"1.0.0\" {{\n    status = \"current\"\n{body}  }}\n}}\n"
+        "offering \"o\" {{\n  title = \"O\"\n  owner {{ team = \"t\" }}\n  version \"1.0.0\" {{\n    status = \"current\"\n{body}{tier}  }}\n}}\n"
     )
 }
 
@@ -135,7 +141,11 @@ c.hcl:16:14: error: invalid type "strin"
     );
     check(
         "offering \"x\" {\n  title = var.title\n  owner { team = \"t\" }\n  version \"1.0.0\" { status = \"current\" }\n}\n",
-        "c.hcl:2:11: error: attribute \"title\" must be a constant: undefined variable `var`",
+        concat!(
+            "c.hcl:1:1: error: offering \"x\" has no tiers\n",
+            "  its current version \"1.0.0\" declares no input, tier, compose or output blocks; every resource chooses a tier, so declare at least one tier block there\n",
+            "c.hcl:2:11: error: attribute \"title\" must be a constant: undefined variable `var`",
+        ),
     );
 }
 
@@ -145,6 +155,8 @@ fn bad_names() {
         "catalog { provider_prefix = \"Acme_1\" }\noffering \"Bad-Name\" {\n  title = \"X\"\n  owner { team = \"t\" }\n  version \"1.0\" { status = \"current\" }\n}\n",
         r#"
 c.hcl:1:29: error: invalid provider_prefix "Acme_1"; expected lowercase letters and digits, starting with a letter
+c.hcl:2:1: error: offering "Bad-Name" has no tiers
+  its current version "1.0" declares no input, tier, compose or output blocks; every resource chooses a tier, so declare at least one tier block there
 c.hcl:2:10: error: invalid offering name "Bad-Name"; expected lowercase letters, digits and underscores, starting with a letter
 c.hcl:5:11: error: invalid version "1.0"; expected a semantic version like 1.2.0
 "#,
@@ -424,6 +436,8 @@ fn many_problems_in_one_file_are_all_reported() {
         ),
         r#"
 c.hcl:2:11: error: attribute "title" must be a string, got 1
+c.hcl:4:3: error: version "1.0.0" has no tiers
+  every resource chooses a tier; declare at least one tier block, e.g. tier "standard" { price { amount = 0, unit = "month" } }
 c.hcl:6:24: error: invalid type "text"
   expected string, number, bool, list(T), set(T) or map(T) where T is string, number or bool
 c.hcl:12:30: error: invalid status "gone"; expected preview, current, deprecated or retired
@@ -488,5 +502,82 @@ fn for_expression_locals_are_not_references() {
             "    output \"upper\" { value = [for n in input.names : \"${n}_x\" if n != \"\"] }\n",
         )),
         "",
+    );
+}
+
+#[test]
+fn negative_prices() {
+    check(
+        &in_version(
+            "    tier \"a\" {\n      price {\n        amount = -5\n        unit   = \"month\"\n      }\n    }\n    tier \"b\" {\n      price {\n        amount = -0.5\n        unit   = \"hour\"\n      }\n    }\n",
+        ),
+        r#"
+c.hcl:8:18: error: price amount must not be negative, got -5
+c.hcl:14:18: error: price amount must not be negative, got -0.5
+"#,
+    );
+    // Zero is a price (free tiers exist).
+    check(
+        &in_version(
+            "    tier \"a\" {\n      price {\n        amount = 0\n        unit   = \"month\"\n      }\n    }\n",
+        ),
+        "",
+    );
+}
+
+#[test]
+fn versions_without_tiers() {
+    // A version with a schema but no tier block.
+    check(
+        "offering \"o\" {\n  title = \"O\"\n  owner { team = \"t\" }\n  version \"1.0.0\" {\n    status = \"current\"\n    input \"a\" {\n      type = string\n    }\n  }\n}\n",
+        r#"
+c.hcl:4:3: error: version "1.0.0" has no tiers
+  every resource chooses a tier; declare at least one tier block, e.g. tier "standard" { price { amount = 0, unit = "month" } }
+"#,
+    );
+    // No version declares a schema: reported once, for the offering.
+    check(
+        "offering \"o\" {\n  title = \"O\"\n  owner { team = \"t\" }\n  version \"1.0.0\" {\n    status = \"current\"\n  }\n  version \"0.9.0\" {\n    status = \"deprecated\"\n  }\n}\n",
+        r#"
+c.hcl:1:1: error: offering "o" has no tiers
+  its current version "1.0.0" declares no input, tier, compose or output blocks; every resource chooses a tier, so declare at least one tier block there
+"#,
+    );
+    // An older version without blocks inherits the current version's tiers: no problem.
+    let text = in_version("").replace(
+        "  }\n}\n",
+        "  }\n  version \"0.9.0\" {\n    status = \"deprecated\"\n  }\n}\n",
+    );
+    check(&text, "");
+}
+
+#[test]
+fn numbers_that_a_float_cannot_hold() {
+    check(
+        &in_version(
+            "    input \"a\" {\n      type    = number\n      default = 123456789012345678901234567890\n    }\n    input \"b\" {\n      type    = list(number)\n      default = [1, 0.1, 1e-400]\n      max     = 1.00000000000000000001\n    }\n",
+        ),
+        r#"
+c.hcl:8:17: error: number 123456789012345678901234567890 cannot be represented exactly
+  numbers are 64-bit floats (about 15 significant digits, magnitudes up to 1.8e308); this one would become 1.2345678901234568e29
+c.hcl:12:26: error: number 1e-400 cannot be represented exactly
+  numbers are 64-bit floats (about 15 significant digits, magnitudes up to 1.8e308); this one would become 0e0
+c.hcl:13:17: error: number 1.00000000000000000001 cannot be represented exactly
+  numbers are 64-bit floats (about 15 significant digits, magnitudes up to 1.8e308); this one would become 1e0
+"#,
+    );
+    // Exactly representable ones, however written, are fine.
+    check(
+        &in_version(
+            "    input \"a\" {\n      type    = list(number)\n      default = [18446744073709551615, 1e29, 0.1, 1.50, 2.5e-3]\n    }\n",
+        ),
+        "",
+    );
+    check(
+        &in_version("    input \"a\" {\n      type    = number\n      default = 1e400\n    }\n"),
+        r#"
+c.hcl:8:17: error: number 1e400 is out of range
+  numbers are 64-bit floats; their magnitude must be below about 1.8e308
+"#,
     );
 }
