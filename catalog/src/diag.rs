@@ -163,6 +163,8 @@ pub(crate) struct LineIndex {
 
 impl LineIndex {
     pub(crate) fn new(text: &str) -> LineIndex {
+        #[cfg(test)]
+        scanned::add(text.len());
         let mut starts = vec![0];
         let mut ascii = Vec::new();
         let mut line_ascii = true;
@@ -195,12 +197,35 @@ impl LineIndex {
         let col = if self.ascii.get(line).copied().unwrap_or(false) {
             offset - start
         } else {
+            #[cfg(test)]
+            scanned::add(offset - start);
             text.get(start..offset).map_or(0, |part| part.chars().count())
         };
         Pos {
             line: line + 1,
             col: col + 1,
         }
+    }
+}
+
+/// Test-only count of the source bytes that position lookups read (building a [`LineIndex`]
+/// reads the whole text; a lookup reads at most its own line), so a test can check that
+/// loading reads each file a bounded number of times instead of once per diagnostic.
+#[cfg(test)]
+pub(crate) mod scanned {
+    use std::cell::Cell;
+
+    thread_local! {
+        static BYTES: Cell<usize> = const { Cell::new(0) };
+    }
+
+    pub(crate) fn add(bytes: usize) {
+        BYTES.with(|count| count.set(count.get() + bytes));
+    }
+
+    /// Bytes read on this thread since the last call.
+    pub(crate) fn take() -> usize {
+        BYTES.with(|count| count.replace(0))
     }
 }
 

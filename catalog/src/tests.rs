@@ -319,3 +319,33 @@ fn catalogs_missing_a_line_never_panic() {
         }
     }
 }
+
+/// Loading must stay linear in the catalog size (issue 13: positions were computed by scanning
+/// from the start of the file, once per declared name, so 4,000 offerings took minutes).
+/// Instead of timing, this counts the source bytes read for positions: a bounded number of
+/// passes over each file, however many names and diagnostics it has.
+#[test]
+fn positions_read_each_file_a_bounded_number_of_times() {
+    let example = include_str!("../../examples/catalogs/postgres.hcl");
+    let body = &example[example.find("offering \"").unwrap_or(0)..];
+    let mut text = String::new();
+    for i in 0..300 {
+        // Renamed copies, each with a non-ASCII line and problems to report (unknown
+        // attributes) so that both position paths and diagnostics are exercised.
+        let copy = body
+            .replace("offering \"postgres_", &format!("offering \"p{i}_"))
+            .replace("  title       =", "  bogus = \"é\"\n  title       =");
+        text.push_str(&copy);
+    }
+    let _ = crate::diag::scanned::take();
+    let (catalog, diags) = load_sources(vec![source("big.hcl", &text)]);
+    let scanned = crate::diag::scanned::take();
+    assert_eq!(catalog.offerings.len(), 900);
+    assert_eq!(diags.len(), 900, "{}", rendered(&diags[..3]));
+    assert!(scanned >= text.len(), "the line index was not built: {scanned}");
+    assert!(
+        scanned <= 2 * text.len(),
+        "positions read {scanned} bytes of a {}-byte catalog",
+        text.len()
+    );
+}
