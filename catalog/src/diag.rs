@@ -3,6 +3,7 @@
 //! A diagnostic always points at a position in a source file (1-based line and 1-based column
 //! counted in chars), shaped like hashicorp/hcl's `hcl.Diagnostic` with a subject range.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 
@@ -75,15 +76,24 @@ pub(crate) struct FileDiags<'a> {
     text: &'a str,
     lines: LineIndex,
     pub(crate) diags: &'a mut Vec<Diagnostic>,
+    /// Compiled input patterns by source text, shared by all files of a load: catalogs repeat
+    /// the same few patterns, and compiling a regex costs more than the rest of an input.
+    pub(crate) regexes: &'a mut HashMap<String, regex::Regex>,
 }
 
 impl<'a> FileDiags<'a> {
-    pub(crate) fn new(file: &'a str, text: &'a str, diags: &'a mut Vec<Diagnostic>) -> Self {
+    pub(crate) fn new(
+        file: &'a str,
+        text: &'a str,
+        diags: &'a mut Vec<Diagnostic>,
+        regexes: &'a mut HashMap<String, regex::Regex>,
+    ) -> Self {
         FileDiags {
             file,
             text,
             lines: LineIndex::new(text),
             diags,
+            regexes,
         }
     }
 

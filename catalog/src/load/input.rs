@@ -119,8 +119,14 @@ fn load_input(fd: &mut FileDiags, block: &Block, name: String) -> Option<Input> 
             );
             return None;
         }
+        if let Some(regex) = fd.regexes.get(&text) {
+            return Some(regex.clone());
+        }
         match regex::Regex::new(&text) {
-            Ok(regex) => Some(regex),
+            Ok(regex) => {
+                fd.regexes.insert(text, regex.clone());
+                Some(regex)
+            }
             Err(err) => {
                 fd.error(
                     &span,

@@ -54,14 +54,16 @@ pub(crate) fn load(mut sources: Vec<Source>, diags: &mut Vec<Diagnostic>) -> Cat
     sources.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.text.cmp(&b.text)));
     let digest = crate::digest(&sources);
     let mut state = State::default();
+    let mut regexes = HashMap::new();
     for source in &sources {
         let n_before = diags.len();
-        let mut fd = FileDiags::new(&source.name, &source.text, diags);
+        let mut fd = FileDiags::new(&source.name, &source.text, diags, &mut regexes);
         load_file(&mut fd, &source.text, &mut state);
         // Checks run in passes (names, then references, ...); readers want file order.
         diags[n_before..].sort_by_key(|diag| (diag.line, diag.col));
     }
-    state.offerings.sort_by(|a, b| a.name.cmp(&b.name));
+    // Names are unique (duplicates are skipped above), so an unstable sort is deterministic.
+    state.offerings.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     Catalog {
         provider_prefix: state
             .prefix
@@ -269,12 +271,25 @@ fn load_offering(fd: &mut FileDiags, block: &Block, state: &mut State) -> Option
 
 /// Versions that declare no schema of their own take it from the schema version.
 fn inherit_schema(offering: &mut Offering) {
-    let schema = offering.current().clone();
+    let schema = offering.current();
     if schema.inherits_schema {
         return;
     }
-    for version in &mut offering.versions {
-        if version.inherits_schema && version.version != schema.version {
+    let schema_version = schema.version.clone();
+    let Some(idx) = offering
+        .versions
+        .iter()
+        .position(|version| version.version == schema_version)
+    else {
+        return;
+    };
+    let (schema, others) = {
+        let (before, rest) = offering.versions.split_at_mut(idx);
+        let (schema, after) = rest.split_at_mut(1);
+        (&schema[0], before.iter_mut().chain(after.iter_mut()))
+    };
+    for version in others {
+        if version.inherits_schema {
             version.inputs = schema.inputs.clone();
             version.tiers = schema.tiers.clone();
             version.compose = schema.compose.clone();
