@@ -209,7 +209,8 @@ impl LineIndex {
         } else {
             #[cfg(test)]
             scanned::add(offset - start);
-            text.get(start..offset).map_or(0, |part| part.chars().count())
+            text.get(start..offset)
+                .map_or(0, |part| part.chars().count())
         };
         Pos {
             line: line + 1,

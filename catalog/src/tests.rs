@@ -342,7 +342,10 @@ fn positions_read_each_file_a_bounded_number_of_times() {
     let scanned = crate::diag::scanned::take();
     assert_eq!(catalog.offerings.len(), 900);
     assert_eq!(diags.len(), 900, "{}", rendered(&diags[..3]));
-    assert!(scanned >= text.len(), "the line index was not built: {scanned}");
+    assert!(
+        scanned >= text.len(),
+        "the line index was not built: {scanned}"
+    );
     assert!(
         scanned <= 2 * text.len(),
         "positions read {scanned} bytes of a {}-byte catalog",

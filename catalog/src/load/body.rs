@@ -237,9 +237,7 @@ fn check_number_literals(fd: &mut FileDiags, expr: &EditExpr) -> bool {
             }
         }
     }
-    let mut numbers = Numbers {
-        floats: Vec::new(),
-    };
+    let mut numbers = Numbers { floats: Vec::new() };
     numbers.visit_expr(expr);
     let mut ok = true;
     for (span, value) in numbers.floats {

@@ -125,6 +125,7 @@ fn object_items<'b>(fd: &mut FileDiags, attr: &'b Attribute) -> Vec<(String, &'b
         return Vec::new();
     };
     let mut items: Vec<(String, &EditExpr)> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (key, value) in object.iter() {
         let (name, span) = match key {
             hcl_edit::expr::ObjectKey::Ident(ident) => (ident.as_str().to_string(), ident.span()),
@@ -136,7 +137,7 @@ fn object_items<'b>(fd: &mut FileDiags, attr: &'b Attribute) -> Vec<(String, &'b
                 continue;
             }
         };
-        if items.iter().any(|(existing, _)| *existing == name) {
+        if !seen.insert(name.clone()) {
             fd.error(&span, format!("duplicate key \"{name}\" in inputs"));
             continue;
         }
@@ -154,7 +155,12 @@ fn topo_sort(fd: &mut FileDiags, primitives: Vec<Primitive>, spans: &[SpanR]) ->
         Active,
         Done,
     }
-    let index_of = |name: &str| primitives.iter().position(|p| p.name == name);
+    let indices: HashMap<&str, usize> = primitives
+        .iter()
+        .enumerate()
+        .map(|(idx, primitive)| (primitive.name.as_str(), idx))
+        .collect();
+    let index_of = |name: &str| indices.get(name).copied();
     let mut marks = vec![Mark::New; primitives.len()];
     let mut order: Vec<usize> = Vec::new();
     let mut reported: Vec<Vec<usize>> = Vec::new();

@@ -108,12 +108,20 @@ fn load_file(fd: &mut FileDiags, text: &str, state: &mut State) {
 fn overflowing_number(text: &str, offset: usize) -> Option<(Range<usize>, &str)> {
     let offset = offset.min(text.len());
     let line_start = text.get(..offset)?.rfind('\n').map_or(0, |idx| idx + 1);
-    let line_end = text[offset..].find('\n').map_or(text.len(), |idx| offset + idx);
-    let line = &text[line_start..line_end];
+    let line_end = text
+        .get(offset..)?
+        .find('\n')
+        .map_or(text.len(), |idx| offset + idx);
+    let line = text.get(line_start..line_end)?;
     let literal = regex::Regex::new(r"[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+").ok()?;
     literal
         .find_iter(line)
-        .map(|found| (line_start + found.start()..line_start + found.end(), found.as_str()))
+        .map(|found| {
+            (
+                line_start + found.start()..line_start + found.end(),
+                found.as_str(),
+            )
+        })
         .find(|(range, literal)| {
             range.start <= offset
                 && offset <= range.end

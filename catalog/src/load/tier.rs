@@ -126,22 +126,20 @@ fn load_price(fd: &mut FileDiags, block: &Block, inputs: &[Input]) -> Option<Pri
         &[],
     );
     let amount = match fields.attr("amount") {
-        Some(_) => fields
-            .number(fd, "amount")
-            .and_then(|(amount, span)| {
-                if amount < 0.0 {
-                    fd.error(
-                        &span,
-                        format!(
-                            "price amount must not be negative, got {}",
-                            fd.snippet(&span).trim()
-                        ),
-                    );
-                    None
-                } else {
-                    Some(amount)
-                }
-            }),
+        Some(_) => fields.number(fd, "amount").and_then(|(amount, span)| {
+            if amount < 0.0 {
+                fd.error(
+                    &span,
+                    format!(
+                        "price amount must not be negative, got {}",
+                        fd.snippet(&span).trim()
+                    ),
+                );
+                None
+            } else {
+                Some(amount)
+            }
+        }),
         None => {
             fd.error(
                 &block.span(),
