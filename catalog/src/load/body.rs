@@ -221,7 +221,7 @@ pub(super) fn no_labels(fd: &mut FileDiags, block: &Block) -> bool {
 /// Reports every number literal in `expr` whose value as a 64-bit float differs from what is
 /// written (e.g. `123456789012345678901234567890` would become 1.2345678901234568e29, and
 /// `1e-400` would become 0). Returns false when there was one.
-fn check_number_literals(fd: &mut FileDiags, expr: &EditExpr) -> bool {
+pub(super) fn check_number_literals(fd: &mut FileDiags, expr: &EditExpr) -> bool {
     struct Numbers {
         floats: Vec<(SpanR, f64)>,
     }

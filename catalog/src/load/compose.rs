@@ -10,7 +10,7 @@ use crate::diag::FileDiags;
 use crate::model::{Input, Output, Primitive, Tier};
 use crate::refs::{RefEnv, check_refs};
 
-use super::body::{Fields, no_labels, one_label, split_body};
+use super::body::{Fields, check_number_literals, no_labels, one_label, split_body};
 use super::{SpanR, check_item_name, is_driver};
 
 /// Parses the compose block, checks references, and returns primitives in dependency order.
@@ -101,6 +101,7 @@ pub(super) fn load_compose(
     } in &mut drafts
     {
         for (key, expr) in exprs.iter() {
+            check_number_literals(fd, expr);
             for dependency in check_refs(fd, expr, &env) {
                 if !primitive.depends_on.contains(&dependency) {
                     primitive.depends_on.push(dependency);
@@ -258,6 +259,7 @@ pub(super) fn load_outputs(
         let sensitive = fields.bool(fd, "sensitive").unwrap_or(false);
         let value = match fields.attr("value") {
             Some(attr) => {
+                check_number_literals(fd, &attr.value);
                 check_refs(fd, &attr.value, env);
                 Some(hcl::Expression::from(attr.value.clone()))
             }

@@ -566,6 +566,18 @@ c.hcl:13:17: error: number 1.00000000000000000001 cannot be represented exactly
   numbers are 64-bit floats (about 15 significant digits, magnitudes up to 1.8e308); this one would become 1e0
 "#,
     );
+    // Expressions evaluated later (compose inputs, outputs, price quantities) are checked too.
+    check(
+        &in_version(concat!(
+            "    input \"a\" {\n      type = number\n    }\n",
+            "    compose {\n      primitive \"p\" {\n        driver = \"x.y\"\n",
+            "        inputs = { n = input.a * 1e-999 }\n      }\n    }\n",
+        )),
+        r#"
+c.hcl:12:34: error: number 1e-999 cannot be represented exactly
+  numbers are 64-bit floats (about 15 significant digits, magnitudes up to 1.8e308); this one would become 0e0
+"#,
+    );
     // Exactly representable ones, however written, are fine.
     check(
         &in_version(

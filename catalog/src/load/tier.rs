@@ -11,7 +11,7 @@ use crate::diag::FileDiags;
 use crate::model::{Input, Price, Tier};
 use crate::refs::{RefEnv, check_refs};
 
-use super::body::{Fields, no_labels, one_label, split_body};
+use super::body::{Fields, check_number_literals, no_labels, one_label, split_body};
 use super::{SpanR, check_item_name};
 
 pub(super) fn load_tiers(fd: &mut FileDiags, fields: &Fields, inputs: &[Input]) -> Vec<Tier> {
@@ -171,6 +171,7 @@ fn load_price(fd: &mut FileDiags, block: &Block, inputs: &[Input]) -> Option<Pri
             primitives: None,
             tier_values: false,
         };
+        check_number_literals(fd, &attr.value);
         check_refs(fd, &attr.value, &env);
         hcl::Expression::from(attr.value.clone())
     });
