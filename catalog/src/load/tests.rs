@@ -592,4 +592,13 @@ c.hcl:8:17: error: number 1e400 is out of range
   numbers are 64-bit floats; their magnitude must be below about 1.8e308
 "#,
     );
+    check(
+        &in_version(
+            "    input \"a\" {\n      type    = list(number)\n      default = [\n        1,\n        -2.5E+400,\n      ]\n    }\n",
+        ),
+        r#"
+c.hcl:10:10: error: number 2.5E+400 is out of range
+  numbers are 64-bit floats; their magnitude must be below about 1.8e308
+"#,
+    );
 }
