@@ -319,6 +319,13 @@ impl Parser<'_> {
     fn literal(&self, attr: &Attribute) -> Result<Literal, ConfigError> {
         use hcl::eval::Evaluate;
         let expr = hcl::Expression::from(attr.value.clone());
+        // `1/0` would trip a debug assertion inside hcl's arithmetic.
+        platform_catalog::check_arithmetic(&expr, &hcl::eval::Context::new()).map_err(|why| {
+            self.error(
+                attr,
+                format!("`{}` must be a constant: {why}", attr.key.as_str()),
+            )
+        })?;
         let value = expr.evaluate(&hcl::eval::Context::new()).map_err(|error| {
             self.error(
                 attr,
@@ -957,6 +964,20 @@ audit {
         assert!(!config.budgets.is_empty());
         assert!(!config.audit.webhooks.is_empty());
         assert!(config.trust.require_key && config.trust.key_file.is_none());
+    }
+
+    #[test]
+    fn arithmetic_without_a_finite_result_is_an_error_not_a_panic() {
+        // Found by the broker_config fuzz target (fuzz/regressions/).
+        for expr in ["1/0", "0/0", "5 % 0", "1e308 * 10", "(2 + 1/0) * 3"] {
+            let text = format!("budget \"x\" {{\n  monthly = {expr}\n}}\n");
+            let error = BrokerConfig::parse(&text, Path::new("."), Path::new("broker.hcl"))
+                .expect_err(expr);
+            assert!(
+                error.to_string().contains("no finite result"),
+                "{expr}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -42,7 +42,59 @@ impl EvalScope<'_> {
 }
 
 pub(crate) fn evaluate(expr: &hcl::Expression, ctx: &Context) -> Result<Value, String> {
+    check_arithmetic(expr, ctx)?;
     expr.evaluate(ctx).map_err(|err| err.kind().to_string())
+}
+
+/// hcl's arithmetic asserts a finite result (`debug_assert!` in
+/// hcl-primitives): `1/0`, `0/0`, `x % 0` or `1e308 * 10` would panic in a
+/// debug build (and become a non-finite number in a release one). Every
+/// arithmetic operation is checked bottom-up first, computed in `f64`, and a
+/// non-finite result is an error instead. Operands that do not evaluate to
+/// numbers are left to hcl, which reports them itself.
+pub fn check_arithmetic(expr: &hcl::Expression, ctx: &Context) -> Result<(), String> {
+    use hcl::Expression as E;
+    use hcl::expr::{BinaryOperator, Operation};
+    match expr {
+        E::Operation(op) => match op.as_ref() {
+            Operation::Unary(unary) => check_arithmetic(&unary.expr, ctx),
+            Operation::Binary(binary) => {
+                check_arithmetic(&binary.lhs_expr, ctx)?;
+                check_arithmetic(&binary.rhs_expr, ctx)?;
+                let op: fn(f64, f64) -> f64 = match binary.operator {
+                    BinaryOperator::Plus => |a, b| a + b,
+                    BinaryOperator::Minus => |a, b| a - b,
+                    BinaryOperator::Mul => |a, b| a * b,
+                    BinaryOperator::Div => |a, b| a / b,
+                    BinaryOperator::Mod => |a, b| a % b,
+                    _ => return Ok(()),
+                };
+                let number = |e: &hcl::Expression| match e.evaluate(ctx) {
+                    Ok(Value::Number(n)) => n.as_f64(),
+                    _ => None,
+                };
+                if let (Some(a), Some(b)) = (number(&binary.lhs_expr), number(&binary.rhs_expr))
+                    && !op(a, b).is_finite()
+                {
+                    return Err(format!(
+                        "arithmetic on {a} and {b} has no finite result (division by zero or overflow)"
+                    ));
+                }
+                Ok(())
+            }
+        },
+        E::Parenthesis(inner) => check_arithmetic(inner, ctx),
+        E::Array(items) => items.iter().try_for_each(|e| check_arithmetic(e, ctx)),
+        E::Object(object) => object.values().try_for_each(|e| check_arithmetic(e, ctx)),
+        E::Conditional(cond) => {
+            check_arithmetic(&cond.cond_expr, ctx)?;
+            check_arithmetic(&cond.true_expr, ctx)?;
+            check_arithmetic(&cond.false_expr, ctx)
+        }
+        E::FuncCall(call) => call.args.iter().try_for_each(|e| check_arithmetic(e, ctx)),
+        E::Traversal(traversal) => check_arithmetic(&traversal.expr, ctx),
+        _ => Ok(()),
+    }
 }
 
 impl Primitive {

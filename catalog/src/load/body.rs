@@ -99,6 +99,16 @@ impl<'b> Fields<'b> {
             return None;
         }
         let expr = hcl::Expression::from(attr.value.clone());
+        if let Err(why) = crate::eval::check_arithmetic(&expr, &Context::new()) {
+            fd.error(
+                &attr.value.span(),
+                format!(
+                    "attribute \"{}\" must be a constant: {why}",
+                    attr.key.as_str()
+                ),
+            );
+            return None;
+        }
         match expr.evaluate(&Context::new()) {
             Ok(value) => Some(value),
             Err(err) => {

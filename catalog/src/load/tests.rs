@@ -602,3 +602,33 @@ c.hcl:10:10: error: number 2.5E+400 is out of range
 "#,
     );
 }
+
+#[test]
+fn arithmetic_without_a_finite_result_is_a_diagnostic_not_a_panic() {
+    // Found by the catalog_load / broker_config fuzz targets: hcl's arithmetic
+    // debug-asserts a finite result.
+    check(
+        &in_version("    input \"a\" {\n      type    = number\n      default = 1/0\n    }\n"),
+        "c.hcl:8:17: error: attribute \"default\" must be a constant: arithmetic on 1 and 0 has no finite result (division by zero or overflow)",
+    );
+    for (ty, expr) in [
+        ("number", "0/0"),
+        ("number", "7 % 0"),
+        ("number", "1e308 * 10"),
+        ("list(number)", "[1, (2 - 1/0)]"),
+    ] {
+        let text = in_version(&format!(
+            "    input \"a\" {{\n      type    = {ty}\n      default = {expr}\n    }}\n"
+        ));
+        let (_, diags) = load_sources(vec![Source {
+            name: "c.hcl".into(),
+            text,
+        }]);
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.to_string().contains("no finite result")),
+            "{expr}: {diags:?}"
+        );
+    }
+}
