@@ -1,0 +1,3 @@
+budget "x" {
+  monthly = 1/0
+}
