@@ -170,13 +170,6 @@ pub fn ensure_dir(path: &Path, mode: u32) -> io::Result<()> {
     }
 }
 
-/// `create_dir_all` for a home the operator chose (`--home`): its parents
-/// may be anything, but the home itself must not be a symlink unless it was
-/// given as one (the operator's choice); it is used by its resolved path.
-pub fn ensure_dir_all(path: &Path) -> io::Result<()> {
-    fs::create_dir_all(path)
-}
-
 /// Checks that no component of `path` below `root` is a symlink (`root`
 /// itself is checked by whoever chose it). Missing components are fine.
 pub fn check_no_symlink_below(root: &Path, path: &Path) -> io::Result<()> {

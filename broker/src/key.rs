@@ -19,7 +19,7 @@
 //! `Debug` output or a log line; the key is known by its id (`k-` and 8 hex
 //! digits of a MAC of a fixed domain), which reveals nothing about it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ring::hmac;
 
@@ -293,11 +293,6 @@ impl Trust {
             key: Some(key),
         }
     }
-}
-
-/// Where the key file of `trust` lives (for messages).
-pub fn key_source(trust: &TrustConfig) -> Option<PathBuf> {
-    trust.key_file.clone()
 }
 
 #[cfg(test)]

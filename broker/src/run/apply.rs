@@ -20,7 +20,7 @@ use super::derive::{self, BudgetSource, verdict_name};
 use super::{Context, EXIT_OK, Inputs, Loaded, Session};
 use crate::audit::AuditLog;
 use crate::budget::BudgetReport;
-use crate::bundle::{self, Identity, PriorState, WorkspaceLock};
+use crate::bundle::{self, Identity, PriorState, SignedIdentity, WorkspaceLock};
 use crate::dates::{now, parse_rfc3339, rfc3339};
 use crate::plan;
 use crate::policy::Verdict;
@@ -68,12 +68,7 @@ pub(crate) fn authentic_identity(
     let signed = session.home.load_identity(run)?;
     let path = session.home.run_dir(run).join("identity.json");
     match (&session.trust.key, &signed.mac) {
-        (Some(key), Some(mac))
-            if key.verify(
-                bundle::IDENTITY_DOMAIN,
-                signed.identity.canonical().as_bytes(),
-                mac,
-            ) => {}
+        (Some(key), Some(_)) if mac_verifies(key, &signed) => {}
         (Some(key), Some(_)) => {
             return Err(refuse(format!(
                 "{}: the identity does not authenticate with the broker key ({}): it was edited, \
@@ -122,13 +117,25 @@ pub(crate) fn authentic_identity(
 
 /// The `identity_digest` the plan event of `run` recorded, if there is one.
 fn plan_event_digest(log: &Path, run: &str) -> Result<Option<String>> {
+    Ok(plan_event_digests(log, Some(run))?.remove(run))
+}
+
+/// The `identity_digest` each run's plan event recorded (the last one wins);
+/// with `only`, just that run's (only lines naming it are parsed).
+pub(crate) fn plan_event_digests(
+    log: &Path,
+    only: Option<&str>,
+) -> Result<std::collections::HashMap<String, String>> {
+    let mut found = std::collections::HashMap::new();
     let bytes = match crate::fsx::read_nofollow(log) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
         Err(e) => return Err(anyhow!("{}: {e}", log.display())),
     };
-    let needle = format!("\"run\":\"{run}\"");
-    let mut found = None;
+    let needle = match only {
+        Some(run) => format!("\"run\":\"{run}\""),
+        None => "\"type\":\"dev.platform.broker.plan\"".to_owned(),
+    };
     for line in bytes.split(|&b| b == b'\n') {
         if line.is_empty() || !contains(line, needle.as_bytes()) {
             continue;
@@ -136,10 +143,17 @@ fn plan_event_digest(log: &Path, run: &str) -> Result<Option<String>> {
         let Ok(event) = serde_json::from_slice::<serde_json::Value>(line) else {
             continue;
         };
-        if event.get("type").and_then(|t| t.as_str()) == Some("dev.platform.broker.plan")
-            && event["data"]["run"].as_str() == Some(run)
-        {
-            found = event["data"]["identity_digest"].as_str().map(str::to_owned);
+        if event.get("type").and_then(|t| t.as_str()) != Some("dev.platform.broker.plan") {
+            continue;
+        }
+        let (Some(run), Some(digest)) = (
+            event["data"]["run"].as_str(),
+            event["data"]["identity_digest"].as_str(),
+        ) else {
+            continue;
+        };
+        if only.is_none_or(|wanted| wanted == run) {
+            found.insert(run.to_owned(), digest.to_owned());
         }
     }
     Ok(found)
@@ -147,6 +161,17 @@ fn plan_event_digest(log: &Path, run: &str) -> Result<Option<String>> {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Whether a signed identity's MAC verifies with `key`.
+pub(crate) fn mac_verifies(key: &crate::key::BrokerKey, signed: &SignedIdentity) -> bool {
+    signed.mac.as_deref().is_some_and(|mac| {
+        key.verify(
+            bundle::IDENTITY_DOMAIN,
+            signed.identity.canonical().as_bytes(),
+            mac,
+        )
+    })
 }
 
 /// Applies a run. Refusals and failures are audited

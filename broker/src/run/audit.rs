@@ -33,22 +33,15 @@ pub fn verify(ctx: &Context, dir: &Path) -> Result<AuditCheck> {
     let report = crate::audit::verify_with(&session.home.audit_log(), session.trust.key.as_ref())?;
     let mut missing_runs = Vec::new();
     if let Some(key) = &session.trust.key {
+        // One pass over the log for every run's plan event.
+        let recorded = super::apply::plan_event_digests(&session.home.audit_log(), None)?;
         for run in session.home.run_names()? {
             let Ok(signed) = session.home.load_identity(&run) else {
                 continue;
             };
-            let genuine = signed.mac.as_deref().is_some_and(|mac| {
-                key.verify(
-                    crate::bundle::IDENTITY_DOMAIN,
-                    signed.identity.canonical().as_bytes(),
-                    mac,
-                )
-            });
-            if !genuine {
-                continue;
-            }
-            let mut ignore = |_: &str| {};
-            if super::apply::authentic_identity(&session, &run, &mut ignore).is_err() {
+            if super::apply::mac_verifies(key, &signed)
+                && recorded.get(&run) != Some(&signed.identity.digest())
+            {
                 missing_runs.push(run);
             }
         }

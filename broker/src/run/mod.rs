@@ -93,7 +93,7 @@ impl Context {
         let dir = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
         let root = match &self.home {
             Some(home) => {
-                crate::fsx::ensure_dir_all(home)
+                std::fs::create_dir_all(home)
                     .with_context(|| format!("broker home {}", home.display()))?;
                 std::fs::canonicalize(home)
                     .with_context(|| format!("broker home {}", home.display()))?
