@@ -285,14 +285,6 @@ impl Trust {
         };
         Ok(Trust { key, fingerprint })
     }
-
-    /// A trust context from a known key (tests).
-    pub fn with_key(key: BrokerKey) -> Trust {
-        Trust {
-            fingerprint: Fingerprint::from_key(&key),
-            key: Some(key),
-        }
-    }
 }
 
 #[cfg(test)]
