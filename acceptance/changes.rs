@@ -34,6 +34,7 @@ fn state_attributes() -> serde_json::Value {
         "offering_version": "1.0.0",
         "owner_role": "shop_tenant_a_owner",
         "readers": [],
+        "secret_version": null,
         "status": "current",
         "team": "checkout",
         "tier": "shared",

@@ -577,10 +577,11 @@ fn run_with_timeout(mut cmd: Command, cmdline: String, limit: Duration) -> Outpu
         }
         if start.elapsed() > limit {
             timed_out = true;
-            let pgid = child.id();
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pgid}")])
-                .status();
+            // Through the system call: procps-ng's `kill -KILL -- -PGID` of
+            // some releases signals every process it may (as `kill -1`).
+            if let Some(pgid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+            }
             let _ = child.kill();
             break child.wait().expect("wait after kill");
         }

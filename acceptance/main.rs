@@ -18,6 +18,7 @@ mod pg;
 mod postgres;
 mod privilege;
 mod quickstart;
+mod recovery;
 mod schema;
 mod unknowns;
 

@@ -5,11 +5,14 @@
 use crate::common::*;
 use crate::harness::*;
 
-const RESERVED: [&str; 7] = [
+/// Every offering of the example catalog composes a role, so every one has
+/// `secret_version` too.
+const RESERVED: [&str; 8] = [
     "id",
     "labels",
     "monthly_cost",
     "offering_version",
+    "secret_version",
     "status",
     "team",
     "tier",
@@ -54,6 +57,7 @@ fn check_resource(schema: &serde_json::Value, ctx: &str, type_name: &str, expect
         ("offering_version", true, true, serde_json::json!("string")),
         ("monthly_cost", false, true, serde_json::json!("number")),
         ("status", false, true, serde_json::json!("string")),
+        ("secret_version", true, false, serde_json::json!("number")),
     ] {
         let a = &attrs[name];
         assert_eq!(a["type"], ty, "{ctx} {type_name}.{name}: {a:#}");

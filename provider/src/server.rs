@@ -520,20 +520,21 @@ impl pb::provider_server::Provider for ProviderService {
         let result = match self.resource_type(&req.type_name) {
             Ok(ty) => match self.engine.import_resource(&req.type_name, &req.id).await {
                 Ok(imported) => to_proto::value(&imported.state, &ty)
-                    .map(|state| (state, imported.private))
+                    .map(|state| (state, imported.private, imported.diags))
                     .map_err(|d| vec![d]),
                 Err(diags) => Err(diags),
             },
             Err(diags) => Err(diags),
         };
         ok(match result {
-            Ok((state, private)) => pb::import_resource_state::Response {
+            Ok((state, private, warnings)) => pb::import_resource_state::Response {
                 imported_resources: vec![pb::import_resource_state::ImportedResource {
                     type_name: req.type_name.clone(),
                     state: Some(state),
                     private,
                     identity: None,
                 }],
+                diagnostics: to_proto::diagnostics(&warnings),
                 ..Default::default()
             },
             Err(diags) => pb::import_resource_state::Response {

@@ -29,7 +29,7 @@ use tier::load_tiers;
 type SpanR = Option<Range<usize>>;
 
 /// Attribute names the provider adds to every resource; inputs and outputs cannot use them.
-pub const RESERVED_ATTRIBUTES: [&str; 7] = [
+pub const RESERVED_ATTRIBUTES: [&str; 8] = [
     "id",
     "tier",
     "team",
@@ -37,6 +37,7 @@ pub const RESERVED_ATTRIBUTES: [&str; 7] = [
     "offering_version",
     "monthly_cost",
     "status",
+    "secret_version",
 ];
 
 pub(crate) const DEFAULT_PROVIDER_PREFIX: &str = "platform";
@@ -463,7 +464,7 @@ pub(super) fn check_item_name(
             span,
             format!("{kind} name \"{name}\" is reserved"),
             format!(
-                "every resource already has the attributes {}",
+                "resources carry attributes of these names themselves: {}",
                 RESERVED_ATTRIBUTES.join(", ")
             ),
         );

@@ -408,10 +408,10 @@ fn reserved_and_colliding_names() {
         )),
         r#"
 c.hcl:6:11: error: input name "id" is reserved
-  every resource already has the attributes id, tier, team, labels, offering_version, monthly_cost, status
+  resources carry attributes of these names themselves: id, tier, team, labels, offering_version, monthly_cost, status, secret_version
 c.hcl:8:12: error: output "size" has the same name as an input; both would be the attribute "size"
 c.hcl:9:12: error: output name "monthly_cost" is reserved
-  every resource already has the attributes id, tier, team, labels, offering_version, monthly_cost, status
+  resources carry attributes of these names themselves: id, tier, team, labels, offering_version, monthly_cost, status, secret_version
 "#,
     );
 }

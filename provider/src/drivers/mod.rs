@@ -52,6 +52,25 @@ pub struct Owner {
     pub primitive: String,
 }
 
+/// What [`Driver::find`] saw where a primitive's inputs say its object is.
+#[derive(Debug)]
+pub enum Found {
+    /// There is no such object.
+    Missing,
+    /// The object exists and its ownership marker names exactly this owner
+    /// (offering, resource id, primitive): its state, as `read` would give it.
+    /// What cannot be read back (a generated password) is absent.
+    Ours(Values),
+    /// The object is this owner's by another sign (a database owned by this
+    /// resource's own marked role) but lacks its own marker: its create was
+    /// cut short before the marker, which goes on last. Adopted like `Ours`,
+    /// and the composition counts as unfinished.
+    Unfinished(Values),
+    /// The object exists but is not this owner's (no marker, or another
+    /// resource's): why, in words fit for a diagnostic.
+    Foreign(DriverError),
+}
+
 /// One kind of primitive of one backend.
 #[async_trait::async_trait]
 pub trait Driver: Send + Sync {
@@ -76,6 +95,16 @@ pub trait Driver: Send + Sync {
     /// Adopts an existing object identified by `inputs` (e.g. by name),
     /// writing the ownership marker; `None` when there is no such object.
     async fn import(&self, owner: &Owner, inputs: &Values) -> Result<Option<Values>, DriverError>;
+    /// Looks for the object `inputs` identify and says whether `owner`'s
+    /// marker is on it. Changes nothing. This is how a create re-run after a
+    /// crash, and a delete that Terraform sent without the recorded
+    /// primitives (a tainted object), find what belongs to the resource.
+    async fn find(&self, owner: &Owner, inputs: &Values) -> Result<Found, DriverError>;
+    /// Removes the generated secrets (a password) from `state`, so the next
+    /// `update` generates new ones; false when this kind has none.
+    fn forget_secrets(&self, _state: &mut Values) -> bool {
+        false
+    }
 }
 
 /// The primitive kinds this build has, by catalog name. Connections come
@@ -100,6 +129,11 @@ impl Registry {
     /// Whether this build has a driver of that name (plan-time check).
     pub fn knows(name: &str) -> bool {
         BUILTIN_KINDS.contains(&name)
+    }
+
+    /// Whether that kind generates secrets (see [`Driver::forget_secrets`]).
+    pub fn makes_secrets(name: &str) -> bool {
+        postgres::SECRET_KINDS.contains(&name)
     }
 
     /// Drivers connected with the provider block's settings.

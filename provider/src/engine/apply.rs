@@ -9,7 +9,7 @@ use platform_value::{Path, Value};
 use super::compose::{self, ResourcePrivate, Run};
 use super::convert::from_hcl;
 use super::plan::resolve;
-use super::schema::AttrKind;
+use super::schema::{AttrKind, SECRET_VERSION};
 use super::{Diag, Engine};
 
 pub struct ApplyRequest {
@@ -30,6 +30,8 @@ pub struct ApplyResponse {
 pub struct Imported {
     pub state: Value,
     pub private: Vec<u8>,
+    /// Warnings: parts not made yet, secrets that cannot be read back.
+    pub diags: Vec<Diag>,
 }
 
 fn version_of<'a>(offering: &'a Offering, state: &Value) -> &'a Version {
@@ -153,7 +155,8 @@ impl Engine {
         let tier_values = compose::tier_values(version, state);
         let resource_id = match state.get_attr("id") {
             Some(Value::String(id)) => id.clone(),
-            _ => compose::resource_id(version, &inputs).unwrap_or_else(random_id),
+            _ => compose::resource_id(version, &inputs)
+                .unwrap_or_else(|| derived_id(&offering.name, &inputs)),
         };
         let run = Run {
             offering,
@@ -162,13 +165,10 @@ impl Engine {
             resource_id: &resource_id,
             inputs: &inputs,
             tier_values: &tier_values,
+            rotate: !creating
+                && !deleting
+                && req.prior.get_attr(SECRET_VERSION) != req.planned.get_attr(SECRET_VERSION),
         };
-        if deleting && recorded.is_empty() {
-            response.diags.push(Diag::warning(
-                format!("Nothing recorded to destroy for {}", offering.name),
-                "This instance's state records no provisioned objects (it was written by hand or by an older provider), so nothing was dropped. Check for leftovers by their ownership marker comment.",
-            ));
-        }
         let outcome = if deleting {
             run.delete(recorded).await
         } else if creating {
@@ -177,6 +177,12 @@ impl Engine {
             run.update(recorded).await
         };
         response.private = ResourcePrivate::encode_state(&outcome.primitives);
+        for note in &outcome.notes {
+            response.diags.push(Diag::warning(
+                format!("Left in place by {action} of {}", offering.name),
+                note.clone(),
+            ));
+        }
         if let Some(error) = outcome.error {
             let diag = Diag::error(format!("Cannot {action} {}", offering.name), error);
             response.diags.push(match &outcome.error_input {
@@ -265,6 +271,7 @@ impl Engine {
             resource_id: &id,
             inputs: &inputs,
             tier_values: &tier_values,
+            rotate: false,
         };
         let fresh = run
             .read(&recorded.primitives)
@@ -273,7 +280,13 @@ impl Engine {
         if fresh.is_empty() {
             return Ok((Value::Null, private.to_vec()));
         }
-        let mut attrs = compose::fold_observed(version, schema, attrs_of(current), &fresh);
+        let mut attrs = compose::fold_observed(
+            version,
+            schema,
+            attrs_of(current),
+            &fresh,
+            &recorded.primitives,
+        );
         compose::evaluate_outputs(
             version,
             schema,
@@ -354,12 +367,43 @@ impl Engine {
             resource_id: id,
             inputs: &inputs,
             tier_values: &tier_values,
+            rotate: false,
         };
-        let states = match run.import().await.map_err(fail)? {
-            Some(states) => states,
+        let (states, missing) = match run.import().await.map_err(fail)? {
+            Some(found) => found,
             None => return Err(fail("No such object exists.".to_owned())),
         };
-        let mut attrs = compose::fold_observed(version, schema, attrs, &states);
+        let mut diags = Vec::new();
+        if !missing.is_empty() {
+            diags.push(Diag::warning(
+                format!("{id:?} is only partly made"),
+                format!(
+                    "These parts of {} do not exist yet: {}. The next apply creates them.",
+                    offering.name,
+                    missing.join(", ")
+                ),
+            ));
+        }
+        for (primitive, state) in &states {
+            let lost = matches!(state.get("login"), Some(hcl::Value::Bool(true)))
+                && matches!(state.get("password"), None | Some(hcl::Value::Null));
+            if lost {
+                let how = if schema.attr(SECRET_VERSION).is_some() {
+                    format!(
+                        "To give it a new one (its current password stops working), set `{SECRET_VERSION}` on the resource to a new value, e.g. {SECRET_VERSION} = 1, and apply."
+                    )
+                } else {
+                    "This offering has no way to rotate it.".to_owned()
+                };
+                diags.push(Diag::warning(
+                    format!("The password of {primitive:?} cannot be imported"),
+                    format!(
+                        "PostgreSQL keeps only a hash of a password, so the imported connection details have none. {how}"
+                    ),
+                ));
+            }
+        }
+        let mut attrs = compose::fold_observed(version, schema, attrs, &states, &BTreeMap::new());
         attrs.insert("id".into(), Value::String(id.to_owned()));
         attrs.insert(
             "offering_version".into(),
@@ -386,13 +430,22 @@ impl Engine {
         Ok(Imported {
             state: Value::Object(attrs),
             private: ResourcePrivate::encode_state(&states),
+            diags,
         })
     }
 }
 
-/// An id for offerings without a required string input.
-fn random_id() -> String {
-    let mut bytes = [0u8; 8];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The id of an instance of an offering without a required string input:
+/// a digest of the offering and its inputs, so that an apply re-run after a
+/// crash names the same resource in its ownership markers as the run it
+/// repeats (a random id would make its half-made objects foreign).
+fn derived_id(offering: &str, inputs: &crate::drivers::Values) -> String {
+    let canonical =
+        serde_json::to_vec(&(offering, serde_json::to_value(inputs).unwrap_or_default()))
+            .unwrap_or_default();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &canonical);
+    digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

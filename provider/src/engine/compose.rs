@@ -14,7 +14,7 @@ use platform_value::Value;
 
 use super::convert::{from_hcl, hcl_to_string, to_hcl};
 use super::schema::{AttrKind, BlockSchema};
-use crate::drivers::{DriverError, Owner, Registry, Values};
+use crate::drivers::{DriverError, Found, Owner, Registry, Values};
 
 /// What a resource keeps in Terraform's private data: the state of each
 /// primitive and, in a planned change only, the digest of the catalog it was
@@ -175,6 +175,32 @@ pub struct Outcome {
     /// The resource attribute the error is about, when a driver refused one
     /// primitive input that the catalog passes straight from it.
     pub error_input: Option<String>,
+    /// What the run left alone and the user should know (warnings).
+    pub notes: Vec<String>,
+}
+
+impl Outcome {
+    fn done(primitives: BTreeMap<String, Values>) -> Outcome {
+        Outcome {
+            primitives,
+            error: None,
+            error_input: None,
+            notes: Vec::new(),
+        }
+    }
+
+    fn failed(
+        primitives: BTreeMap<String, Values>,
+        error: String,
+        error_input: Option<String>,
+    ) -> Outcome {
+        Outcome {
+            primitives,
+            error: Some(error),
+            error_input,
+            notes: Vec::new(),
+        }
+    }
 }
 
 /// The resource input feeding `primitive`'s input the driver error names:
@@ -195,6 +221,9 @@ pub struct Run<'a> {
     pub resource_id: &'a str,
     pub inputs: &'a Values,
     pub tier_values: &'a Values,
+    /// An update that also replaces generated secrets (`secret_version`
+    /// changed).
+    pub rotate: bool,
 }
 
 impl Run<'_> {
@@ -221,8 +250,77 @@ impl Run<'_> {
             .map_err(|e| failed(primitive, e))
     }
 
+    /// This resource's objects that exist already, in composition order up
+    /// to the first that does not (or that is not this resource's): what a
+    /// crashed apply left. `Err` when a driver could not look.
+    async fn probe(&self) -> Result<BTreeMap<String, Values>, String> {
+        let mut found = BTreeMap::new();
+        for primitive in &self.version.compose {
+            let driver = self.driver(primitive)?;
+            let Ok(inputs) = self.evaluate(primitive, &found) else {
+                break;
+            };
+            let owner = owner(self.offering, self.resource_id, primitive);
+            match driver
+                .find(&owner, &inputs)
+                .await
+                .map_err(|e| failed(primitive, e))?
+            {
+                Found::Ours(state) => {
+                    found.insert(primitive.name.clone(), state);
+                }
+                Found::Missing | Found::Unfinished(_) | Found::Foreign(_) => break,
+            }
+        }
+        Ok(found)
+    }
+
     /// Creates every primitive; all or nothing.
+    ///
+    /// Idempotent for a composition a crashed apply left half made: each
+    /// driver's `create` adopts an object that carries exactly this
+    /// resource's marker and converges it (a role gets a new password: the
+    /// old one never reached a state). A *complete* set of this resource's
+    /// objects is not adopted: it is either in a state Terraform did not save,
+    /// or managed by another configuration with the same names (a second
+    /// workspace, or a `create_before_destroy` replacement), and taking it over
+    /// silently would hand one resource's objects (and passwords) to another.
+    /// That case is refused with the import command that adopts it openly.
     pub async fn create(&self) -> Outcome {
+        match self.probe().await {
+            Err(error) => {
+                return Outcome::failed(
+                    BTreeMap::new(),
+                    format!("creating {}: {error}", self.offering.name),
+                    None,
+                );
+            }
+            Ok(found) if found.len() == self.version.compose.len() => {
+                let objects: Vec<String> = self
+                    .version
+                    .compose
+                    .iter()
+                    .map(|p| format!("{} ({})", p.name, p.driver))
+                    .collect();
+                let import = match resource_id(self.version, self.inputs) {
+                    Some(id) => format!(
+                        "If they are this resource's, import them: terraform import <address of this resource> {id:?}"
+                    ),
+                    None => "This offering has no import id; remove them or give the resource other names".to_owned(),
+                };
+                return Outcome::failed(
+                    BTreeMap::new(),
+                    format!(
+                        "creating {}: every object of this resource already exists and carries its ownership marker (resource {:?}: {}). They were made by an apply whose state was not saved, or another configuration with the same names manages them; nothing was changed. {import}.",
+                        self.offering.name,
+                        self.resource_id,
+                        objects.join(", ")
+                    ),
+                    None,
+                );
+            }
+            Ok(_) => {}
+        }
         let mut states: BTreeMap<String, Values> = BTreeMap::new();
         let mut created: Vec<&Primitive> = Vec::new();
         for primitive in &self.version.compose {
@@ -265,19 +363,11 @@ impl Run<'_> {
                             undo_errors.join("; ")
                         ));
                     }
-                    return Outcome {
-                        primitives: states,
-                        error: Some(message),
-                        error_input,
-                    };
+                    return Outcome::failed(states, message, error_input);
                 }
             }
         }
-        Outcome {
-            primitives: states,
-            error: None,
-            error_input: None,
-        }
+        Outcome::done(states)
     }
 
     async fn undo(
@@ -324,7 +414,16 @@ impl Run<'_> {
                     error_input = attribute_of(primitive, &e);
                     failed(primitive, e)
                 };
+                let mut rotated = states.get(&primitive.name).cloned();
+                let rotate = self.rotate
+                    && rotated
+                        .as_mut()
+                        .is_some_and(|state| driver.forget_secrets(state));
                 match states.get(&primitive.name) {
+                    Some(state) if rotate => driver
+                        .update(&owner, rotated.as_ref().unwrap_or(state), &inputs)
+                        .await
+                        .map_err(&mut refused),
                     Some(state) if same_inputs(&inputs, state) => Ok(state.clone()),
                     Some(state) => driver
                         .update(&owner, state, &inputs)
@@ -339,11 +438,11 @@ impl Run<'_> {
                     states.insert(primitive.name.clone(), state);
                 }
                 Err(error) => {
-                    return Outcome {
-                        primitives: states,
-                        error: Some(format!("updating {}: {error}", self.offering.name)),
+                    return Outcome::failed(
+                        states,
+                        format!("updating {}: {error}", self.offering.name),
                         error_input,
-                    };
+                    );
                 }
             }
         }
@@ -355,16 +454,28 @@ impl Run<'_> {
         if !retired.is_empty() {
             tracing::info!(?retired, "primitives no longer in the composition are kept");
         }
-        Outcome {
-            primitives: states,
-            error: None,
-            error_input: None,
-        }
+        Outcome::done(states)
     }
 
     /// Deletes in reverse dependency order; stops at the first failure so
     /// nothing a remaining object depends on is removed.
+    ///
+    /// `states` are the primitives Terraform handed over. When some are
+    /// missing (a tainted object: Terraform plans its replacement without the
+    /// prior private data; a failed create; a state written by hand) the
+    /// objects are looked up from the resource's attributes instead, and only
+    /// those carrying this resource's marker are dropped.
     pub async fn delete(&self, mut states: BTreeMap<String, Values>) -> Outcome {
+        let mut notes = Vec::new();
+        if let Err(error) = self.discover(&mut states, &mut notes).await {
+            let mut outcome = Outcome::failed(
+                states,
+                format!("destroying {}: {error}", self.offering.name),
+                None,
+            );
+            outcome.notes = notes;
+            return outcome;
+        }
         for primitive in self.version.compose.iter().rev() {
             let Some(state) = states.get(&primitive.name).cloned() else {
                 continue;
@@ -381,19 +492,56 @@ impl Run<'_> {
                     states.remove(&primitive.name);
                 }
                 Err(error) => {
-                    return Outcome {
-                        primitives: states,
-                        error: Some(format!("destroying {}: {error}", self.offering.name)),
-                        error_input: None,
-                    };
+                    let mut outcome = Outcome::failed(
+                        states,
+                        format!("destroying {}: {error}", self.offering.name),
+                        None,
+                    );
+                    outcome.notes = notes;
+                    return outcome;
                 }
             }
         }
-        Outcome {
-            primitives: states,
-            error: None,
-            error_input: None,
+        let mut outcome = Outcome::done(states);
+        outcome.notes = notes;
+        outcome
+    }
+
+    /// Adds to `states` the primitives it lacks whose objects exist and carry
+    /// this resource's marker. An object by that name that is not this
+    /// resource's is left alone, with a note. `Err` when a driver could not
+    /// look: a delete must not forget what it could not check.
+    async fn discover(
+        &self,
+        states: &mut BTreeMap<String, Values>,
+        notes: &mut Vec<String>,
+    ) -> Result<(), String> {
+        for primitive in &self.version.compose {
+            if states.contains_key(&primitive.name) {
+                continue;
+            }
+            let driver = self.driver(primitive)?;
+            // Inputs that need a primitive that does not exist: neither can
+            // this one.
+            let Ok(inputs) = self.evaluate(primitive, states) else {
+                continue;
+            };
+            let owner = owner(self.offering, self.resource_id, primitive);
+            match driver
+                .find(&owner, &inputs)
+                .await
+                .map_err(|e| failed(primitive, e))?
+            {
+                Found::Ours(state) | Found::Unfinished(state) => {
+                    states.insert(primitive.name.clone(), state);
+                }
+                Found::Missing => {}
+                Found::Foreign(why) => {
+                    notes.push(format!("{}; left in place", failed(primitive, why)))
+                }
+            }
         }
+        Ok(())
     }
 
     /// Reads every primitive back. Gone primitives are dropped from the map.
@@ -415,12 +563,20 @@ impl Run<'_> {
     }
 
     /// Adopts existing objects for an import; `Ok(None)` when the first
-    /// primitive's object does not exist.
-    pub async fn import(&self) -> Result<Option<BTreeMap<String, Values>>, String> {
+    /// primitive's object does not exist. A composition made only in part (a
+    /// crash, a failed create whose undo failed) imports too: the primitives
+    /// that do not exist are named in the second value, and the next apply
+    /// creates them.
+    pub async fn import(&self) -> Result<Option<(BTreeMap<String, Values>, Vec<String>)>, String> {
         let mut states = BTreeMap::new();
+        let mut missing = Vec::new();
         for (idx, primitive) in self.version.compose.iter().enumerate() {
             let driver = self.driver(primitive)?;
-            let inputs = self.evaluate(primitive, &states)?;
+            let Ok(inputs) = self.evaluate(primitive, &states) else {
+                // Needs a primitive that does not exist.
+                missing.push(primitive.name.clone());
+                continue;
+            };
             let owner = owner(self.offering, self.resource_id, primitive);
             match driver
                 .import(&owner, &inputs)
@@ -431,15 +587,10 @@ impl Run<'_> {
                     states.insert(primitive.name.clone(), state);
                 }
                 None if idx == 0 => return Ok(None),
-                None => {
-                    return Err(failed(
-                        primitive,
-                        "the object does not exist; create the resource instead of importing it",
-                    ));
-                }
+                None => missing.push(primitive.name.clone()),
             }
         }
-        Ok(Some(states))
+        Ok(Some((states, missing)))
     }
 }
 
@@ -496,17 +647,22 @@ pub(crate) fn direct_ref(expr: &hcl::Expression) -> Option<(&'static str, String
 /// out-of-band change shows up as drift Terraform can plan to undo: an input
 /// passed straight to a primitive takes the observed value; a tier value that
 /// no longer matches moves `tier` to the tier it matches (or null). A
-/// primitive that is gone nulls the inputs it carried.
+/// primitive that is gone (in `recorded`, not in `observed`) nulls the inputs
+/// it carried; one never made (not in `recorded`) changes nothing.
 pub fn fold_observed(
     version: &Version,
     schema: &BlockSchema,
     mut attrs: BTreeMap<String, Value>,
     observed: &BTreeMap<String, Values>,
+    recorded: &BTreeMap<String, Values>,
 ) -> BTreeMap<String, Value> {
     let mut tier_drift = false;
     let mut observed_tier_values: BTreeMap<String, hcl::Value> = BTreeMap::new();
     for primitive in &version.compose {
         let state = observed.get(&primitive.name);
+        if state.is_none() && !recorded.contains_key(&primitive.name) {
+            continue;
+        }
         for (key, expr) in &primitive.inputs {
             match (direct_ref(expr), state) {
                 (Some(("input", name)), Some(state)) => {

@@ -12,7 +12,7 @@ use platform_catalog::{Input, Offering, OnChange, PathStep as CatalogStep, Statu
 use platform_value::{Number, Path, Value};
 
 use super::convert::{from_hcl, to_hcl};
-use super::schema::{AttrKind, BlockSchema};
+use super::schema::{AttrKind, BlockSchema, SECRET_VERSION};
 use super::{Diag, Engine, Loaded, today};
 
 pub struct PlanRequest {
@@ -275,6 +275,15 @@ impl Engine {
                 .cloned()
                 .unwrap_or(Value::Null),
         );
+        if schema.attr(SECRET_VERSION).is_some() {
+            planned.insert(
+                SECRET_VERSION.into(),
+                req.config
+                    .get_attr(SECRET_VERSION)
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            );
+        }
         planned.insert(
             "offering_version".into(),
             Value::String(version.version.clone()),
@@ -296,6 +305,30 @@ impl Engine {
 
         // Changes against the prior state.
         let mut changed = prior.is_none();
+        // Parts of the composition the state does not record (an import of
+        // a half-made resource, a part dropped out of band): apply makes them.
+        let recorded = super::compose::ResourcePrivate::decode(&req.prior_private)
+            .map(|p| p.primitives)
+            .unwrap_or_default();
+        if prior.is_some() && !recorded.is_empty() {
+            let missing: Vec<&str> = version
+                .compose
+                .iter()
+                .filter(|p| !recorded.contains_key(&p.name))
+                .map(|p| p.name.as_str())
+                .collect();
+            if !missing.is_empty() {
+                changed = true;
+                diags.push(Diag::warning(
+                    format!("Parts of this {} are missing", offering.name),
+                    format!(
+                        "The state records no {}; apply creates {}.",
+                        missing.join(", "),
+                        if missing.len() == 1 { "it" } else { "them" }
+                    ),
+                ));
+            }
+        }
         if let Some(prior) = prior {
             for (name, value) in &planned {
                 if prior.get_attr(name) != Some(value) {
@@ -380,12 +413,9 @@ impl Engine {
         // plan's private data to the *delete* half, which must know what to
         // drop. A create itself ignores them. See the replace step of the
         // acceptance lifecycle tests.
-        let primitives = super::compose::ResourcePrivate::decode(&req.prior_private)
-            .map(|p| p.primitives)
-            .unwrap_or_default();
         response.private = super::compose::ResourcePrivate {
             catalog_digest: loaded.catalog.digest.clone(),
-            primitives,
+            primitives: recorded,
         }
         .encode();
         response.diags = diags;

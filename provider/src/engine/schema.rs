@@ -9,16 +9,11 @@ use std::collections::BTreeMap;
 use platform_catalog::{Catalog, InputType, Offering};
 use platform_value::Type;
 
-/// Reserved attributes every platform resource carries besides its inputs.
-pub const RESERVED: [&str; 7] = [
-    "id",
-    "tier",
-    "team",
-    "labels",
-    "offering_version",
-    "monthly_cost",
-    "status",
-];
+/// The attribute that rotates generated secrets: on offerings whose
+/// composition makes any (a login role's password), changing its value
+/// replaces them at the next apply. Reserved in every catalog
+/// (`platform_catalog::RESERVED_ATTRIBUTES`).
+pub const SECRET_VERSION: &str = "secret_version";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flags {
@@ -187,6 +182,19 @@ pub fn resource_schema(offering: &Offering) -> BlockSchema {
             flags,
             AttrKind::Reserved,
             description,
+        ));
+    }
+    if version
+        .compose
+        .iter()
+        .any(|p| crate::drivers::Registry::makes_secrets(&p.driver))
+    {
+        attributes.push(AttrSchema::new(
+            SECRET_VERSION,
+            Type::Number,
+            Flags::Optional,
+            AttrKind::Reserved,
+            "Change this value (e.g. to 1, then 2) to replace the generated passwords at the next apply: after an import, which cannot read a password back, or to rotate them. The old passwords stop working.".to_owned(),
         ));
     }
     for output in &version.outputs {

@@ -487,12 +487,20 @@ async fn schema_and_grant_with_out_of_band_revoke() {
         read_existing(kit.schema.as_ref(), &schema_state).await,
         schema_state
     );
-    let err = kit
+    // Create is idempotent for the resource whose marker the schema carries
+    // (a re-run after a crash) and refused for any other resource.
+    let again = kit
         .schema
         .create(&o_schema, &schema_inputs)
         .await
-        .expect_err("exists");
-    assert!(err.0.contains("already exists"), "{err}");
+        .expect("the same resource adopts its own schema");
+    assert_eq!(again, schema_state);
+    let err = kit
+        .schema
+        .create(&owner(&unique("other"), "schema"), &schema_inputs)
+        .await
+        .expect_err("another resource's schema");
+    assert!(err.0.contains("is managed by another resource"), "{err}");
 
     // A table made by the schema owner before the grant.
     let admin = superuser(&kit.settings, &db).await;

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use tokio_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
 
-use super::super::{Driver, DriverError, Owner, Values};
+use super::super::{Driver, DriverError, Found, Owner, Values};
 use super::pool::{ConnectError, Pool};
 use super::sql::{
-    adopted, already_exists, check_marker, check_present, connection_limit, fail, has_code,
-    list_value, marker, name, names, order_like, pg_message, quote_ident, quote_literal,
-    state_name, state_string, string, unknown_keys,
+    adopted, already_exists, check_marker, check_present, claim, connection_limit, fail, has_code,
+    list_value, marker, name, names, names_resource, order_like, pg_message, quote_ident,
+    quote_literal, state_name, state_string, string, unknown_keys,
 };
 
 const KIND: &str = "postgres.database";
@@ -88,9 +88,39 @@ async fn fetch(
     })
 }
 
+/// The comment (ownership marker) of role `role`.
+async fn role_comment(
+    client: &impl GenericClient,
+    role: &str,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
+            &[&role],
+        )
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get(0)?,
+        None => None,
+    })
+}
+
 impl Database {
     pub fn new(pool: Arc<Pool>) -> Database {
         Database { pool }
+    }
+
+    /// Writes `owner`'s marker on `database`.
+    async fn mark(&self, database: &str, owner: &Owner) -> Result<(), DriverError> {
+        let mut conn = self.pool.maintenance().await?;
+        conn.client()?
+            .batch_execute(&format!(
+                "COMMENT ON DATABASE {} IS {}",
+                quote_ident(database),
+                quote_literal(&marker(owner))
+            ))
+            .await
+            .map_err(|e| fail(KIND, database, pg_message(&e)))
     }
 
     /// Extensions installed in `database`; `None` when it is gone.
@@ -277,16 +307,18 @@ impl Driver for Database {
         let spec = spec(inputs).map_err(|m| fail(KIND, &label, m))?;
         let database = spec.name.as_str();
         let db_error = |e: tokio_postgres::Error| fail(KIND, database, pg_message(&e));
+        // Idempotent for this resource's own database (a re-run after a
+        // crash): adopt and converge it; anything else by that name is refused.
+        match self.find(owner, inputs).await? {
+            Found::Missing => {}
+            Found::Ours(state) | Found::Unfinished(state) => {
+                return self.update(owner, &state, inputs).await;
+            }
+            Found::Foreign(why) => return Err(why),
+        }
         {
             let mut conn = self.pool.maintenance().await?;
             let client = conn.client()?;
-            if fetch(client, database, &spec.encoding)
-                .await
-                .map_err(db_error)?
-                .is_some()
-            {
-                return Err(already_exists(KIND, "database", database));
-            }
             // Always from template0: the database holds what the catalog
             // declares and nothing a DBA added to template1, any encoding the
             // cluster's locale allows works, and with no extensions asked for
@@ -298,16 +330,23 @@ impl Driver for Database {
                 quote_literal(&spec.encoding),
                 spec.connection_limit
             );
-            client.batch_execute(&sql).await.map_err(db_error)?;
-            let comment = format!(
-                "COMMENT ON DATABASE {} IS {}",
-                quote_ident(database),
-                quote_literal(&marker(owner))
-            );
-            if let Err(e) = client.batch_execute(&comment).await {
+            if let Err(e) = client.batch_execute(&sql).await {
+                // Made meanwhile: most often by the session of a provider
+                // killed a moment ago, whose CREATE DATABASE the server
+                // finished after the client was gone. Look again.
+                if !has_code(&e, &SqlState::DUPLICATE_DATABASE)
+                    && !has_code(&e, &SqlState::UNIQUE_VIOLATION)
+                {
+                    return Err(db_error(e));
+                }
                 drop(conn);
-                let _ = self.drop_database(database).await;
-                return Err(db_error(e));
+                return match self.find(owner, inputs).await? {
+                    Found::Ours(state) | Found::Unfinished(state) => {
+                        self.update(owner, &state, inputs).await
+                    }
+                    Found::Foreign(why) => Err(why),
+                    Found::Missing => Err(db_error(e)),
+                };
             }
         }
         // template0 holds plpgsql alone (it does not accept connections, so it
@@ -318,7 +357,14 @@ impl Driver for Database {
         } else {
             self.converge_extensions(database, &spec.extensions).await
         };
-        let installed = match converged {
+        // The marker goes on last: a database without it, owned by this
+        // resource's role, is one whose create was cut short (`find` says
+        // `Unfinished`), and the next create completes it.
+        let marked = match converged {
+            Ok(installed) => self.mark(database, owner).await.map(|()| installed),
+            Err(error) => Err(error),
+        };
+        let installed = match marked {
             Ok(installed) => installed,
             Err(error) => {
                 // Leave nothing half made behind: the engine has no state for it.
@@ -480,6 +526,58 @@ impl Driver for Database {
             )?;
         }
         self.drop_database(&database).await
+    }
+
+    async fn find(&self, owner: &Owner, inputs: &Values) -> Result<Found, DriverError> {
+        let label = state_string(inputs, "name").unwrap_or_default();
+        let database = name(inputs, "name").map_err(|m| fail(KIND, &label, m))?;
+        let encoding = string(inputs, "encoding")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "UTF8".to_owned());
+        let wanted = names(inputs, "extensions").unwrap_or_default();
+        let db_error = |e: tokio_postgres::Error| fail(KIND, &database, pg_message(&e));
+        let unfinished = {
+            let mut conn = self.pool.maintenance().await?;
+            let client = conn.client()?;
+            let Some(row) = fetch(client, &database, &encoding)
+                .await
+                .map_err(db_error)?
+            else {
+                return Ok(Found::Missing);
+            };
+            match claim(KIND, "database", &database, row.comment.as_deref(), owner) {
+                Ok(()) => false,
+                // CREATE DATABASE cannot share a transaction with its COMMENT
+                // (written last, after the extensions): a crash in between
+                // leaves the database unmarked. It is still this resource's
+                // when its owner is this resource's own role (which carries
+                // the marker and was made first).
+                Err(_)
+                    if row.comment.is_none()
+                        && names_resource(
+                            role_comment(client, &row.owner)
+                                .await
+                                .map_err(db_error)?
+                                .as_deref(),
+                            owner,
+                        ) =>
+                {
+                    true
+                }
+                Err(why) => return Ok(Found::Foreign(why)),
+            }
+        };
+        Ok(
+            match self
+                .read_back(&database, &encoding, &wanted, unfinished, None)
+                .await?
+            {
+                Some(state) if unfinished => Found::Unfinished(state),
+                Some(state) => Found::Ours(state),
+                None => Found::Missing,
+            },
+        )
     }
 
     async fn import(&self, owner: &Owner, inputs: &Values) -> Result<Option<Values>, DriverError> {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use tokio_postgres::GenericClient;
 
-use super::super::{Driver, DriverError, Owner, Values};
+use super::super::{Driver, DriverError, Found, Owner, Values};
 use super::guard::{check_roles, check_schema};
 use super::pool::{Conn, ConnectError, Pool};
 use super::sql::{
@@ -488,6 +488,19 @@ impl Driver for Grant {
     async fn delete(&self, _owner: &Owner, state_in: &Values) -> Result<(), DriverError> {
         let spec = state_spec(state_in)?;
         self.revoke_all(&spec).await
+    }
+
+    /// A grant carries no marker (it belongs to its schema): it is found when
+    /// some of its roles hold all its privileges. Granting is idempotent, so
+    /// `create` needs no adoption.
+    async fn find(&self, _owner: &Owner, inputs: &Values) -> Result<Found, DriverError> {
+        let spec = spec(inputs).map_err(|m| DriverError::new(format!("{KIND}: {m}")))?;
+        Ok(match self.read_back(&spec, false).await? {
+            Some(state) if !names(&state, "roles").unwrap_or_default().is_empty() => {
+                Found::Ours(state)
+            }
+            _ => Found::Missing,
+        })
     }
 
     async fn import(&self, _owner: &Owner, inputs: &Values) -> Result<Option<Values>, DriverError> {

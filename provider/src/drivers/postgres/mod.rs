@@ -28,6 +28,9 @@ pub const KINDS: &[&str] = &[
     "postgres.grant",
 ];
 
+/// The kinds that generate secrets (a login role's password).
+pub const SECRET_KINDS: &[&str] = &["postgres.role"];
+
 /// Connection settings: the provider block's `postgres { … }`, else `PG*`
 /// environment variables, else libpq's defaults.
 #[derive(Clone, Default, PartialEq, Eq)]

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use tokio_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
 
-use super::super::{Driver, DriverError, Owner, Values};
+use super::super::{Driver, DriverError, Found, Owner, Values};
 use super::guard::check_roles;
 use super::pool::Pool;
 use super::sql::{
-    adopted, already_exists, boolean, check_marker, check_present, connection_limit,
+    adopted, already_exists, boolean, check_marker, check_present, claim, connection_limit,
     connection_uri, fail, generate_password, has_code, list_value, marker, name, names,
     opt_string_value, order_like, pg_message, quote_ident, quote_literal, scram_verifier,
     state_name, state_string, string, unknown_keys,
@@ -203,15 +203,17 @@ impl Driver for Role {
         let label = state_string(inputs, "name").unwrap_or_default();
         let spec = spec(inputs).map_err(|m| fail(KIND, &label, m))?;
         let role = spec.name.as_str();
+        // Idempotent for this resource's own role (a re-run after a crash):
+        // adopt and converge it; anything else by that name is refused.
+        match self.find(owner, inputs).await? {
+            Found::Missing => {}
+            Found::Ours(state) | Found::Unfinished(state) => {
+                return self.update(owner, &state, inputs).await;
+            }
+            Found::Foreign(why) => return Err(why),
+        }
         let mut conn = self.pool.maintenance().await?;
         let client = conn.client()?;
-        if fetch(client, role)
-            .await
-            .map_err(|e| fail(KIND, role, pg_message(&e)))?
-            .is_some()
-        {
-            return Err(already_exists(KIND, "role", role));
-        }
         let password = if spec.login {
             Some(generate_password()?)
         } else {
@@ -463,6 +465,43 @@ impl Driver for Role {
             Err(e) if has_code(&e, &SqlState::UNDEFINED_OBJECT) => Ok(()),
             Err(e) => Err(db_error(e)),
         }
+    }
+
+    async fn find(&self, owner: &Owner, inputs: &Values) -> Result<Found, DriverError> {
+        let label = state_string(inputs, "name").unwrap_or_default();
+        let role = name(inputs, "name").map_err(|m| fail(KIND, &label, m))?;
+        let mut conn = self.pool.maintenance().await?;
+        let client = conn.client()?;
+        let db_error = |e: tokio_postgres::Error| fail(KIND, &role, pg_message(&e));
+        let Some(row) = fetch(client, &role).await.map_err(db_error)? else {
+            return Ok(Found::Missing);
+        };
+        if let Err(why) = claim(KIND, "role", &role, row.comment.as_deref(), owner) {
+            return Ok(Found::Foreign(why));
+        }
+        let wanted_valid_until = string(inputs, "valid_until").ok().flatten();
+        let valid_until = spelled(
+            client,
+            wanted_valid_until.as_deref(),
+            row.valid_until.clone(),
+        )
+        .await;
+        let wanted_members = names(inputs, "member_of").unwrap_or_default();
+        let member_of = order_like(row.member_of.clone(), &wanted_members);
+        let database = string(inputs, "database").ok().flatten();
+        Ok(Found::Ours(self.state(
+            &row,
+            valid_until,
+            member_of,
+            None,
+            database.as_deref(),
+            false,
+        )))
+    }
+
+    fn forget_secrets(&self, state: &mut Values) -> bool {
+        state.insert("password".into(), hcl::Value::Null);
+        true
     }
 
     async fn import(&self, owner: &Owner, inputs: &Values) -> Result<Option<Values>, DriverError> {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use tokio_postgres::GenericClient;
 
-use super::super::{Driver, DriverError, Owner, Values};
+use super::super::{Driver, DriverError, Found, Owner, Values};
 use super::pool::{Conn, ConnectError, Pool};
 use super::sql::{
-    adopted, already_exists, check_marker, check_present, fail, marker, name, pg_message,
+    adopted, already_exists, check_marker, check_present, claim, fail, marker, name, pg_message,
     quote_ident, quote_literal, unknown_keys,
 };
 
@@ -121,18 +121,17 @@ impl Driver for Schema {
         let spec = spec(inputs).map_err(|m| DriverError::new(format!("{KIND}: {m}")))?;
         let schema = spec.name.as_str();
         let db_error = |e: tokio_postgres::Error| fail(KIND, schema, pg_message(&e));
+        // Idempotent for this resource's own schema (a re-run after a crash):
+        // adopt and converge it; anything else by that name is refused.
+        match self.find(owner, inputs).await? {
+            Found::Missing => {}
+            Found::Ours(state) | Found::Unfinished(state) => {
+                return self.update(owner, &state, inputs).await;
+            }
+            Found::Foreign(why) => return Err(why),
+        }
         let mut conn = self.connect_existing(&spec.database, schema).await?;
         let client = conn.client()?;
-        if fetch(client, schema).await.map_err(db_error)?.is_some() {
-            return Err(fail(
-                KIND,
-                schema,
-                format!(
-                    "schema \"{schema}\" already exists in database \"{}\"; import it to manage it with this resource",
-                    spec.database
-                ),
-            ));
-        }
         let tx = client.transaction().await.map_err(db_error)?;
         tx.batch_execute(&format!(
             "CREATE SCHEMA {} AUTHORIZATION {}",
@@ -272,6 +271,23 @@ impl Driver for Schema {
             ))
             .await
             .map_err(db_error)
+    }
+
+    async fn find(&self, owner: &Owner, inputs: &Values) -> Result<Found, DriverError> {
+        let (database, schema) = identity(inputs)?;
+        let db_error = |e: tokio_postgres::Error| fail(KIND, &schema, pg_message(&e));
+        let Some(mut conn) = self.connect(&database).await? else {
+            return Ok(Found::Missing);
+        };
+        let Some(row) = fetch(conn.client()?, &schema).await.map_err(db_error)? else {
+            return Ok(Found::Missing);
+        };
+        Ok(
+            match claim(KIND, "schema", &schema, row.comment.as_deref(), owner) {
+                Ok(()) => Found::Ours(state(&database, &row, false)),
+                Err(why) => Found::Foreign(why),
+            },
+        )
     }
 
     async fn import(&self, owner: &Owner, inputs: &Values) -> Result<Option<Values>, DriverError> {

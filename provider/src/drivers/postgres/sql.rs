@@ -142,6 +142,34 @@ pub fn check_marker(
     }
 }
 
+/// Whether a create may take over the existing object with `comment`: only
+/// when the comment is exactly `owner`'s marker. Refused otherwise, in words
+/// saying whose it is (another resource's) or that it is not managed at all.
+pub fn claim(
+    kind: &str,
+    object: &str,
+    name: &str,
+    comment: Option<&str>,
+    owner: &Owner,
+) -> Result<(), DriverError> {
+    match comment {
+        Some(text) if text.starts_with(MARKER_PREFIX) => {
+            check_marker(kind, object, name, comment, owner, false)
+        }
+        _ => Err(already_exists(kind, object, name)),
+    }
+}
+
+/// Whether `comment` is a marker naming `owner`'s resource (any primitive of
+/// it).
+pub fn names_resource(comment: Option<&str>, owner: &Owner) -> bool {
+    let prefix = format!(
+        "{MARKER_PREFIX} offering={} resource={} primitive=",
+        owner.offering, owner.resource_id
+    );
+    comment.is_some_and(|c| c.starts_with(&prefix) && !c[prefix.len()..].contains(' '))
+}
+
 /// `create` on a name already taken.
 pub fn already_exists(kind: &str, object: &str, name: &str) -> DriverError {
     fail(
