@@ -193,6 +193,8 @@ impl BrokerConfig {
     /// `origin` names the file in errors.
     pub fn parse(text: &str, base: &Path, origin: &Path) -> Result<BrokerConfig, ConfigError> {
         let parser = Parser { text, origin };
+        platform_catalog::check_nesting(text)
+            .map_err(|too_deep| parser.error_at(too_deep.offset, too_deep.message))?;
         let body = hcl_edit::parser::parse_body(text).map_err(|error| {
             parser.error_at(
                 error.location().offset(),

@@ -67,6 +67,7 @@ impl PriceBook {
     }
 
     pub fn parse(text: &str) -> Result<PriceBook, String> {
+        platform_catalog::check_nesting(text).map_err(|too_deep| too_deep.to_string())?;
         let body: hcl::Body = hcl::from_str(text).map_err(|e| e.to_string())?;
         let mut book = PriceBook {
             currency: "USD".to_owned(),

@@ -20,6 +20,7 @@ mod eval;
 mod guardrail;
 mod load;
 mod model;
+mod nesting;
 mod refs;
 
 use std::path::Path;
@@ -34,6 +35,7 @@ pub use model::{
     Catalog, Deprecation, Input, InputType, Offering, OnChange, Output, Owner, PathStep, Price,
     Primitive, Status, Tier, Version, Violation,
 };
+pub use nesting::{MAX_NESTING, MAX_OPERAND_NESTING, TooDeep, check_nesting};
 
 /// One catalog file's content.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -69,6 +69,7 @@ impl PolicyConfig {
             path: origin.to_path_buf(),
             message,
         };
+        platform_catalog::check_nesting(text).map_err(|too_deep| err(too_deep.to_string()))?;
         let body: Body = hcl::parse(text).map_err(|e| err(e.to_string()))?;
         let mut config = PolicyConfig::default();
 

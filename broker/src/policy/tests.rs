@@ -1659,3 +1659,27 @@ fn compiled_evaluator_agrees_with_the_interpreter_on_the_examples() {
         assert_same_both_ways(&mut p, &other, &format!("altered synthetic plan of {n}"));
     }
 }
+
+/// Brackets nested as operands (`-{`) make the HCL parser's time exponential
+/// (fuzz finding `policy_config`): refused before parsing, at once, with the
+/// place. The same guard runs for the broker configuration, the price book and
+/// the catalog.
+#[test]
+fn deeply_nested_operands_refused_before_parsing() {
+    let data = include_bytes!(
+        "../../../fuzz/regressions/policy_config/timeout-c4254762d31a8aab9253ac17dd126d310efdf412"
+    );
+    let text = String::from_utf8_lossy(data);
+    let started = std::time::Instant::now();
+    let error = PolicyConfig::parse(&text, Path::new("/nonexistent"), Path::new("policy.hcl"))
+        .expect_err("refused");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert!(error.to_string().contains("nested too deeply"), "{error}");
+    let deep = format!("x = 1\na = {}", "-{a -b ".repeat(20));
+    let broker =
+        crate::config::BrokerConfig::parse(&deep, Path::new("/etc"), Path::new("broker.hcl"))
+            .expect_err("refused");
+    assert!(broker.to_string().contains("broker.hcl:2:"), "{broker}");
+    let book = crate::cost::PriceBook::parse(&deep).expect_err("refused");
+    assert!(book.contains("2:"), "{book}");
+}

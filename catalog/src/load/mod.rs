@@ -75,6 +75,11 @@ pub(crate) fn load(mut sources: Vec<Source>, diags: &mut Vec<Diagnostic>) -> Cat
 }
 
 fn load_file(fd: &mut FileDiags, text: &str, state: &mut State) {
+    if let Err(too_deep) = crate::nesting::check_nesting(text) {
+        let pos = fd.pos_of_offset(too_deep.offset);
+        fd.error_at(pos, too_deep.message);
+        return;
+    }
     let body = match hcl_edit::parser::parse_body(text) {
         Ok(body) => body,
         Err(err) => {
