@@ -359,7 +359,7 @@ impl pb::provider_server::Provider for ProviderService {
     ) -> Reply<pb::configure_provider::Response> {
         let ty = engine::schema::provider_schema().object_type();
         let diags = match from_proto::value(req.get_ref().config.as_ref(), &ty) {
-            Ok(config) => self.engine.configure(&config),
+            Ok(config) => self.engine.configure_and_probe(&config).await,
             Err(diag) => vec![diag],
         };
         ok(pb::configure_provider::Response {

@@ -17,6 +17,7 @@ use platform_value::{Path, Value};
 
 use crate::drivers::Registry;
 use crate::drivers::postgres::Settings as PostgresSettings;
+use crate::drivers::postgres::tls;
 pub use apply::{ApplyRequest, ApplyResponse, Imported};
 pub use compose::ResourcePrivate;
 pub use plan::{PlanRequest, PlanResponse};
@@ -187,6 +188,9 @@ impl Engine {
             password: string(block.and_then(|b| b.get_attr("password"))),
             database: string(block.and_then(|b| b.get_attr("database"))),
             sslmode: string(block.and_then(|b| b.get_attr("sslmode"))),
+            sslrootcert: string(block.and_then(|b| b.get_attr("sslrootcert"))),
+            sslcert: string(block.and_then(|b| b.get_attr("sslcert"))),
+            sslkey: string(block.and_then(|b| b.get_attr("sslkey"))),
             grantable_roles: strings(block.and_then(|b| b.get_attr("grantable_roles"))),
             grantable_schemas: strings(block.and_then(|b| b.get_attr("grantable_schemas"))),
         };
@@ -204,7 +208,33 @@ impl Engine {
                 );
             }
         }
+        // Which TLS settings the block sets (the rest come from PG* variables).
+        let set_in_block = [
+            (tls::Field::Sslmode, explicit.sslmode.is_some()),
+            (tls::Field::Sslrootcert, explicit.sslrootcert.is_some()),
+            (tls::Field::Sslcert, explicit.sslcert.is_some()),
+            (tls::Field::Sslkey, explicit.sslkey.is_some()),
+        ];
         let postgres = explicit.merged_over(PostgresSettings::from_env());
+        // TLS settings are checked here (mode, PEM files), not at the first
+        // connection: a bad one is reported at plan, before anything changes.
+        if let Err(error) = tls::Tls::from_settings(&postgres) {
+            let in_block = set_in_block.contains(&(error.field, true));
+            diags.push(if in_block {
+                Diag::error("Invalid PostgreSQL TLS setting", error.message)
+                    .at(Path::root().attr("postgres").attr(error.field.attribute()))
+            } else {
+                Diag::error(
+                    "Invalid PostgreSQL TLS setting",
+                    format!(
+                        "{} (from the environment variable {}; the provider's postgres block does not set {})",
+                        error.message,
+                        error.field.env_var(),
+                        error.field.attribute()
+                    ),
+                )
+            });
+        }
         let new = ProviderConfig {
             default_team,
             postgres,
@@ -216,11 +246,75 @@ impl Engine {
         diags
     }
 
+    /// [`Engine::configure`], then — for the sslmodes that verify the
+    /// server's certificate — one TLS handshake with the server
+    /// ([`tls::probe`]): a certificate the settings refuse (wrong host name
+    /// for verify-full, unknown issuer) is an error of ConfigureProvider, so
+    /// `plan` stops before any resource is read. The probe is the PostgreSQL
+    /// SSLRequest and the TLS handshake only: no startup message, no
+    /// password. A server that cannot be reached within
+    /// [`tls::PROBE_TIMEOUT`] is NOT an error here (connections are lazy;
+    /// `plan` with nothing to refresh must keep working offline): it is
+    /// logged, and the first real connection reports it. Skipped when the
+    /// postgres block holds unknown values (they are known at apply).
+    pub async fn configure_and_probe(&self, config: &Value) -> Vec<Diag> {
+        let mut diags = self.configure(config);
+        let block_unknown = config.get_attr("postgres").is_some_and(contains_unknown);
+        if has_errors(&diags) || block_unknown {
+            return diags;
+        }
+        let settings = self.provider_config().postgres;
+        let Ok(tls) = tls::Tls::from_settings(&settings) else {
+            return diags;
+        };
+        let started = std::time::Instant::now();
+        let outcome = tls::probe(&settings, &tls, tls::PROBE_TIMEOUT).await;
+        tracing::debug!(elapsed = ?started.elapsed(), ?outcome, "postgres TLS probe");
+        let target = format!(
+            "{}:{}",
+            settings.host_or_default(),
+            settings.port_or_default()
+        );
+        match outcome {
+            tls::Probe::Skipped | tls::Probe::Verified => {}
+            tls::Probe::Refused(why) => diags.push(Diag::error(
+                "PostgreSQL server certificate refused",
+                format!(
+                    "sslmode={}: {why} (TLS handshake with {target} at provider configuration).",
+                    tls.mode.name()
+                ),
+            )),
+            tls::Probe::NoTls => diags.push(Diag::error(
+                "PostgreSQL server does not accept TLS",
+                format!(
+                    "sslmode={} needs TLS, and the server at {target} answered that it does not support it.",
+                    tls.mode.name()
+                ),
+            )),
+            tls::Probe::Unknown(why) => {
+                tracing::info!(%why, "postgres TLS probe inconclusive; the first connection will tell");
+            }
+        }
+        diags
+    }
+
     pub fn provider_config(&self) -> ProviderConfig {
         match self.config.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+}
+
+fn contains_unknown(value: &Value) -> bool {
+    match value {
+        Value::Unknown(_) => true,
+        Value::List(items) | Value::Set(items) | Value::Tuple(items) => {
+            items.iter().any(contains_unknown)
+        }
+        Value::Object(fields) | Value::Map(fields) => fields.values().any(contains_unknown),
+        Value::Dynamic(_, inner) => contains_unknown(inner),
+        _ => false,
     }
 }
 

@@ -502,9 +502,28 @@ pub fn provider_schema() -> BlockSchema {
             password,
             optional("port", Type::Number, "Port (else PGPORT, else 5432)."),
             optional(
+                "sslcert",
+                Type::String,
+                "PEM file of a client certificate to present (with sslkey; else PGSSLCERT).",
+            ),
+            optional(
+                "sslkey",
+                Type::String,
+                "PEM file of the private key of sslcert, unencrypted (else PGSSLKEY).",
+            ),
+            optional(
                 "sslmode",
                 Type::String,
-                "disable or prefer (else PGSSLMODE).",
+                "TLS, as libpq: disable, allow, prefer, require, verify-ca or verify-full (else \
+                 PGSSLMODE, else prefer). require with an sslrootcert behaves as verify-ca. With \
+                 verify-ca / verify-full the provider checks the server's certificate with one TLS \
+                 handshake when it is configured (an unreachable server is not an error there).",
+            ),
+            optional(
+                "sslrootcert",
+                Type::String,
+                "PEM file of the root certificates the server's certificate must chain to \
+                 (verify-ca, verify-full); unset or \"system\": the system's roots (else PGSSLROOTCERT).",
             ),
             optional(
                 "username",

@@ -3,4 +3,7 @@
 //! is exercised by the acceptance tests with real Terraform.
 
 mod postgres;
+mod postgres_tls;
 mod process;
+#[path = "../../../acceptance/tls_cluster.rs"]
+mod tls_cluster;

@@ -1164,12 +1164,12 @@ async fn deleting_what_is_gone_succeeds() {
 }
 
 #[tokio::test]
-async fn tls_modes_are_refused_clearly() {
+async fn unknown_sslmode_is_refused_clearly() {
     // No server needed: the refusal comes before connecting.
     let settings = Settings {
         host: Some("127.0.0.1".into()),
         port: Some(1),
-        sslmode: Some("require".into()),
+        sslmode: Some("verify_full".into()),
         ..Settings::default()
     };
     let pg = Postgres::new(settings);
@@ -1177,9 +1177,12 @@ async fn tls_modes_are_refused_clearly() {
     let err = role
         .read(&values(&[("name", "x".into())]))
         .await
-        .expect_err("tls");
+        .expect_err("unknown sslmode");
     assert!(
-        err.0.contains("TLS to PostgreSQL is not supported yet"),
+        err.0.contains("unknown sslmode \"verify_full\"")
+            && err
+                .0
+                .contains("disable, allow, prefer, require, verify-ca, verify-full"),
         "{err}"
     );
 }

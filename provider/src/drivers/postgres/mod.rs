@@ -13,6 +13,7 @@ pub mod pool;
 mod role;
 mod schema;
 pub mod sql;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -41,6 +42,13 @@ pub struct Settings {
     pub password: Option<String>,
     pub database: Option<String>,
     pub sslmode: Option<String>,
+    /// PEM file of the roots the server's certificate must chain to
+    /// (`verify-ca`, `verify-full`); unset or `system`: the system's roots.
+    pub sslrootcert: Option<String>,
+    /// PEM client certificate (with `sslkey`).
+    pub sslcert: Option<String>,
+    /// PEM private key of `sslcert`.
+    pub sslkey: Option<String>,
     /// Unmarked roles a role may join or a grant may name (`grantable_roles`).
     /// Never widens past [`guard`]'s hard refusals.
     pub grantable_roles: Vec<String>,
@@ -58,6 +66,9 @@ impl std::fmt::Debug for Settings {
             .field("password", &self.password.as_ref().map(|_| "(redacted)"))
             .field("database", &self.database)
             .field("sslmode", &self.sslmode)
+            .field("sslrootcert", &self.sslrootcert)
+            .field("sslcert", &self.sslcert)
+            .field("sslkey", &self.sslkey)
             .field("grantable_roles", &self.grantable_roles)
             .field("grantable_schemas", &self.grantable_schemas)
             .finish()
@@ -65,8 +76,8 @@ impl std::fmt::Debug for Settings {
 }
 
 impl Settings {
-    /// `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`
-    /// (empty ones count as unset; an unparsable `PGPORT` is ignored with a
+    /// `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`,
+    /// `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY` (empty ones count as unset; an unparsable `PGPORT` is ignored with a
     /// warning).
     pub fn from_env() -> Settings {
         Settings::from_lookup(|name| std::env::var(name).ok())
@@ -89,6 +100,9 @@ impl Settings {
             password: get("PGPASSWORD"),
             database: get("PGDATABASE"),
             sslmode: get("PGSSLMODE"),
+            sslrootcert: get("PGSSLROOTCERT"),
+            sslcert: get("PGSSLCERT"),
+            sslkey: get("PGSSLKEY"),
             grantable_roles: Vec::new(),
             grantable_schemas: Vec::new(),
         }
@@ -103,6 +117,9 @@ impl Settings {
             password: self.password.or(env.password),
             database: self.database.or(env.database),
             sslmode: self.sslmode.or(env.sslmode),
+            sslrootcert: self.sslrootcert.or(env.sslrootcert),
+            sslcert: self.sslcert.or(env.sslcert),
+            sslkey: self.sslkey.or(env.sslkey),
             // Allowlists come from the provider block only.
             grantable_roles: self.grantable_roles,
             grantable_schemas: self.grantable_schemas,

@@ -19,11 +19,13 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{Client, NoTls, Socket};
 
 use super::super::DriverError;
 use super::Settings;
 use super::sql::{has_code, pg_message};
+use super::tls::{Mode, Tls};
 
 /// Connections per database at most.
 pub const PER_DATABASE: usize = 10;
@@ -35,6 +37,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections of one [`super::Postgres`], by database name.
 pub struct Pool {
     settings: Settings,
+    /// The TLS side, from `settings` (an unusable setting fails every connect;
+    /// ConfigureProvider reports it before that).
+    tls: Result<Tls, String>,
     databases: Mutex<HashMap<String, Arc<DatabasePool>>>,
     idle_count: Arc<std::sync::atomic::AtomicUsize>,
     /// Connections made so far (reuse shows as this staying small).
@@ -117,8 +122,10 @@ impl Drop for Conn {
 
 impl Pool {
     pub fn new(settings: Settings) -> Pool {
+        let tls = Tls::from_settings(&settings).map_err(|error| format!("postgres: {error}"));
         Pool {
             settings,
+            tls,
             databases: Mutex::new(HashMap::new()),
             idle_count: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             connects: std::sync::atomic::AtomicUsize::new(0),
@@ -226,19 +233,10 @@ impl Pool {
             .clone()
             .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
             .unwrap_or_else(|| "postgres".to_owned());
-        match settings.sslmode.as_deref() {
-            None | Some("disable" | "allow" | "prefer") => {}
-            Some(mode @ ("require" | "verify-ca" | "verify-full")) => {
-                return Err(ConnectError::Other(DriverError::new(format!(
-                    "postgres: sslmode={mode}: TLS to PostgreSQL is not supported yet (use sslmode=disable or prefer, over a trusted network or a unix socket)"
-                ))));
-            }
-            Some(other) => {
-                return Err(ConnectError::Other(DriverError::new(format!(
-                    "postgres: unknown sslmode {other:?} (disable, allow, prefer, require, verify-ca, verify-full)"
-                ))));
-            }
-        }
+        let tls = self
+            .tls
+            .as_ref()
+            .map_err(|error| ConnectError::Other(DriverError::new(error.clone())))?;
         let mut config = tokio_postgres::Config::new();
         config
             .host(host)
@@ -247,27 +245,90 @@ impl Pool {
             .dbname(database)
             .application_name("terraform-provider-platform")
             .options("-c TimeZone=UTC")
-            .connect_timeout(CONNECT_TIMEOUT)
-            .ssl_mode(SslMode::Disable);
+            .connect_timeout(CONNECT_TIMEOUT);
         if let Some(password) = &settings.password {
             config.password(password);
         }
-        match config.connect(NoTls).await {
-            Ok((client, connection)) => {
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(error = %pg_message(&error), "postgres connection ended");
+        let outcome = match tls.connector() {
+            None => connect_with(config.ssl_mode(SslMode::Disable), NoTls).await,
+            Some(connector) => match tls.mode {
+                // libpq's `allow`: plain first; TLS when the server refuses that.
+                Mode::Allow => match connect_with(config.ssl_mode(SslMode::Disable), NoTls).await {
+                    Err(error)
+                        if error.as_db_error().is_some()
+                            && !has_code(&error, &SqlState::INVALID_CATALOG_NAME) =>
+                    {
+                        connect_with(config.ssl_mode(SslMode::Require), connector).await
                     }
-                });
-                Ok(client)
-            }
+                    other => other,
+                },
+                // libpq's `prefer`: TLS when the server offers it; when the
+                // TLS attempt fails, plain again.
+                Mode::Prefer => {
+                    match connect_with(config.ssl_mode(SslMode::Prefer), connector.clone()).await {
+                        Err(error)
+                            if connector.handshake_attempted()
+                                && !has_code(&error, &SqlState::INVALID_CATALOG_NAME) =>
+                        {
+                            tracing::debug!(error = %pg_message(&error), "postgres: TLS attempt failed; retrying without TLS (sslmode=prefer)");
+                            connect_with(config.ssl_mode(SslMode::Disable), NoTls).await
+                        }
+                        other => other,
+                    }
+                }
+                _ => connect_with(config.ssl_mode(SslMode::Require), connector).await,
+            },
+        };
+        match outcome {
+            Ok(client) => Ok(client),
             Err(error) if has_code(&error, &SqlState::INVALID_CATALOG_NAME) => {
                 Err(ConnectError::NoDatabase)
             }
             Err(error) => Err(ConnectError::Other(DriverError::new(format!(
-                "postgres: cannot connect to {host}:{port} as \"{user}\" (database \"{database}\"): {}",
-                pg_message(&error)
+                "postgres: cannot connect to {host}:{port} as \"{user}\" (database \"{database}\", sslmode={}): {}",
+                tls.mode.name(),
+                connect_message(&error, host)
             )))),
         }
     }
+}
+
+/// Connects with `tls` and spawns the connection's I/O task.
+async fn connect_with<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+) -> Result<Client, tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let (client, connection) = config.connect(tls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(error = %pg_message(&error), "postgres connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// [`pg_message`], with a certificate refusal in words.
+fn connect_message(error: &tokio_postgres::Error, host: &str) -> String {
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        // tokio-rustls hands rustls errors over inside an io::Error, whose
+        // source() skips the wrapped error.
+        let rustls_error = inner.downcast_ref::<rustls::Error>().or_else(|| {
+            inner
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|e| e.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls::Error::InvalidCertificate(why)) = rustls_error {
+            return super::tls::certificate_problem(why, host);
+        }
+        source = inner.source();
+    }
+    pg_message(error)
 }
