@@ -20,6 +20,8 @@ mod privilege;
 mod quickstart;
 mod recovery;
 mod schema;
+mod tls;
+mod tls_cluster;
 mod unknowns;
 
 use harness::*;

@@ -14,11 +14,18 @@ provider "platform" {
 
   # The PostgreSQL cluster the postgres.* drivers provision on. Every field
   # falls back to its PG* environment variable (PGHOST, PGPORT, PGUSER,
-  # PGPASSWORD, PGDATABASE, PGSSLMODE); keep the password there.
+  # PGPASSWORD, PGDATABASE, PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY);
+  # keep the password there.
   postgres {
     host     = "127.0.0.1"
     port     = 5432
     username = "platform" # needs CREATEROLE and CREATEDB
+
+    # TLS as libpq's sslmode (default prefer). verify-full checks the server's
+    # certificate chain (sslrootcert, else the system's roots) and host name,
+    # once already when the provider is configured.
+    # sslmode     = "verify-full"
+    # sslrootcert = "/etc/ssl/pg/root.crt"
 
     # Roles join, and grants name or are made on, only what the platform
     # created or imported; these allowlist existing ones it did not (empty by

@@ -280,7 +280,7 @@ impl Engine {
             tls::Probe::Refused(why) => diags.push(Diag::error(
                 "PostgreSQL server certificate refused",
                 format!(
-                    "sslmode={}: {why} (TLS handshake with {target} at provider configuration).",
+                    "{why}. (sslmode={}; found by a TLS handshake with {target} when the provider was configured, before any connection.)",
                     tls.mode.name()
                 ),
             )),

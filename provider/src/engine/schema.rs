@@ -523,7 +523,9 @@ pub fn provider_schema() -> BlockSchema {
                 "sslrootcert",
                 Type::String,
                 "PEM file of the root certificates the server's certificate must chain to \
-                 (verify-ca, verify-full); unset or \"system\": the system's roots (else PGSSLROOTCERT).",
+                 (verify-ca, verify-full; with require it makes require verify-ca, as libpq); unset: the \
+                 system's roots; \"system\": the system's roots, and only with verify-full, as libpq \
+                 (else PGSSLROOTCERT).",
             ),
             optional(
                 "username",

@@ -420,6 +420,11 @@ fn bad_tls_settings_are_configure_errors_at_their_attribute() {
         "sslkey",
         &["does not match the certificate"],
     );
+    check(
+        vec![("sslmode", s("verify-ca")), ("sslrootcert", s("system"))],
+        "sslmode",
+        &["weak sslmode \"verify-ca\" may not be used with sslrootcert=system"],
+    );
     // The right pair, and disable ignoring unreadable files (as libpq).
     let ok = Value::Object(BTreeMap::from([(
         "postgres".to_owned(),

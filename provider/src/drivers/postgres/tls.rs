@@ -12,8 +12,10 @@
 //! As in libpq, `require` with an `sslrootcert` behaves as `verify-ca`, and
 //! no TLS is attempted over a unix socket (`host` a directory). Unset, the
 //! mode is `prefer` (libpq's default). `sslrootcert` is a PEM file of trusted
-//! roots; unset (or `system`, libpq's spelling) the operating system's roots
-//! are used (rustls-native-certs). `sslcert` + `sslkey` (PEM) are a client
+//! roots; unset, or `system` (libpq's spelling, which then also requires
+//! `verify-full`, the default with it), the operating system's roots are used
+//! (rustls-native-certs). (libpq would look for `~/.postgresql/root.crt`
+//! instead of the system's roots; not read here.) `sslcert` + `sslkey` (PEM) are a client
 //! certificate and its key. The files are read when the provider is
 //! configured, so a bad one is reported by ConfigureProvider, naming the file
 //! and why, never their contents.
@@ -162,13 +164,27 @@ impl Tls {
     /// Reads and checks the TLS settings: the mode, and the PEM files the
     /// mode uses (none for `disable`, or over a unix socket).
     pub fn from_settings(settings: &Settings) -> Result<Tls, SetupError> {
+        let system = settings.sslrootcert.as_deref() == Some("system");
         let mode = match settings.sslmode.as_deref() {
+            // libpq: sslrootcert=system makes verify-full the default.
+            None if system => Mode::VerifyFull,
             None => Mode::Prefer,
             Some(text) => Mode::parse(text).ok_or_else(|| SetupError {
                 field: Field::Sslmode,
                 message: format!("unknown sslmode {text:?}; use one of {MODES}"),
             })?,
         };
+        if system && mode != Mode::VerifyFull {
+            // libpq refuses the weaker modes with the system's roots: any
+            // public CA could then vouch for any host.
+            return Err(SetupError {
+                field: Field::Sslmode,
+                message: format!(
+                    "weak sslmode {:?} may not be used with sslrootcert=system (use \"verify-full\")",
+                    mode.name()
+                ),
+            });
+        }
         if mode == Mode::Disable || settings.host_or_default().starts_with('/') {
             // libpq never attempts TLS over a unix socket, whatever sslmode says.
             return Ok(Tls::disabled());
@@ -637,7 +653,7 @@ pub fn certificate_problem(error: &rustls::CertificateError, host: &str) -> Stri
     match error {
         E::NotValidForName | E::NotValidForNameContext { .. } => format!(
             "the server's certificate is not valid for the host name {host:?} ({error}); \
-             sslmode=verify-full checks the host against the certificate's names"
+             verify-full checks the host against the certificate's names, verify-ca does not"
         ),
         E::UnknownIssuer => "the server's certificate is not signed by a trusted root \
              (sslrootcert, else the system's roots): unknown issuer"
@@ -646,5 +662,65 @@ pub fn certificate_problem(error: &rustls::CertificateError, host: &str) -> Stri
             format!("the server's certificate has expired ({error})")
         }
         other => format!("the server's certificate was refused: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(sslmode: Option<&str>, sslrootcert: Option<&str>) -> Settings {
+        Settings {
+            host: Some("db.example".into()),
+            sslmode: sslmode.map(str::to_owned),
+            sslrootcert: sslrootcert.map(str::to_owned),
+            ..Settings::default()
+        }
+    }
+
+    fn mode(sslmode: Option<&str>, sslrootcert: Option<&str>) -> Result<Mode, SetupError> {
+        Tls::from_settings(&settings(sslmode, sslrootcert)).map(|tls| tls.mode)
+    }
+
+    #[test]
+    fn modes_as_libpq() {
+        for name in MODES.split(", ") {
+            assert_eq!(Mode::parse(name).map(Mode::name), Some(name));
+        }
+        assert_eq!(mode(None, None), Ok(Mode::Prefer));
+        assert_eq!(mode(Some("require"), None), Ok(Mode::Require));
+        // require with a root file verifies the chain.
+        let dir = std::env::temp_dir().join(format!("pg-tls-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let root = dir.join("root.crt");
+        std::fs::write(&root, params.self_signed(&key).expect("cert").pem()).expect("write");
+        let root = root.to_str().expect("utf-8");
+        assert_eq!(mode(Some("require"), Some(root)), Ok(Mode::VerifyCa));
+        assert_eq!(mode(Some("verify-full"), Some(root)), Ok(Mode::VerifyFull));
+        let _ = std::fs::remove_dir_all(&dir);
+        // sslrootcert=system: verify-full by default, and nothing weaker.
+        let system = mode(None, Some("system"));
+        assert!(
+            matches!(system, Ok(Mode::VerifyFull))
+                || matches!(&system, Err(e) if e.message.contains("no system root certificates")),
+            "{system:?}"
+        );
+        let weak = mode(Some("require"), Some("system")).expect_err("weak");
+        assert_eq!(weak.field, Field::Sslmode);
+        assert!(weak.message.contains("use \"verify-full\""), "{weak}");
+        // Unknown modes name the allowed ones; unix sockets never use TLS.
+        let unknown = mode(Some("on"), None).expect_err("unknown");
+        assert!(unknown.message.contains(MODES), "{unknown}");
+        let socket = Settings {
+            host: Some("/run/postgresql".into()),
+            ..settings(Some("verify-full"), Some("/nonexistent"))
+        };
+        assert_eq!(
+            Tls::from_settings(&socket).map(|tls| tls.mode),
+            Ok(Mode::Disable)
+        );
     }
 }
