@@ -49,6 +49,16 @@ impl Default for PriceBook {
     }
 }
 
+/// A price as given, unless it is negative (a negative price would let one
+/// resource pay for another under a budget).
+fn non_negative(price: f64, what: impl FnOnce() -> String) -> Result<f64, String> {
+    if price < 0.0 {
+        Err(format!("{} must not be negative ({price})", what()))
+    } else {
+        Ok(price)
+    }
+}
+
 fn number(value: &hcl::Value) -> Option<f64> {
     match value {
         hcl::Value::Number(n) => n.as_f64(),
@@ -97,9 +107,10 @@ impl PriceBook {
                 let value = hcl::Value::from(attr.expr().clone());
                 match attr.key() {
                     "monthly" => {
-                        monthly = Some(
+                        monthly = Some(non_negative(
                             number(&value).ok_or(format!("{type_}: monthly must be a number"))?,
-                        )
+                            || format!("{type_}: monthly"),
+                        )?)
                     }
                     "by" => match value {
                         hcl::Value::String(s) => by = Some(s),
@@ -109,8 +120,12 @@ impl PriceBook {
                         hcl::Value::Object(map) => {
                             let mut table = BTreeMap::new();
                             for (key, price) in map {
-                                let price = number(&price)
-                                    .ok_or(format!("{type_}: price of {key:?} must be a number"))?;
+                                let price = non_negative(
+                                    number(&price).ok_or(format!(
+                                        "{type_}: price of {key:?} must be a number"
+                                    ))?,
+                                    || format!("{type_}: price of {key:?}"),
+                                )?;
                                 table.insert(key, price);
                             }
                             prices = Some(table);
@@ -309,6 +324,15 @@ resource "null_resource" {
         ] {
             assert!(PriceBook::parse(text).is_err(), "{text}");
         }
+        assert_eq!(
+            PriceBook::parse("resource \"a\" { monthly = -5 }").map(|_| ()),
+            Err("a: monthly must not be negative (-5)".to_owned())
+        );
+        assert_eq!(
+            PriceBook::parse("resource \"a\" {\n  by = \"size\"\n  prices = { big = -1 }\n}")
+                .map(|_| ()),
+            Err("a: price of \"big\" must not be negative (-1)".to_owned())
+        );
     }
 
     #[test]
