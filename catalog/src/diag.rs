@@ -63,6 +63,38 @@ pub fn has_errors(diags: &[Diagnostic]) -> bool {
     diags.iter().any(|diag| diag.severity == Severity::Error)
 }
 
+/// Where something is written in a catalog file, kept in the model for checks made after
+/// loading (the provider's drivers know which primitive inputs exist; this crate does not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The source name as given to the loader.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in chars.
+    pub col: usize,
+}
+
+impl Location {
+    /// An error diagnostic at this location.
+    pub fn error(&self, summary: impl Into<String>, detail: Option<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            file: self.file.clone(),
+            line: self.line,
+            col: self.col,
+            summary: summary.into(),
+            detail,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
 /// A position in a source file, 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Pos {
@@ -114,6 +146,16 @@ impl<'a> FileDiags<'a> {
     pub(crate) fn location(&self, span: &Option<Range<usize>>) -> String {
         let pos = self.pos(span);
         format!("{}:{}:{}", self.file, pos.line, pos.col)
+    }
+
+    /// The [`Location`] of a span, kept in the model.
+    pub(crate) fn located(&self, span: &Option<Range<usize>>) -> Location {
+        let pos = self.pos(span);
+        Location {
+            file: self.file.to_string(),
+            line: pos.line,
+            col: pos.col,
+        }
     }
 
     pub(crate) fn pos(&self, span: &Option<Range<usize>>) -> Pos {

@@ -109,6 +109,17 @@ impl Primitive {
         }
         Ok(values)
     }
+
+    /// The inputs that evaluate in `scope`, leaving out those that do not: at plan time,
+    /// an input depending on a value not known yet (left out of `scope.inputs`, or another
+    /// primitive's outputs) cannot be evaluated, and is checked when it can.
+    pub fn evaluate_known_inputs(&self, scope: &EvalScope) -> Map<String, Value> {
+        let ctx = scope.context();
+        self.inputs
+            .iter()
+            .filter_map(|(name, expr)| Some((name.clone(), evaluate(expr, &ctx).ok()?)))
+            .collect()
+    }
 }
 
 impl Output {
@@ -233,6 +244,7 @@ mod tests {
                 ("owner".into(), expr("primitive.owner.outputs.name")),
             ],
             depends_on: vec!["owner".into()],
+            input_locations: Default::default(),
         };
         let inputs = map(&[("name", Value::from("app"))]);
         let tier_values = Map::new();
@@ -245,6 +257,11 @@ mod tests {
         assert_eq!(
             primitive.evaluate_inputs(&scope),
             Err("primitive \"db\" input \"owner\": no such key: `owner`".to_string())
+        );
+        // At plan: what can be evaluated, without what depends on the owner.
+        assert_eq!(
+            primitive.evaluate_known_inputs(&scope),
+            map(&[("name", Value::from("app_db"))])
         );
         primitive_outputs.insert(
             "owner".to_string(),

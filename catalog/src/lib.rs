@@ -27,7 +27,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-pub use diag::{Diagnostic, Severity, has_errors};
+pub use diag::{Diagnostic, Location, Severity, has_errors};
 pub use eval::{EvalScope, check_arithmetic};
 pub use guardrail::fmt_value;
 pub use load::RESERVED_ATTRIBUTES;

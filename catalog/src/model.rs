@@ -319,6 +319,9 @@ pub struct Primitive {
     pub inputs: Vec<(String, hcl::Expression)>,
     /// Names of the primitives whose outputs the inputs reference, in first-reference order.
     pub depends_on: Vec<String>,
+    /// Where each key of `inputs` is written, by key: for checks of the keys against the
+    /// driver, which the provider makes after loading.
+    pub input_locations: std::collections::BTreeMap<String, crate::diag::Location>,
 }
 
 /// One output: a computed attribute of the resource.

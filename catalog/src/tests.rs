@@ -121,6 +121,12 @@ fn design_example_loads_with_expected_model() {
             ("db", "postgres.database", vec!["owner".to_string()])
         ]
     );
+    // Where each primitive input key is written, for the provider's driver checks.
+    let owner_inputs = &current.compose[0].input_locations;
+    let at = |key: &str| owner_inputs.get(key).map(ToString::to_string);
+    assert_eq!(at("name").as_deref(), Some("design.hcl:56:11"));
+    assert_eq!(at("connection_limit").as_deref(), Some("design.hcl:58:11"));
+    assert_eq!(owner_inputs.len(), current.compose[0].inputs.len());
     assert_eq!(current.outputs.len(), 1);
     assert!(current.outputs[0].sensitive);
 

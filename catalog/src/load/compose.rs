@@ -42,7 +42,7 @@ pub(super) fn load_compose(
     struct Draft<'b> {
         primitive: Primitive,
         span: SpanR,
-        exprs: Vec<(String, &'b EditExpr)>,
+        exprs: Vec<(String, SpanR, &'b EditExpr)>,
     }
     let mut drafts: Vec<Draft> = Vec::new();
     let mut locations = HashMap::new();
@@ -81,6 +81,7 @@ pub(super) fn load_compose(
                 driver,
                 inputs: Vec::new(),
                 depends_on: Vec::new(),
+                input_locations: Default::default(),
             },
             span: block.span(),
             exprs,
@@ -100,7 +101,7 @@ pub(super) fn load_compose(
         primitive, exprs, ..
     } in &mut drafts
     {
-        for (key, expr) in exprs.iter() {
+        for (key, key_span, expr) in exprs.iter() {
             check_number_literals(fd, expr);
             for dependency in check_refs(fd, expr, &env) {
                 if !primitive.depends_on.contains(&dependency) {
@@ -110,6 +111,9 @@ pub(super) fn load_compose(
             primitive
                 .inputs
                 .push((key.clone(), hcl::Expression::from((*expr).clone())));
+            primitive
+                .input_locations
+                .insert(key.clone(), fd.located(key_span));
         }
     }
     let (primitives, spans): (Vec<Primitive>, Vec<SpanR>) = drafts
@@ -120,12 +124,12 @@ pub(super) fn load_compose(
 }
 
 /// The `inputs = { key = expr }` object of a primitive, keys checked for duplicates.
-fn object_items<'b>(fd: &mut FileDiags, attr: &'b Attribute) -> Vec<(String, &'b EditExpr)> {
+fn object_items<'b>(fd: &mut FileDiags, attr: &'b Attribute) -> Vec<(String, SpanR, &'b EditExpr)> {
     let EditExpr::Object(object) = &attr.value else {
         fd.error(&attr.value.span(), "attribute \"inputs\" must be an object");
         return Vec::new();
     };
-    let mut items: Vec<(String, &EditExpr)> = Vec::new();
+    let mut items: Vec<(String, SpanR, &EditExpr)> = Vec::new();
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (key, value) in object.iter() {
         let (name, span) = match key {
@@ -142,7 +146,7 @@ fn object_items<'b>(fd: &mut FileDiags, attr: &'b Attribute) -> Vec<(String, &'b
             fd.error(&span, format!("duplicate key \"{name}\" in inputs"));
             continue;
         }
-        items.push((name, value.expr()));
+        items.push((name, span, value.expr()));
     }
     items
 }

@@ -74,10 +74,6 @@ pub enum Found {
 /// One kind of primitive of one backend.
 #[async_trait::async_trait]
 pub trait Driver: Send + Sync {
-    /// Plan-time checks of the (known) evaluated inputs, as messages.
-    fn validate(&self, _inputs: &Values) -> Vec<String> {
-        Vec::new()
-    }
     /// Creates the object and returns its state.
     async fn create(&self, owner: &Owner, inputs: &Values) -> Result<Values, DriverError>;
     /// Reads the object `state` describes; `None` when it no longer exists.
@@ -134,6 +130,20 @@ impl Registry {
     /// Whether that kind generates secrets (see [`Driver::forget_secrets`]).
     pub fn makes_secrets(name: &str) -> bool {
         postgres::SECRET_KINDS.contains(&name)
+    }
+
+    /// The inputs a primitive kind takes, as its driver declares them;
+    /// `None` for a kind this build does not have (catalog-load check).
+    pub fn inputs_of(kind: &str) -> Option<&'static [&'static str]> {
+        postgres::inputs_of(kind)
+    }
+
+    /// Plan-time checks of a primitive's known inputs (those not yet known
+    /// are left out and checked at apply). Static per kind: plan has no
+    /// connection. Each error names the input it is about. Nothing for a
+    /// kind this build does not have (plan warns about it separately).
+    pub fn validate(kind: &str, inputs: &Values) -> Vec<DriverError> {
+        postgres::validate(kind, inputs).unwrap_or_default()
     }
 
     /// Drivers connected with the provider block's settings.

@@ -5,6 +5,7 @@ mod apply;
 pub mod compose;
 pub mod convert;
 mod data;
+mod driver_check;
 pub mod ephemeral;
 pub mod plan;
 pub mod schema;
@@ -321,7 +322,7 @@ fn contains_unknown(value: &Value) -> bool {
 /// Loads a catalog and builds its schemas; errors are the catalog's
 /// diagnostics as `file:line:col: error: …` summaries.
 pub fn load(source: &CatalogSource) -> Result<Arc<Loaded>, Vec<Diag>> {
-    let (catalog, diagnostics) = match source {
+    let (catalog, mut diagnostics) = match source {
         CatalogSource::Dir(dir) => platform_catalog::load_dir(dir),
         CatalogSource::Embedded => platform_catalog::load_sources(
             EMBEDDED
@@ -337,6 +338,9 @@ pub fn load(source: &CatalogSource) -> Result<Arc<Loaded>, Vec<Diag>> {
         CatalogSource::Dir(dir) => format!("PLATFORM_CATALOG={}", dir.display()),
         CatalogSource::Embedded => "the catalog compiled into the provider".to_owned(),
     };
+    // Primitive inputs no driver would take: the catalog cannot know which
+    // exist, the drivers of this build do.
+    diagnostics.extend(driver_check::undeclared_inputs(&catalog));
     if platform_catalog::has_errors(&diagnostics) {
         // One Terraform diagnostic per catalog problem, its summary already in
         // `file:line:col: error: …` form so editors and CI logs can jump to it.

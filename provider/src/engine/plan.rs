@@ -12,6 +12,7 @@ use platform_catalog::{Input, Offering, OnChange, PathStep as CatalogStep, Statu
 use platform_value::{Number, Path, Value};
 
 use super::convert::{from_hcl, to_hcl};
+use super::driver_check;
 use super::schema::{AttrKind, BlockSchema, SECRET_VERSION};
 use super::{Diag, Engine, Loaded, today};
 
@@ -158,6 +159,22 @@ impl Engine {
         }
         if let Some(tier) = config.get_attr("tier") {
             check_tier(version, tier, &mut diags);
+        }
+        // Without `offering_version` an existing resource keeps the version
+        // in its state, which only plan knows: the composition is certain
+        // here when the config names the version or there is only one. A
+        // null tier is likewise the first on create but the prior on update,
+        // so inputs reading tier values wait for plan.
+        let certain = offering.versions.len() == 1
+            || matches!(config.get_attr("offering_version"), Some(Value::String(_)));
+        if certain {
+            driver_check::check_primitives(
+                offering,
+                version,
+                &driver_check::known_inputs(version, |name| config.get_attr(name)),
+                &driver_check::known_tier_values(version, config.get_attr("tier")),
+                &mut diags,
+            );
         }
         diags
     }
@@ -405,6 +422,13 @@ impl Engine {
         if changed {
             self.check_drivers(offering, version, &mut diags);
             self.check_grantees(version, &planned, &mut diags);
+            driver_check::check_primitives(
+                offering,
+                version,
+                &driver_check::known_inputs(version, |name| planned.get(name)),
+                &driver_check::known_tier_values(version, Some(&tier)),
+                &mut diags,
+            );
         }
 
         response.planned = Value::Object(planned);

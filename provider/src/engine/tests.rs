@@ -419,3 +419,236 @@ fn private_data_is_compact_and_reads_the_earlier_form() {
         assert_eq!(ResourcePrivate::decode(foreign), None, "{foreign:?}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Driver validation at plan (issue 13)
+
+/// A catalog file of the acceptance tests.
+fn test_catalog_file(catalog: &str, file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../acceptance/catalogs")
+        .join(catalog)
+        .join(file)
+}
+
+/// An engine on one of the acceptance test catalogs.
+fn engine_on(catalog: &str) -> Engine {
+    Engine::new(super::CatalogSource::Dir(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../acceptance/catalogs")
+            .join(catalog),
+    ))
+}
+
+const DERIVED: &str = "platform_derived_roles";
+
+/// (summary, detail, path) of every error.
+fn error_parts(diags: &[Diag]) -> Vec<(String, String, Option<Path>)> {
+    diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| (d.summary.clone(), d.detail.clone(), d.path.clone()))
+        .collect()
+}
+
+fn f(x: f64) -> Value {
+    Value::Number(Number::from_f64(x).unwrap_or_else(|| Number::from_i64(0)))
+}
+
+fn plan_errors(
+    engine: &Engine,
+    type_name: &str,
+    cfg: Value,
+) -> Vec<(String, String, Option<Path>)> {
+    error_parts(&plan(engine, type_name, Value::Null, cfg).diags)
+}
+
+#[test]
+fn fractional_connection_limit_is_refused_at_the_attribute() {
+    let engine = engine();
+    let cfg = config(
+        &engine,
+        DB,
+        &[
+            ("name", s("orders")),
+            ("connection_limit", f(1.5)),
+            ("team", s("t")),
+        ],
+    );
+    let expected = vec![(
+        "Invalid input for primitive \"owner\" (postgres.role)".to_owned(),
+        "postgres_database composes primitive \"owner\" with driver postgres.role, which refuses it: input `connection_limit` must be a whole number.".to_owned(),
+        Some(Path::root().attr("connection_limit")),
+    )];
+    assert_eq!(plan_errors(&engine, DB, cfg.clone()), expected);
+    // At validate, only once the config names the version: without it an
+    // existing resource keeps the (older) version of its state, which only
+    // plan knows.
+    assert_eq!(engine.validate_resource(DB, &cfg), vec![]);
+    let Value::Object(mut attrs) = cfg else {
+        panic!("object")
+    };
+    attrs.insert("offering_version".into(), s("1.2.0"));
+    let cfg = Value::Object(attrs);
+    assert_eq!(error_parts(&engine.validate_resource(DB, &cfg)), expected);
+    assert_eq!(plan_errors(&engine, DB, cfg), expected);
+}
+
+#[test]
+fn derived_names_are_checked_after_templating() {
+    let engine = engine_on("derived");
+    // 60 bytes: the login role fits, `<name>_owner` (66 bytes) does not; the
+    // name is not passed straight through, so the error is the resource's.
+    let sixty = "a".repeat(60);
+    let cfg = config(&engine, DERIVED, &[("name", s(&sixty)), ("team", s("t"))]);
+    let expected = vec![(
+        "Invalid input for primitive \"owner\" (postgres.role)".to_owned(),
+        format!(
+            "derived_roles composes primitive \"owner\" with driver postgres.role, which refuses it: input `name` \"{sixty}_owner\" is 66 bytes long; PostgreSQL names have at most 63."
+        ),
+        None,
+    )];
+    assert_eq!(
+        error_parts(&engine.validate_resource(DERIVED, &cfg)),
+        expected
+    );
+    assert_eq!(plan_errors(&engine, DERIVED, cfg), expected);
+
+    // 64 bytes: the login role's name is the attribute itself.
+    let cfg = config(
+        &engine,
+        DERIVED,
+        &[("name", s(&"b".repeat(64))), ("team", s("t"))],
+    );
+    let paths: Vec<Option<Path>> = error_parts(&engine.validate_resource(DERIVED, &cfg))
+        .into_iter()
+        .map(|(_, _, path)| path)
+        .collect();
+    assert_eq!(paths, [None, Some(Path::root().attr("name"))]);
+
+    // A NUL character.
+    let cfg = config(
+        &engine,
+        DERIVED,
+        &[("name", s("a\u{0}b")), ("team", s("t"))],
+    );
+    let errors = error_parts(&engine.validate_resource(DERIVED, &cfg));
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .all(|(_, detail, _)| detail.contains("must not contain a NUL character")),
+        "{errors:?}"
+    );
+
+    // A fractional limit: at `limit`, which feeds connection_limit.
+    let cfg = config(
+        &engine,
+        DERIVED,
+        &[("name", s("app")), ("limit", f(2.5)), ("team", s("t"))],
+    );
+    let errors = error_parts(&engine.validate_resource(DERIVED, &cfg));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].2, Some(Path::root().attr("limit")));
+    assert!(
+        errors[0]
+            .1
+            .contains("input `connection_limit` must be a whole number"),
+        "{errors:?}"
+    );
+
+    // Fine values: nothing.
+    let cfg = config(&engine, DERIVED, &[("name", s("app")), ("team", s("t"))]);
+    assert_eq!(engine.validate_resource(DERIVED, &cfg), vec![]);
+    assert_eq!(plan_errors(&engine, DERIVED, cfg), vec![]);
+}
+
+#[test]
+fn unknown_values_wait_for_apply() {
+    let engine = engine_on("derived");
+    // The name comes from another resource's output: nothing to check yet.
+    let cfg = config(
+        &engine,
+        DERIVED,
+        &[("name", Value::unknown()), ("team", s("t"))],
+    );
+    assert_eq!(engine.validate_resource(DERIVED, &cfg), vec![]);
+    assert_eq!(plan_errors(&engine, DERIVED, cfg), vec![]);
+    // An unknown limit does not hide a name that is already too long.
+    let cfg = config(
+        &engine,
+        DERIVED,
+        &[
+            ("name", s(&"c".repeat(60))),
+            ("limit", Value::unknown()),
+            ("team", s("t")),
+        ],
+    );
+    assert_eq!(plan_errors(&engine, DERIVED, cfg).len(), 1);
+}
+
+#[test]
+fn driver_type_errors_are_found_at_plan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(test_catalog_file("derived", "roles.hcl"))
+        .expect("derived catalog")
+        // A string where the driver takes a bool, directly from an input and
+        // through a tier value.
+        .replace("login     = true", "login     = input.name")
+        .replace(
+            "values = { group_login = false }",
+            "values = { group_login = \"no\" }",
+        );
+    std::fs::write(dir.path().join("roles.hcl"), text).expect("write catalog");
+    let engine = Engine::new(super::CatalogSource::Dir(dir.path().to_owned()));
+    let cfg = config(&engine, DERIVED, &[("name", s("app")), ("team", s("t"))]);
+    // At validate the tier (null) is not known yet; the name is.
+    let errors = error_parts(&engine.validate_resource(DERIVED, &cfg));
+    assert_eq!(
+        errors,
+        vec![(
+            "Invalid input for primitive \"app\" (postgres.role)".to_owned(),
+            "derived_roles composes primitive \"app\" with driver postgres.role, which refuses it: input `login` must be a bool.".to_owned(),
+            Some(Path::root().attr("name")),
+        )]
+    );
+    // At plan the tier is the first one, whose value is a string too.
+    let errors = plan_errors(&engine, DERIVED, cfg);
+    let summaries: Vec<&str> = errors.iter().map(|(s, _, _)| s.as_str()).collect();
+    assert_eq!(
+        summaries,
+        [
+            "Invalid input for primitive \"owner\" (postgres.role)",
+            "Invalid input for primitive \"app\" (postgres.role)"
+        ]
+    );
+    assert_eq!(errors[0].2, None);
+}
+
+#[test]
+fn undeclared_primitive_inputs_fail_the_catalog() {
+    let Err(diags) = engine_on("undeclared").loaded() else {
+        panic!("a catalog with superuser = true loads")
+    };
+    let file = test_catalog_file("undeclared", "role.hcl");
+    let text = std::fs::read_to_string(&file).expect("catalog");
+    let at = text
+        .find("superuser = true")
+        .expect("superuser in the catalog");
+    let line = text[..at].matches('\n').count() + 1;
+    let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+    let shown = file.display();
+    assert_eq!(
+        error_parts(&diags),
+        vec![(
+            format!(
+                "{shown}:{line}:{col}: error: primitive \"owner\": driver postgres.role has no input \"superuser\""
+            ),
+            "postgres.role accepts: name, login, connection_limit, valid_until, member_of, database."
+                .to_owned(),
+            None,
+        )]
+    );
+    // The shipped catalog passes the same check.
+    assert!(self::engine().loaded().is_ok());
+}

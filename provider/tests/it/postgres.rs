@@ -1038,7 +1038,10 @@ async fn hostile_names_are_inert_and_round_trip() {
             .await
             .is_err()
     );
-    assert!(!kit.role.validate(&role_inputs(&long, false, -1)).is_empty());
+    assert!(
+        !provider::drivers::Registry::validate("postgres.role", &role_inputs(&long, false, -1))
+            .is_empty()
+    );
 
     kit.grant.delete(&me, &grant_state).await.expect("revoke");
     kit.schema

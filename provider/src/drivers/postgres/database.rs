@@ -16,11 +16,11 @@ use super::pool::{ConnectError, Pool};
 use super::sql::{
     adopted, already_exists, check_marker, check_present, claim, connection_limit, fail, has_code,
     list_value, marker, name, names, names_resource, order_like, pg_message, quote_ident,
-    quote_literal, state_name, state_string, string, unknown_keys,
+    quote_literal, state_name, state_string, string, unknown_inputs, unknown_keys,
 };
 
 const KIND: &str = "postgres.database";
-const KEYS: &[&str] = &[
+pub(super) const KEYS: &[&str] = &[
     "name",
     "owner",
     "encoding",
@@ -290,18 +290,20 @@ async fn installed_extensions(
         .map_err(|e| fail(KIND, database, pg_message(&e)))
 }
 
+/// Plan-time checks of the known evaluated inputs (those not yet known are
+/// absent): the same rules as [`spec`], without a connection.
+pub(super) fn validate(inputs: &Values) -> Vec<DriverError> {
+    let mut errors = unknown_inputs(inputs, KEYS);
+    check_present(&mut errors, inputs, "name", name);
+    check_present(&mut errors, inputs, "owner", name);
+    check_present(&mut errors, inputs, "encoding", string);
+    check_present(&mut errors, inputs, "connection_limit", connection_limit);
+    check_present(&mut errors, inputs, "extensions", names);
+    errors
+}
+
 #[async_trait::async_trait]
 impl Driver for Database {
-    fn validate(&self, inputs: &Values) -> Vec<String> {
-        let mut errors = unknown_keys(inputs, KEYS);
-        check_present(&mut errors, inputs, "name", name);
-        check_present(&mut errors, inputs, "owner", name);
-        check_present(&mut errors, inputs, "encoding", string);
-        check_present(&mut errors, inputs, "connection_limit", connection_limit);
-        check_present(&mut errors, inputs, "extensions", names);
-        errors
-    }
-
     async fn create(&self, owner: &Owner, inputs: &Values) -> Result<Values, DriverError> {
         let label = state_string(inputs, "name").unwrap_or_default();
         let spec = spec(inputs).map_err(|m| fail(KIND, &label, m))?;

@@ -20,11 +20,11 @@ use super::guard::{check_roles, check_schema};
 use super::pool::{Conn, ConnectError, Pool};
 use super::sql::{
     adopted, check_present, fail, list_value, name, names, order_like, pg_message, present,
-    quote_ident, unknown_keys,
+    quote_ident, unknown_inputs, unknown_keys,
 };
 
 const KIND: &str = "postgres.grant";
-const KEYS: &[&str] = &["database", "schema", "roles", "privileges"];
+pub(super) const KEYS: &[&str] = &["database", "schema", "roles", "privileges"];
 
 const SCHEMA_PRIVILEGES: &[&str] = &["USAGE", "CREATE"];
 const TABLE_PRIVILEGES: &[&str] = &[
@@ -419,17 +419,19 @@ fn state_spec(state: &Values) -> Result<Spec, DriverError> {
     spec(&clean).map_err(|m| fail(KIND, &label, format!("state: {m}")))
 }
 
+/// Plan-time checks of the known evaluated inputs (those not yet known are
+/// absent): the same rules as [`spec`], without a connection.
+pub(super) fn validate(inputs: &Values) -> Vec<DriverError> {
+    let mut errors = unknown_inputs(inputs, KEYS);
+    check_present(&mut errors, inputs, "database", name);
+    check_present(&mut errors, inputs, "schema", name);
+    check_present(&mut errors, inputs, "roles", names);
+    check_present(&mut errors, inputs, "privileges", privileges);
+    errors
+}
+
 #[async_trait::async_trait]
 impl Driver for Grant {
-    fn validate(&self, inputs: &Values) -> Vec<String> {
-        let mut errors = unknown_keys(inputs, KEYS);
-        check_present(&mut errors, inputs, "database", name);
-        check_present(&mut errors, inputs, "schema", name);
-        check_present(&mut errors, inputs, "roles", names);
-        check_present(&mut errors, inputs, "privileges", privileges);
-        errors
-    }
-
     async fn create(&self, _owner: &Owner, inputs: &Values) -> Result<Values, DriverError> {
         let spec = spec(inputs).map_err(|m| DriverError::new(format!("{KIND}: {m}")))?;
         self.apply(&spec, &[]).await?;

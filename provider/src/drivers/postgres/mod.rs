@@ -17,7 +17,7 @@ pub mod tls;
 
 use std::sync::Arc;
 
-use super::Driver;
+use super::{Driver, DriverError, Values};
 
 pub use pool::Pool;
 
@@ -31,6 +31,31 @@ pub const KINDS: &[&str] = &[
 
 /// The kinds that generate secrets (a login role's password).
 pub const SECRET_KINDS: &[&str] = &["postgres.role"];
+
+/// The inputs a primitive kind of this backend takes (its driver's `KEYS`);
+/// `None` for a kind it does not have.
+pub fn inputs_of(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "postgres.role" => Some(role::KEYS),
+        "postgres.database" => Some(database::KEYS),
+        "postgres.schema" => Some(schema::KEYS),
+        "postgres.grant" => Some(grant::KEYS),
+        _ => None,
+    }
+}
+
+/// Plan-time checks of a primitive's known inputs: a function of the kind
+/// alone, so plan needs no connection. `None` for a kind this backend does
+/// not have.
+pub fn validate(kind: &str, inputs: &Values) -> Option<Vec<DriverError>> {
+    match kind {
+        "postgres.role" => Some(role::validate(inputs)),
+        "postgres.database" => Some(database::validate(inputs)),
+        "postgres.schema" => Some(schema::validate(inputs)),
+        "postgres.grant" => Some(grant::validate(inputs)),
+        _ => None,
+    }
+}
 
 /// Connection settings: the provider block's `postgres { … }`, else `PG*`
 /// environment variables, else libpq's defaults.
@@ -215,6 +240,64 @@ mod tests {
         let pg = Postgres::new(Settings::default());
         let names: Vec<&str> = pg.drivers().iter().map(|(name, _)| *name).collect();
         assert_eq!(names, KINDS);
+    }
+
+    #[test]
+    fn every_kind_declares_and_validates_inputs() {
+        for kind in KINDS {
+            assert!(
+                inputs_of(kind)
+                    .is_some_and(|keys| keys.contains(&"name") || keys.contains(&"schema")),
+                "{kind}"
+            );
+            assert!(
+                validate(kind, &Values::new()).is_some_and(|e| e.is_empty()),
+                "{kind}"
+            );
+        }
+        assert_eq!(inputs_of("postgres.nope"), None);
+    }
+
+    #[test]
+    fn validation_names_the_input() {
+        let mut inputs = Values::new();
+        inputs.insert("name".into(), "x".repeat(64).into());
+        inputs.insert("connection_limit".into(), hcl::Value::from(1.5));
+        inputs.insert("superuser".into(), true.into());
+        inputs.insert("valid_until".into(), "2030\0".into());
+        let errors = validate("postgres.role", &inputs).unwrap_or_default();
+        let long_name = format!(
+            "input `name` {:?} is 64 bytes long; PostgreSQL names have at most 63",
+            "x".repeat(64)
+        );
+        let got: Vec<(Option<&str>, &str)> = errors
+            .iter()
+            .map(|e| (e.1.as_deref(), e.0.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    Some("superuser"),
+                    "unknown input `superuser` (known: name, login, connection_limit, valid_until, member_of, database)"
+                ),
+                (Some("name"), long_name.as_str()),
+                (
+                    Some("connection_limit"),
+                    "input `connection_limit` must be a whole number"
+                ),
+                (
+                    Some("valid_until"),
+                    "input `valid_until` must not contain a NUL character"
+                ),
+            ]
+        );
+        let mut grant = Values::new();
+        grant.insert("roles".into(), hcl::Value::Array(vec!["a\0b".into()]));
+        grant.insert("privileges".into(), "everything".into());
+        let errors = validate("postgres.grant", &grant).unwrap_or_default();
+        let inputs: Vec<Option<&str>> = errors.iter().map(|e| e.1.as_deref()).collect();
+        assert_eq!(inputs, [Some("roles"), Some("privileges")]);
     }
 
     #[test]

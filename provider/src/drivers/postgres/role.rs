@@ -17,11 +17,11 @@ use super::sql::{
     adopted, already_exists, boolean, check_marker, check_present, claim, connection_limit,
     connection_uri, fail, generate_password, has_code, list_value, marker, name, names,
     opt_string_value, order_like, pg_message, quote_ident, quote_literal, scram_verifier,
-    state_name, state_string, string, unknown_keys,
+    state_name, state_string, string, unknown_inputs, unknown_keys,
 };
 
 const KIND: &str = "postgres.role";
-const KEYS: &[&str] = &[
+pub(super) const KEYS: &[&str] = &[
     "name",
     "login",
     "connection_limit",
@@ -186,19 +186,21 @@ impl Role {
     }
 }
 
+/// Plan-time checks of the known evaluated inputs (those not yet known are
+/// absent): the same rules as [`spec`], without a connection.
+pub(super) fn validate(inputs: &Values) -> Vec<DriverError> {
+    let mut errors = unknown_inputs(inputs, KEYS);
+    check_present(&mut errors, inputs, "name", name);
+    check_present(&mut errors, inputs, "login", |v, k| boolean(v, k, false));
+    check_present(&mut errors, inputs, "connection_limit", connection_limit);
+    check_present(&mut errors, inputs, "valid_until", string);
+    check_present(&mut errors, inputs, "member_of", names);
+    check_present(&mut errors, inputs, "database", string);
+    errors
+}
+
 #[async_trait::async_trait]
 impl Driver for Role {
-    fn validate(&self, inputs: &Values) -> Vec<String> {
-        let mut errors = unknown_keys(inputs, KEYS);
-        check_present(&mut errors, inputs, "name", name);
-        check_present(&mut errors, inputs, "login", |v, k| boolean(v, k, false));
-        check_present(&mut errors, inputs, "connection_limit", connection_limit);
-        check_present(&mut errors, inputs, "valid_until", string);
-        check_present(&mut errors, inputs, "member_of", names);
-        check_present(&mut errors, inputs, "database", string);
-        errors
-    }
-
     async fn create(&self, owner: &Owner, inputs: &Values) -> Result<Values, DriverError> {
         let label = state_string(inputs, "name").unwrap_or_default();
         let spec = spec(inputs).map_err(|m| fail(KIND, &label, m))?;

@@ -11,11 +11,11 @@ use super::super::{Driver, DriverError, Found, Owner, Values};
 use super::pool::{Conn, ConnectError, Pool};
 use super::sql::{
     adopted, already_exists, check_marker, check_present, claim, fail, marker, name, pg_message,
-    quote_ident, quote_literal, unknown_keys,
+    quote_ident, quote_literal, unknown_inputs, unknown_keys,
 };
 
 const KIND: &str = "postgres.schema";
-const KEYS: &[&str] = &["database", "name", "owner"];
+pub(super) const KEYS: &[&str] = &["database", "name", "owner"];
 
 pub struct Schema {
     pool: Arc<Pool>,
@@ -107,16 +107,18 @@ impl Schema {
     }
 }
 
+/// Plan-time checks of the known evaluated inputs (those not yet known are
+/// absent): the same rules as [`spec`], without a connection.
+pub(super) fn validate(inputs: &Values) -> Vec<DriverError> {
+    let mut errors = unknown_inputs(inputs, KEYS);
+    for key in KEYS {
+        check_present(&mut errors, inputs, key, name);
+    }
+    errors
+}
+
 #[async_trait::async_trait]
 impl Driver for Schema {
-    fn validate(&self, inputs: &Values) -> Vec<String> {
-        let mut errors = unknown_keys(inputs, KEYS);
-        for key in KEYS {
-            check_present(&mut errors, inputs, key, name);
-        }
-        errors
-    }
-
     async fn create(&self, owner: &Owner, inputs: &Values) -> Result<Values, DriverError> {
         let spec = spec(inputs).map_err(|m| DriverError::new(format!("{KIND}: {m}")))?;
         let schema = spec.name.as_str();

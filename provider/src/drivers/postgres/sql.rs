@@ -203,9 +203,13 @@ pub fn present<'a>(values: &'a Values, key: &str) -> Option<&'a hcl::Value> {
     }
 }
 
+/// A string input; PostgreSQL text cannot hold a NUL character.
 pub fn string(values: &Values, key: &str) -> Result<Option<String>, String> {
     match present(values, key) {
         None => Ok(None),
+        Some(hcl::Value::String(s)) if s.contains('\0') => {
+            Err(format!("input `{key}` must not contain a NUL character"))
+        }
         Some(hcl::Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(format!("input `{key}` must be a string")),
     }
@@ -290,9 +294,24 @@ pub fn unknown_keys(values: &Values, known: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// Plan-time check of one input: only when it is known (present).
+/// [`unknown_keys`] as plan-time errors, each about its key.
+pub fn unknown_inputs(values: &Values, known: &[&str]) -> Vec<DriverError> {
+    values
+        .keys()
+        .filter(|key| !known.contains(&key.as_str()))
+        .map(|key| {
+            DriverError::at_input(
+                format!("unknown input `{key}` (known: {})", known.join(", ")),
+                key,
+            )
+        })
+        .collect()
+}
+
+/// Plan-time check of one input: only when it is known (present). The
+/// error is about that input.
 pub fn check_present<T>(
-    errors: &mut Vec<String>,
+    errors: &mut Vec<DriverError>,
     values: &Values,
     key: &str,
     check: impl Fn(&Values, &str) -> Result<T, String>,
@@ -300,7 +319,7 @@ pub fn check_present<T>(
     if values.contains_key(key)
         && let Err(message) = check(values, key)
     {
-        errors.push(message);
+        errors.push(DriverError::at_input(message, key));
     }
 }
 
