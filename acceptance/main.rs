@@ -23,6 +23,7 @@ mod schema;
 mod tls;
 mod tls_cluster;
 mod unknowns;
+mod validation;
 
 use harness::*;
 
