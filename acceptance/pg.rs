@@ -25,6 +25,28 @@ pub fn marker(offering: &str, resource_id: &str, primitive: &str) -> String {
     format!("{MARKER_PREFIX} offering={offering} resource={resource_id} primitive={primitive}")
 }
 
+/// Whether `comment` is the ownership marker of that primitive of that
+/// resource, of any instance (` generation=<12 hex digits>`, or none from
+/// before generations).
+pub fn is_marker(comment: &str, offering: &str, resource_id: &str, primitive: &str) -> bool {
+    match comment.strip_prefix(&marker(offering, resource_id, primitive)) {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix(" generation=").is_some_and(|g| {
+            g.len() == 12
+                && g.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        }),
+        None => false,
+    }
+}
+
+/// Whether an instance `id` is resource `resource_id` (`orders~1f2e3d4c5b6a`).
+pub fn is_instance_of(id: &str, resource_id: &str) -> bool {
+    id.strip_prefix(resource_id)
+        .and_then(|rest| rest.strip_prefix('~'))
+        .is_some_and(|g| g.len() == 12)
+}
+
 /// True when acceptance tests are enabled AND a PostgreSQL is configured
 /// (`PGHOST` set). Otherwise prints a loud SKIPPED notice; the caller returns.
 pub fn pg_enabled() -> bool {

@@ -44,9 +44,8 @@ fn assert_database_provisioned(ctx: &str, name: &str, role_limit: i64) {
         pg::role(&owner).unwrap_or_else(|| panic!("{ctx} role {owner} missing from pg_roles"));
     assert!(role.can_login, "{ctx} role {owner} cannot log in: {role:?}");
     assert_eq!(role.conn_limit, role_limit, "{ctx} rolconnlimit of {owner}");
-    assert_eq!(
-        role.comment,
-        marker("postgres_database", name, "owner"),
+    assert!(
+        is_marker(&role.comment, "postgres_database", name, "owner"),
         "{ctx} ownership marker of role {owner}"
     );
     let db = pg::database(name)
@@ -54,9 +53,8 @@ fn assert_database_provisioned(ctx: &str, name: &str, role_limit: i64) {
     assert_eq!(db.owner, owner, "{ctx} owner of database {name}");
     // tier "small": max_connections = 50.
     assert_eq!(db.conn_limit, 50, "{ctx} datconnlimit of {name}");
-    assert_eq!(
-        db.comment,
-        marker("postgres_database", name, "db"),
+    assert!(
+        is_marker(&db.comment, "postgres_database", name, "db"),
         "{ctx} ownership marker of database {name}"
     );
 }
@@ -116,7 +114,10 @@ fn postgres_database_lifecycle() {
         assert!(!contains(&apply, "No driver"), "{ctx}\n{apply}");
         assert_database_provisioned(ctx, &name, 20);
         let values = state_values(&wd, bin, ctx, DB_ADDR);
-        assert_eq!(values["id"], name.as_str(), "{ctx} {values:#}");
+        assert!(
+            is_instance_of(values["id"].as_str().unwrap_or_default(), &name),
+            "{ctx} {values:#}"
+        );
         assert_eq!(
             values["owner_role"],
             format!("{name}_owner").as_str(),
@@ -150,8 +151,24 @@ fn postgres_database_lifecycle() {
             Some(20.0),
             "{ctx} {imported:#}"
         );
-        // Import re-marks the objects for the same resource id: unchanged.
+        // Import re-marks the objects for the same resource id, a new instance.
         assert_database_provisioned(ctx, &name, 20);
+        // It took them over: the first state's instance may neither change
+        // nor drop them any more, until it imports them back.
+        wd.write("main.tf", &db_config(&name, 25, true));
+        let refused = wd.tf(bin, &["apply", "-input=false", "-auto-approve"]);
+        assert_failure(&refused);
+        assert_no_crash(&refused, ctx);
+        assert_contains_norm(
+            &refused,
+            ctx,
+            "has been taken over by another instance of this resource",
+        );
+        assert_database_provisioned(ctx, &name, 20);
+        assert_success(&wd.tf(bin, &["state", "rm", DB_ADDR]));
+        assert_success(&wd.tf(bin, &["import", "-input=false", DB_ADDR, &name]));
+        wd.write("main.tf", &db_config(&name, 20, true));
+        apply_ok(&wd, bin, ctx);
 
         // Update in place: connection_limit 20 -> 30.
         wd.write("main.tf", &db_config(&name, 30, true));
@@ -275,17 +292,15 @@ fn assert_schema_provisioned(ctx: &str, database: &str, name: &str) {
     let role =
         pg::role(&owner).unwrap_or_else(|| panic!("{ctx} role {owner} missing from pg_roles"));
     assert!(!role.can_login, "{ctx} role {owner} can log in: {role:?}");
-    assert_eq!(
-        role.comment,
-        marker("postgres_schema", &id, "owner"),
+    assert!(
+        is_marker(&role.comment, "postgres_schema", &id, "owner"),
         "{ctx} ownership marker of role {owner}"
     );
     let (schema_owner, comment) = pg::schema(database, name)
         .unwrap_or_else(|| panic!("{ctx} schema {name} missing from {database}.pg_namespace"));
     assert_eq!(schema_owner, owner, "{ctx} owner of schema {name}");
-    assert_eq!(
-        comment,
-        marker("postgres_schema", &id, "schema"),
+    assert!(
+        is_marker(&comment, "postgres_schema", &id, "schema"),
         "{ctx} ownership marker of schema {name}"
     );
 }
@@ -339,9 +354,11 @@ fn postgres_schema_lifecycle() {
         );
         assert_schema_provisioned(ctx, &shared, first);
         let values = state_values(&wd, bin, ctx, SCHEMA_ADDR);
-        assert_eq!(
-            values["id"],
-            format!("{shared}/{first}").as_str(),
+        assert!(
+            is_instance_of(
+                values["id"].as_str().unwrap_or_default(),
+                &format!("{shared}/{first}")
+            ),
             "{ctx} {values:#}"
         );
 
@@ -359,6 +376,9 @@ fn postgres_schema_lifecycle() {
             "{ctx} plan after import should show no changes (exit 0):\n{after_import}"
         );
         assert_schema_provisioned(ctx, &shared, first);
+        // The import made the fresh state the manager; the first takes them back.
+        assert_success(&wd.tf(bin, &["state", "rm", SCHEMA_ADDR]));
+        assert_success(&wd.tf(bin, &["import", "-input=false", SCHEMA_ADDR, &id]));
 
         // Update in place: a reader.
         wd.write("main.tf", &schema_config(&shared, first, &[&reader]));
@@ -659,7 +679,7 @@ fn postgres_password_never_in_output_or_logs() {
         );
 
         // A diagnostic about the role: somebody else's marker makes the update fail.
-        let ours = marker("postgres_database", &name, "owner");
+        let ours = pg::role(&owner).map(|r| r.comment).unwrap_or_default();
         let foreign = marker("postgres_database", "someone_else", "owner");
         psql(
             &maintenance_db(),

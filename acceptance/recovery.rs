@@ -9,8 +9,9 @@
 //!   state) are adopted and completed by the next apply, the role with a new
 //!   password; a database left unmarked between CREATE DATABASE and its
 //!   COMMENT is recognised by its owner role's marker;
-//! - a *complete* set of this resource's objects (another state with the same
-//!   names) is refused with the import command, and nothing of it changes;
+//! - a second state with the same names takes the objects over openly (a new
+//!   generation in the markers, a new password); the first state's instance
+//!   then neither changes nor drops them;
 //! - import of a half-made resource works, the next apply makes the rest, and
 //!   `secret_version` gives the imported role a password;
 //! - `kill -9` of terraform in the middle of an apply, then apply again:
@@ -57,16 +58,14 @@ fn drop_resource(name: &str) {
 fn assert_provisioned(ctx: &str, name: &str) {
     let owner = format!("{name}_owner");
     let role = pg::role(&owner).unwrap_or_else(|| panic!("{ctx} role {owner} missing"));
-    assert_eq!(
-        role.comment,
-        marker("postgres_database", name, "owner"),
+    assert!(
+        is_marker(&role.comment, "postgres_database", name, "owner"),
         "{ctx} marker of {owner}"
     );
     let db = pg::database(name).unwrap_or_else(|| panic!("{ctx} database {name} missing"));
     assert_eq!(db.owner, owner, "{ctx} owner of {name}");
-    assert_eq!(
-        db.comment,
-        marker("postgres_database", name, "db"),
+    assert!(
+        is_marker(&db.comment, "postgres_database", name, "db"),
         "{ctx} marker of database {name}"
     );
 }
@@ -244,42 +243,60 @@ fn half_made_objects_are_adopted_only_with_this_resources_marker() {
     });
 }
 
+/// A second state declaring the same names (or an apply re-run whose first
+/// run's state was lost) takes the objects over openly: the creating instance
+/// is a new generation, the role gets a new password, and the first state's
+/// instance may neither change nor drop them any more (its destroy leaves them,
+/// with a warning).
 #[test]
-fn complete_objects_of_another_state_are_not_taken_over() {
+fn a_second_state_takes_over_and_the_first_lets_go() {
     if !pg_enabled() {
         return;
     }
-    for_each_bin("no_takeover", |bin, ctx| {
+    for_each_bin("takeover", |bin, ctx| {
         let name = format!("acc_twice_{}", version_tag(bin));
         let owner = format!("{name}_owner");
         drop_resource(&name);
         let first = Workdir::dev_overrides();
         first.write("main.tf", &config(&name, None));
         apply_ok(&first, bin, ctx);
-        let password = state_password(&first, bin, ctx, &owner).expect("password");
+        let old_password = state_password(&first, bin, ctx, &owner).expect("password");
+        let old_id = state_values(&first, bin, ctx, ADDR)["id"].clone();
 
         let second = Workdir::dev_overrides();
         second.write("main.tf", &config(&name, None));
-        let apply = run(&second, bin, &["apply", "-input=false", "-auto-approve"]);
-        assert_failure(&apply);
-        assert_no_crash(&apply, ctx);
-        assert_contains_norm(
-            &apply,
-            ctx,
-            "every object of this resource already exists and carries its ownership marker",
+        let apply = apply_ok(&second, bin, ctx);
+        assert_contains(&apply, "Resources: 1 added, 0 changed, 0 destroyed.");
+        assert_provisioned(ctx, &name);
+        let new_id = state_values(&second, bin, ctx, ADDR)["id"].clone();
+        assert_ne!(old_id, new_id, "{ctx} a new instance has a new generation");
+        let password = state_password(&second, bin, ctx, &owner).expect("password");
+        assert!(login_works(&owner, &password, &name), "{ctx}");
+        assert!(
+            !login_works(&owner, &old_password, &name),
+            "{ctx} the first state's password still works"
         );
+
+        // The first state's instance lets go.
+        first.write("main.tf", &config(&name, Some(1)));
+        let refused = run(&first, bin, &["apply", "-input=false", "-auto-approve"]);
+        assert_failure(&refused);
+        assert_no_crash(&refused, ctx);
         assert_contains_norm(
-            &apply,
+            &refused,
             ctx,
-            &format!("terraform import <address of this resource> \"{name}\""),
+            "has been taken over by another instance of this resource",
         );
-        assert!(state_list(&second, bin, ctx).is_empty(), "{ctx}");
+        let destroy = destroy_ok(&first, bin, ctx);
+        assert_contains_norm(&destroy, ctx, "another instance of this resource");
+        assert_contains_norm(&destroy, ctx, "left in place");
+        assert_provisioned(ctx, &name);
         assert!(
             login_works(&owner, &password, &name),
-            "{ctx} the first state's password was changed"
+            "{ctx} after the first state's destroy"
         );
-        assert_provisioned(ctx, &name);
-        destroy_ok(&first, bin, ctx);
+
+        destroy_ok(&second, bin, ctx);
         assert_gone(ctx, &name);
     });
 }

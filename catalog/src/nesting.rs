@@ -60,13 +60,15 @@ pub fn check_nesting(text: &str) -> Result<(), TooDeep> {
                     in_string = false;
                     (prev2, prev) = (prev, b'"');
                 }
-                b'$' | b'%' if bytes.get(i + 1) == Some(&b'{') => {
-                    if bytes.get(i.wrapping_sub(1)) != Some(&b) {
-                        stack.push(Open::Interpolation);
-                        in_string = false;
-                        (prev2, prev) = (b'\n', b'\n');
-                        i += 1;
-                    }
+                // `$${` and `%%{` are escapes, not interpolations.
+                b'$' | b'%'
+                    if bytes.get(i + 1) == Some(&b'{')
+                        && bytes.get(i.wrapping_sub(1)) != Some(&b) =>
+                {
+                    stack.push(Open::Interpolation);
+                    in_string = false;
+                    (prev2, prev) = (b'\n', b'\n');
+                    i += 1;
                 }
                 _ => {}
             }

@@ -21,18 +21,31 @@ use std::sync::Arc;
 /// The second field names the primitive input the error is about, when it is
 /// about one (a refused role or schema), so the engine can point Terraform's
 /// diagnostic at the resource attribute that fed it.
+/// The third field is set when the object is this resource's but another
+/// instance of it took it over ([`DriverError::superseded`]).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct DriverError(pub String, pub Option<String>);
+pub struct DriverError(pub String, pub Option<String>, pub bool);
 
 impl DriverError {
     pub fn new(message: impl Into<String>) -> Self {
-        DriverError(message.into(), None)
+        DriverError(message.into(), None, false)
     }
 
     /// An error about the primitive input `input`.
     pub fn at_input(message: impl Into<String>, input: &str) -> Self {
-        DriverError(message.into(), Some(input.to_owned()))
+        DriverError(message.into(), Some(input.to_owned()), false)
+    }
+
+    /// The object carries this resource's marker with another generation:
+    /// another instance of the same resource manages it now. Not this
+    /// instance's to change or drop (a delete leaves it, with a warning).
+    pub fn superseded(message: impl Into<String>) -> Self {
+        DriverError(message.into(), None, true)
+    }
+
+    pub fn is_superseded(&self) -> bool {
+        self.2
     }
 }
 
@@ -50,6 +63,10 @@ pub struct Owner {
     pub resource_id: String,
     /// Primitive name inside the offering's composition, e.g. `owner`.
     pub primitive: String,
+    /// The instance's generation: random per create or import, kept in the
+    /// resource's `id` (`orders~1f2e3d4c5b6a`). `None` for instances made by
+    /// provider versions before generations.
+    pub generation: Option<String>,
 }
 
 /// What [`Driver::find`] saw where a primitive's inputs say its object is.
@@ -61,6 +78,11 @@ pub enum Found {
     /// (offering, resource id, primitive): its state, as `read` would give it.
     /// What cannot be read back (a generated password) is absent.
     Ours(Values),
+    /// The object carries this resource's marker with another generation:
+    /// made by an apply whose state was not saved (a crash), or held by
+    /// another instance of the same resource. A create adopts it; a delete
+    /// leaves it.
+    OtherGeneration(Values),
     /// The object is this owner's by another sign (a database owned by this
     /// resource's own marked role) but lacks its own marker: its create was
     /// cut short before the marker, which goes on last. Adopted like `Ours`,

@@ -153,16 +153,24 @@ impl Engine {
         let registry = self.registry();
         let inputs = compose::input_values(version, state);
         let tier_values = compose::tier_values(version, state);
-        let resource_id = match state.get_attr("id") {
+        // An existing instance's id carries its generation; a create starts
+        // a new one (so another instance of the same resource — the one a
+        // crash left, a second state — loses the objects this one takes).
+        let instance = match state.get_attr("id") {
             Some(Value::String(id)) => id.clone(),
-            _ => compose::resource_id(version, &inputs)
-                .unwrap_or_else(|| derived_id(&offering.name, &inputs)),
+            _ => compose::instance_id(
+                &compose::resource_id(version, &inputs)
+                    .unwrap_or_else(|| derived_id(&offering.name, &inputs)),
+                &compose::new_generation(),
+            ),
         };
+        let (resource_id, generation) = compose::split_instance_id(&instance);
         let run = Run {
             offering,
             version,
             drivers: &registry,
-            resource_id: &resource_id,
+            resource_id,
+            generation,
             inputs: &inputs,
             tier_values: &tier_values,
             rotate: !creating
@@ -202,7 +210,7 @@ impl Engine {
                 response.new_state = Value::Null;
             } else {
                 let mut attrs = attrs_of(&req.planned);
-                attrs.insert("id".into(), Value::String(resource_id));
+                attrs.insert("id".into(), Value::String(instance.clone()));
                 compose::evaluate_outputs(
                     version,
                     schema,
@@ -221,7 +229,7 @@ impl Engine {
             return response;
         }
         let mut attrs = attrs_of(&req.planned);
-        attrs.insert("id".into(), Value::String(resource_id));
+        attrs.insert("id".into(), Value::String(instance.clone()));
         compose::evaluate_outputs(
             version,
             schema,
@@ -264,11 +272,13 @@ impl Engine {
             Some(Value::String(id)) => id.clone(),
             _ => String::new(),
         };
+        let (resource_id, generation) = compose::split_instance_id(&id);
         let run = Run {
             offering,
             version,
             drivers: &registry,
-            resource_id: &id,
+            resource_id,
+            generation,
             inputs: &inputs,
             tier_values: &tier_values,
             rotate: false,
@@ -337,6 +347,10 @@ impl Engine {
                 missing.join(", ")
             )));
         }
+        // An instance id (`orders~1f2e3d4c5b6a`, from another state) imports
+        // as its resource id: the import is a new instance, a new generation.
+        let (id, _) = compose::split_instance_id(id);
+        let generation = compose::new_generation();
         let mut inputs = compose::inputs_from_id(version, id).map_err(fail)?;
         let mut attrs: BTreeMap<String, Value> = BTreeMap::new();
         for attr in &schema.attributes {
@@ -365,6 +379,7 @@ impl Engine {
             version,
             drivers: &registry,
             resource_id: id,
+            generation: Some(&generation),
             inputs: &inputs,
             tier_values: &tier_values,
             rotate: false,
@@ -404,7 +419,10 @@ impl Engine {
             }
         }
         let mut attrs = compose::fold_observed(version, schema, attrs, &states, &BTreeMap::new());
-        attrs.insert("id".into(), Value::String(id.to_owned()));
+        attrs.insert(
+            "id".into(),
+            Value::String(compose::instance_id(id, &generation)),
+        );
         attrs.insert(
             "offering_version".into(),
             Value::String(version.version.clone()),

@@ -152,11 +152,51 @@ pub fn tier_values(version: &Version, state: &Value) -> Values {
     }
 }
 
-fn owner(offering: &Offering, resource_id: &str, primitive: &Primitive) -> Owner {
+/// A resource instance's `id`: the resource id (the import id) and the
+/// instance's generation, `orders~1f2e3d4c5b6a`. Ids written before
+/// generations are the resource id alone.
+pub fn instance_id(resource_id: &str, generation: &str) -> String {
+    format!("{resource_id}~{generation}")
+}
+
+/// Splits an instance `id` into the resource id and the generation (12
+/// lowercase hex digits after the last `~`), if it has one.
+pub fn split_instance_id(id: &str) -> (&str, Option<&str>) {
+    match id.rsplit_once('~') {
+        Some((resource, generation))
+            if !resource.is_empty()
+                && generation.len() == GENERATION_HEX
+                && generation
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            (resource, Some(generation))
+        }
+        _ => (id, None),
+    }
+}
+
+/// Hex digits of a generation.
+pub const GENERATION_HEX: usize = 12;
+
+/// A new random generation.
+pub fn new_generation() -> String {
+    let mut bytes = [0u8; GENERATION_HEX / 2];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn owner(
+    offering: &Offering,
+    resource_id: &str,
+    generation: Option<&str>,
+    primitive: &Primitive,
+) -> Owner {
     Owner {
         offering: offering.name.clone(),
         resource_id: resource_id.to_owned(),
         primitive: primitive.name.clone(),
+        generation: generation.map(str::to_owned),
     }
 }
 
@@ -214,11 +254,17 @@ fn attribute_of(primitive: &Primitive, error: &DriverError) -> Option<String> {
     }
 }
 
+/// Marks a delete failure that is really "another instance has it now".
+const SUPERSEDED: &str = "\u{0}superseded\u{0}";
+
 pub struct Run<'a> {
     pub offering: &'a Offering,
     pub version: &'a Version,
     pub drivers: &'a Registry,
     pub resource_id: &'a str,
+    /// The instance's generation (in its markers); `None` for instances made
+    /// before generations.
+    pub generation: Option<&'a str>,
     pub inputs: &'a Values,
     pub tier_values: &'a Values,
     /// An update that also replaces generated secrets (`secret_version`
@@ -250,77 +296,18 @@ impl Run<'_> {
             .map_err(|e| failed(primitive, e))
     }
 
-    /// This resource's objects that exist already, in composition order up
-    /// to the first that does not (or that is not this resource's): what a
-    /// crashed apply left. `Err` when a driver could not look.
-    async fn probe(&self) -> Result<BTreeMap<String, Values>, String> {
-        let mut found = BTreeMap::new();
-        for primitive in &self.version.compose {
-            let driver = self.driver(primitive)?;
-            let Ok(inputs) = self.evaluate(primitive, &found) else {
-                break;
-            };
-            let owner = owner(self.offering, self.resource_id, primitive);
-            match driver
-                .find(&owner, &inputs)
-                .await
-                .map_err(|e| failed(primitive, e))?
-            {
-                Found::Ours(state) => {
-                    found.insert(primitive.name.clone(), state);
-                }
-                Found::Missing | Found::Unfinished(_) | Found::Foreign(_) => break,
-            }
-        }
-        Ok(found)
-    }
-
     /// Creates every primitive; all or nothing.
     ///
-    /// Idempotent for a composition a crashed apply left half made: each
-    /// driver's `create` adopts an object that carries exactly this
-    /// resource's marker and converges it (a role gets a new password: the
-    /// old one never reached a state). A *complete* set of this resource's
-    /// objects is not adopted: it is either in a state Terraform did not save,
-    /// or managed by another configuration with the same names (a second
-    /// workspace, or a `create_before_destroy` replacement), and taking it over
-    /// silently would hand one resource's objects (and passwords) to another.
-    /// That case is refused with the import command that adopts it openly.
+    /// Idempotent for objects that carry this resource's marker: each
+    /// driver's `create` takes over such an object (whatever its generation:
+    /// a crashed apply made it and Terraform never saved its state) and
+    /// converges it; a role gets a new password, the old one never reached a
+    /// state. Objects without the marker, or with another resource's, are
+    /// refused. Another instance of the same resource (a second state with the
+    /// same names, the old half of a `create_before_destroy` replacement)
+    /// loses them: its markers name the old generation, so it neither changes
+    /// nor drops them any more.
     pub async fn create(&self) -> Outcome {
-        match self.probe().await {
-            Err(error) => {
-                return Outcome::failed(
-                    BTreeMap::new(),
-                    format!("creating {}: {error}", self.offering.name),
-                    None,
-                );
-            }
-            Ok(found) if found.len() == self.version.compose.len() => {
-                let objects: Vec<String> = self
-                    .version
-                    .compose
-                    .iter()
-                    .map(|p| format!("{} ({})", p.name, p.driver))
-                    .collect();
-                let import = match resource_id(self.version, self.inputs) {
-                    Some(id) => format!(
-                        "If they are this resource's, import them: terraform import <address of this resource> {id:?}"
-                    ),
-                    None => "This offering has no import id; remove them or give the resource other names".to_owned(),
-                };
-                return Outcome::failed(
-                    BTreeMap::new(),
-                    format!(
-                        "creating {}: every object of this resource already exists and carries its ownership marker (resource {:?}: {}). They were made by an apply whose state was not saved, or another configuration with the same names manages them; nothing was changed. {import}.",
-                        self.offering.name,
-                        self.resource_id,
-                        objects.join(", ")
-                    ),
-                    None,
-                );
-            }
-            Ok(_) => {}
-        }
         let mut states: BTreeMap<String, Values> = BTreeMap::new();
         let mut created: Vec<&Primitive> = Vec::new();
         for primitive in &self.version.compose {
@@ -329,7 +316,10 @@ impl Run<'_> {
                 let driver = self.driver(primitive)?;
                 let inputs = self.evaluate(primitive, &states)?;
                 driver
-                    .create(&owner(self.offering, self.resource_id, primitive), &inputs)
+                    .create(
+                        &owner(self.offering, self.resource_id, self.generation, primitive),
+                        &inputs,
+                    )
                     .await
                     .map_err(|e: DriverError| {
                         error_input = attribute_of(primitive, &e);
@@ -383,7 +373,10 @@ impl Run<'_> {
             };
             let result = match self.driver(primitive) {
                 Ok(driver) => driver
-                    .delete(&owner(self.offering, self.resource_id, primitive), &state)
+                    .delete(
+                        &owner(self.offering, self.resource_id, self.generation, primitive),
+                        &state,
+                    )
                     .await
                     .map_err(|e| failed(primitive, e)),
                 Err(e) => Err(e),
@@ -409,7 +402,7 @@ impl Run<'_> {
             let result = async {
                 let driver = self.driver(primitive)?;
                 let inputs = self.evaluate(primitive, &states)?;
-                let owner = owner(self.offering, self.resource_id, primitive);
+                let owner = owner(self.offering, self.resource_id, self.generation, primitive);
                 let mut refused = |e: DriverError| {
                     error_input = attribute_of(primitive, &e);
                     failed(primitive, e)
@@ -482,10 +475,26 @@ impl Run<'_> {
             };
             let result = match self.driver(primitive) {
                 Ok(driver) => driver
-                    .delete(&owner(self.offering, self.resource_id, primitive), &state)
+                    .delete(
+                        &owner(self.offering, self.resource_id, self.generation, primitive),
+                        &state,
+                    )
                     .await
-                    .map_err(|e| failed(primitive, e)),
+                    .map_err(|e| {
+                        if e.is_superseded() {
+                            format!("{SUPERSEDED}{}", failed(primitive, e))
+                        } else {
+                            failed(primitive, e)
+                        }
+                    }),
                 Err(e) => Err(e),
+            };
+            let result = match result {
+                Err(error) if error.starts_with(SUPERSEDED) => {
+                    notes.push(format!("{}; left in place", &error[SUPERSEDED.len()..]));
+                    Ok(())
+                }
+                other => other,
             };
             match result {
                 Ok(()) => {
@@ -526,7 +535,7 @@ impl Run<'_> {
             let Ok(inputs) = self.evaluate(primitive, states) else {
                 continue;
             };
-            let owner = owner(self.offering, self.resource_id, primitive);
+            let owner = owner(self.offering, self.resource_id, self.generation, primitive);
             match driver
                 .find(&owner, &inputs)
                 .await
@@ -536,6 +545,10 @@ impl Run<'_> {
                     states.insert(primitive.name.clone(), state);
                 }
                 Found::Missing => {}
+                Found::OtherGeneration(_) => notes.push(format!(
+                    "{}; another instance of this resource manages it now; left in place",
+                    failed(primitive, "its marker names another generation")
+                )),
                 Found::Foreign(why) => {
                     notes.push(format!("{}; left in place", failed(primitive, why)))
                 }
@@ -577,7 +590,7 @@ impl Run<'_> {
                 missing.push(primitive.name.clone());
                 continue;
             };
-            let owner = owner(self.offering, self.resource_id, primitive);
+            let owner = owner(self.offering, self.resource_id, self.generation, primitive);
             match driver
                 .import(&owner, &inputs)
                 .await

@@ -125,7 +125,7 @@ pub fn resource_schema(offering: &Offering) -> BlockSchema {
             "id",
             Type::String,
             Flags::Computed,
-            "Identifier of this instance, assigned when it is created.".to_owned(),
+            "Identifier of this instance, assigned when it is created or imported: the import id and the instance's generation, `<import id>~<12 hex digits>`.".to_owned(),
         ),
         (
             "tier",

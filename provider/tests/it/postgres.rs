@@ -65,6 +65,7 @@ fn owner(resource: &str, primitive: &str) -> Owner {
         offering: "postgres_database".into(),
         resource_id: resource.into(),
         primitive: primitive.into(),
+        generation: Some("0123456789ab".into()),
     }
 }
 
@@ -501,6 +502,30 @@ async fn schema_and_grant_with_out_of_band_revoke() {
         .await
         .expect_err("another resource's schema");
     assert!(err.0.contains("is managed by another resource"), "{err}");
+    // Another instance (generation) of the same resource takes it over; the
+    // first instance then neither changes nor drops it.
+    let newer = Owner {
+        generation: Some("ba9876543210".into()),
+        ..o_schema.clone()
+    };
+    kit.schema
+        .create(&newer, &schema_inputs)
+        .await
+        .expect("another generation adopts");
+    let err = kit
+        .schema
+        .delete(&o_schema, &schema_state)
+        .await
+        .expect_err("superseded");
+    assert!(err.is_superseded(), "{err}");
+    assert!(
+        read_existing(kit.schema.as_ref(), &schema_state).await == schema_state,
+        "the superseded delete dropped the schema"
+    );
+    kit.schema
+        .create(&o_schema, &schema_inputs)
+        .await
+        .expect("and back");
 
     // A table made by the schema owner before the grant.
     let admin = superuser(&kit.settings, &db).await;

@@ -14,7 +14,7 @@ use tokio_postgres::error::SqlState;
 use super::super::{Driver, DriverError, Found, Owner, Values};
 use super::pool::{ConnectError, Pool};
 use super::sql::{
-    adopted, already_exists, check_marker, check_present, claim, connection_limit, fail, has_code,
+    adopted, already_exists, check_marker, check_present, connection_limit, fail, found, has_code,
     list_value, marker, name, names, names_resource, order_like, pg_message, quote_ident,
     quote_literal, state_name, state_string, string, unknown_inputs, unknown_keys,
 };
@@ -313,7 +313,8 @@ impl Driver for Database {
         // crash): adopt and converge it; anything else by that name is refused.
         match self.find(owner, inputs).await? {
             Found::Missing => {}
-            Found::Ours(state) | Found::Unfinished(state) => {
+            Found::Ours(state) | Found::OtherGeneration(state) | Found::Unfinished(state) => {
+                self.mark(database, owner).await?;
                 return self.update(owner, &state, inputs).await;
             }
             Found::Foreign(why) => return Err(why),
@@ -343,7 +344,10 @@ impl Driver for Database {
                 }
                 drop(conn);
                 return match self.find(owner, inputs).await? {
-                    Found::Ours(state) | Found::Unfinished(state) => {
+                    Found::Ours(state)
+                    | Found::OtherGeneration(state)
+                    | Found::Unfinished(state) => {
+                        self.mark(database, owner).await?;
                         self.update(owner, &state, inputs).await
                     }
                     Found::Foreign(why) => Err(why),
@@ -539,7 +543,7 @@ impl Driver for Database {
             .unwrap_or_else(|| "UTF8".to_owned());
         let wanted = names(inputs, "extensions").unwrap_or_default();
         let db_error = |e: tokio_postgres::Error| fail(KIND, &database, pg_message(&e));
-        let unfinished = {
+        let (comment, unfinished) = {
             let mut conn = self.pool.maintenance().await?;
             let client = conn.client()?;
             let Some(row) = fetch(client, &database, &encoding)
@@ -548,38 +552,39 @@ impl Driver for Database {
             else {
                 return Ok(Found::Missing);
             };
-            match claim(KIND, "database", &database, row.comment.as_deref(), owner) {
-                Ok(()) => false,
-                // CREATE DATABASE cannot share a transaction with its COMMENT
-                // (written last, after the extensions): a crash in between
-                // leaves the database unmarked. It is still this resource's
-                // when its owner is this resource's own role (which carries
-                // the marker and was made first).
-                Err(_)
-                    if row.comment.is_none()
-                        && names_resource(
-                            role_comment(client, &row.owner)
-                                .await
-                                .map_err(db_error)?
-                                .as_deref(),
-                            owner,
-                        ) =>
-                {
-                    true
-                }
-                Err(why) => return Ok(Found::Foreign(why)),
-            }
+            // CREATE DATABASE cannot share a transaction with its COMMENT
+            // (written last, after the extensions): a crash in between leaves
+            // the database unmarked. It is still this resource's when its
+            // owner is this resource's own role (which carries the marker and
+            // was made first).
+            let unfinished = row.comment.is_none()
+                && names_resource(
+                    role_comment(client, &row.owner)
+                        .await
+                        .map_err(db_error)?
+                        .as_deref(),
+                    owner,
+                );
+            (row.comment, unfinished)
         };
-        Ok(
-            match self
-                .read_back(&database, &encoding, &wanted, unfinished, None)
-                .await?
-            {
-                Some(state) if unfinished => Found::Unfinished(state),
-                Some(state) => Found::Ours(state),
-                None => Found::Missing,
-            },
-        )
+        let Some(state) = self
+            .read_back(&database, &encoding, &wanted, unfinished, None)
+            .await?
+        else {
+            return Ok(Found::Missing);
+        };
+        Ok(if unfinished {
+            Found::Unfinished(state)
+        } else {
+            found(
+                KIND,
+                "database",
+                &database,
+                comment.as_deref(),
+                owner,
+                state,
+            )
+        })
     }
 
     async fn import(&self, owner: &Owner, inputs: &Values) -> Result<Option<Values>, DriverError> {

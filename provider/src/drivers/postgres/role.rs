@@ -14,8 +14,8 @@ use super::super::{Driver, DriverError, Found, Owner, Values};
 use super::guard::check_roles;
 use super::pool::Pool;
 use super::sql::{
-    adopted, already_exists, boolean, check_marker, check_present, claim, connection_limit,
-    connection_uri, fail, generate_password, has_code, list_value, marker, name, names,
+    adopted, already_exists, boolean, check_marker, check_present, connection_limit,
+    connection_uri, fail, found, generate_password, has_code, list_value, marker, name, names,
     opt_string_value, order_like, pg_message, quote_ident, quote_literal, scram_verifier,
     state_name, state_string, string, unknown_inputs, unknown_keys,
 };
@@ -136,7 +136,7 @@ async fn spelled(
 fn scrub(error: DriverError, password: Option<&str>) -> DriverError {
     match password {
         Some(password) if !password.is_empty() && error.0.contains(password) => {
-            DriverError(error.0.replace(password, "(redacted)"), error.1)
+            DriverError(error.0.replace(password, "(redacted)"), error.1, error.2)
         }
         _ => error,
     }
@@ -145,6 +145,19 @@ fn scrub(error: DriverError, password: Option<&str>) -> DriverError {
 impl Role {
     pub fn new(pool: Arc<Pool>) -> Role {
         Role { pool }
+    }
+
+    /// Writes `owner`'s marker on `role`.
+    async fn mark(&self, owner: &Owner, role: &str) -> Result<(), DriverError> {
+        let mut conn = self.pool.maintenance().await?;
+        conn.client()?
+            .batch_execute(&format!(
+                "COMMENT ON ROLE {} IS {}",
+                quote_ident(role),
+                quote_literal(&marker(owner))
+            ))
+            .await
+            .map_err(|e| fail(KIND, role, pg_message(&e)))
     }
 
     fn state(
@@ -206,10 +219,11 @@ impl Driver for Role {
         let spec = spec(inputs).map_err(|m| fail(KIND, &label, m))?;
         let role = spec.name.as_str();
         // Idempotent for this resource's own role (a re-run after a crash):
-        // adopt and converge it; anything else by that name is refused.
+        // take it over and converge it; anything else by that name is refused.
         match self.find(owner, inputs).await? {
             Found::Missing => {}
-            Found::Ours(state) | Found::Unfinished(state) => {
+            Found::Ours(state) | Found::OtherGeneration(state) | Found::Unfinished(state) => {
+                self.mark(owner, role).await?;
                 return self.update(owner, &state, inputs).await;
             }
             Found::Foreign(why) => return Err(why),
@@ -478,9 +492,6 @@ impl Driver for Role {
         let Some(row) = fetch(client, &role).await.map_err(db_error)? else {
             return Ok(Found::Missing);
         };
-        if let Err(why) = claim(KIND, "role", &role, row.comment.as_deref(), owner) {
-            return Ok(Found::Foreign(why));
-        }
         let wanted_valid_until = string(inputs, "valid_until").ok().flatten();
         let valid_until = spelled(
             client,
@@ -491,14 +502,22 @@ impl Driver for Role {
         let wanted_members = names(inputs, "member_of").unwrap_or_default();
         let member_of = order_like(row.member_of.clone(), &wanted_members);
         let database = string(inputs, "database").ok().flatten();
-        Ok(Found::Ours(self.state(
+        let state = self.state(
             &row,
             valid_until,
             member_of,
             None,
             database.as_deref(),
             false,
-        )))
+        );
+        Ok(found(
+            KIND,
+            "role",
+            &role,
+            row.comment.as_deref(),
+            owner,
+            state,
+        ))
     }
 
     fn forget_secrets(&self, state: &mut Values) -> bool {

@@ -10,7 +10,7 @@ use tokio_postgres::GenericClient;
 use super::super::{Driver, DriverError, Found, Owner, Values};
 use super::pool::{Conn, ConnectError, Pool};
 use super::sql::{
-    adopted, already_exists, check_marker, check_present, claim, fail, marker, name, pg_message,
+    adopted, already_exists, check_marker, check_present, fail, found, marker, name, pg_message,
     quote_ident, quote_literal, unknown_inputs, unknown_keys,
 };
 
@@ -96,6 +96,19 @@ impl Schema {
         }
     }
 
+    /// Writes `owner`'s marker on `schema` of `database`.
+    async fn mark(&self, owner: &Owner, database: &str, schema: &str) -> Result<(), DriverError> {
+        let mut conn = self.connect_existing(database, schema).await?;
+        conn.client()?
+            .batch_execute(&format!(
+                "COMMENT ON SCHEMA {} IS {}",
+                quote_ident(schema),
+                quote_literal(&marker(owner))
+            ))
+            .await
+            .map_err(|e| fail(KIND, schema, pg_message(&e)))
+    }
+
     async fn connect_existing(&self, database: &str, schema: &str) -> Result<Conn, DriverError> {
         self.connect(database).await?.ok_or_else(|| {
             fail(
@@ -127,7 +140,8 @@ impl Driver for Schema {
         // adopt and converge it; anything else by that name is refused.
         match self.find(owner, inputs).await? {
             Found::Missing => {}
-            Found::Ours(state) | Found::Unfinished(state) => {
+            Found::Ours(state) | Found::OtherGeneration(state) | Found::Unfinished(state) => {
+                self.mark(owner, &spec.database, schema).await?;
                 return self.update(owner, &state, inputs).await;
             }
             Found::Foreign(why) => return Err(why),
@@ -284,12 +298,14 @@ impl Driver for Schema {
         let Some(row) = fetch(conn.client()?, &schema).await.map_err(db_error)? else {
             return Ok(Found::Missing);
         };
-        Ok(
-            match claim(KIND, "schema", &schema, row.comment.as_deref(), owner) {
-                Ok(()) => Found::Ours(state(&database, &row, false)),
-                Err(why) => Found::Foreign(why),
-            },
-        )
+        Ok(found(
+            KIND,
+            "schema",
+            &schema,
+            row.comment.as_deref(),
+            owner,
+            state(&database, &row, false),
+        ))
     }
 
     async fn import(&self, owner: &Owner, inputs: &Values) -> Result<Option<Values>, DriverError> {

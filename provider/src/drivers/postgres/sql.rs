@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 use base64::Engine as _;
 use ring::rand::SecureRandom as _;
 
-use super::super::{DriverError, Owner, Values};
+use super::super::{DriverError, Found, Owner, Values};
 
 /// `"…"` with every `"` doubled: the quoted identifier means exactly `name`.
 /// Names are checked by [`check_name`] first (no NUL, at most 63 bytes).
@@ -101,17 +101,64 @@ pub fn has_code(error: &tokio_postgres::Error, code: &tokio_postgres::error::Sql
 
 pub const MARKER_PREFIX: &str = "managed-by=terraform-provider-platform";
 
-/// The comment every created object carries.
+/// The comment every created object carries: the resource's identity
+/// (offering, resource id, primitive) and, for instances made by this
+/// provider version, the generation of the instance that manages it.
 pub fn marker(owner: &Owner) -> String {
+    let mut text = identity(owner);
+    if let Some(generation) = &owner.generation {
+        text.push_str(" generation=");
+        text.push_str(generation);
+    }
+    text
+}
+
+fn identity(owner: &Owner) -> String {
     format!(
         "{MARKER_PREFIX} offering={} resource={} primitive={}",
         owner.offering, owner.resource_id, owner.primitive
     )
 }
 
+/// How an existing object's comment relates to `owner`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Exactly `owner`'s marker.
+    Mine,
+    /// This resource and primitive, another generation: another instance of
+    /// the same resource (a re-run after a crash, a second state with the
+    /// same names, a `create_before_destroy` replacement) adopted it since,
+    /// or this instance is adopting it.
+    OtherGeneration,
+    /// Another resource's marker.
+    Foreign,
+    /// No marker.
+    Unmarked,
+}
+
+pub fn claim_of(comment: Option<&str>, owner: &Owner) -> Claim {
+    let Some(text) = comment else {
+        return Claim::Unmarked;
+    };
+    if text == marker(owner) {
+        return Claim::Mine;
+    }
+    let base = identity(owner);
+    match text.strip_prefix(&base) {
+        Some("") => Claim::OtherGeneration,
+        Some(rest) if rest.starts_with(" generation=") && !rest[1..].contains(' ') => {
+            Claim::OtherGeneration
+        }
+        _ if text.starts_with(MARKER_PREFIX) => Claim::Foreign,
+        _ => Claim::Unmarked,
+    }
+}
+
 /// Refuses to touch an object whose comment does not name `owner`. An object
 /// without a marker may be touched when the state says it was imported
-/// (`adopted = true`); one whose marker names another resource never is.
+/// (`adopted = true`); one whose marker names another resource never is, and
+/// one another instance of this resource took over (another generation) is
+/// refused with [`DriverError::superseded`], so a delete can leave it be.
 pub fn check_marker(
     kind: &str,
     object: &str,
@@ -120,19 +167,28 @@ pub fn check_marker(
     owner: &Owner,
     adopted: bool,
 ) -> Result<(), DriverError> {
-    let ours = marker(owner);
-    match comment {
-        Some(text) if text == ours => Ok(()),
-        Some(text) if text.starts_with(MARKER_PREFIX) => Err(fail(
+    match claim_of(comment, owner) {
+        Claim::Mine => Ok(()),
+        Claim::OtherGeneration => Err(DriverError::superseded(format!(
+            "{kind} \"{name}\": {object} \"{name}\" has been taken over by another instance of this resource (its marker now reads {:?}); this one no longer manages it",
+            comment
+                .unwrap_or_default()
+                .trim_start_matches(MARKER_PREFIX)
+                .trim()
+        ))),
+        Claim::Foreign => Err(fail(
             kind,
             name,
             format!(
                 "{object} \"{name}\" is managed by another resource ({}); import it into this one first",
-                text.trim_start_matches(MARKER_PREFIX).trim()
+                comment
+                    .unwrap_or_default()
+                    .trim_start_matches(MARKER_PREFIX)
+                    .trim()
             ),
         )),
-        _ if adopted => Ok(()),
-        _ => Err(fail(
+        Claim::Unmarked if adopted => Ok(()),
+        Claim::Unmarked => Err(fail(
             kind,
             name,
             format!(
@@ -142,32 +198,42 @@ pub fn check_marker(
     }
 }
 
-/// Whether a create may take over the existing object with `comment`: only
-/// when the comment is exactly `owner`'s marker. Refused otherwise, in words
-/// saying whose it is (another resource's) or that it is not managed at all.
-pub fn claim(
+/// What `find` makes of an existing object with `comment`: this resource's
+/// (this generation, or another one to adopt), or why a create must not
+/// take it (another resource's; not managed at all).
+pub fn found(
     kind: &str,
     object: &str,
     name: &str,
     comment: Option<&str>,
     owner: &Owner,
-) -> Result<(), DriverError> {
-    match comment {
-        Some(text) if text.starts_with(MARKER_PREFIX) => {
-            check_marker(kind, object, name, comment, owner, false)
-        }
-        _ => Err(already_exists(kind, object, name)),
+    state: Values,
+) -> Found {
+    match claim_of(comment, owner) {
+        Claim::Mine => Found::Ours(state),
+        Claim::OtherGeneration => Found::OtherGeneration(state),
+        Claim::Foreign => match check_marker(kind, object, name, comment, owner, false) {
+            Err(why) => Found::Foreign(why),
+            Ok(()) => Found::Ours(state),
+        },
+        Claim::Unmarked => Found::Foreign(already_exists(kind, object, name)),
     }
 }
 
-/// Whether `comment` is a marker naming `owner`'s resource (any primitive of
-/// it).
+/// Whether `comment` is a marker naming `owner`'s resource (any primitive,
+/// any generation).
 pub fn names_resource(comment: Option<&str>, owner: &Owner) -> bool {
     let prefix = format!(
         "{MARKER_PREFIX} offering={} resource={} primitive=",
         owner.offering, owner.resource_id
     );
-    comment.is_some_and(|c| c.starts_with(&prefix) && !c[prefix.len()..].contains(' '))
+    comment.is_some_and(|c| {
+        c.strip_prefix(&prefix).is_some_and(|rest| {
+            let mut words = rest.split(' ');
+            words.next().is_some_and(|p| !p.is_empty())
+                && words.all(|w| w.starts_with("generation="))
+        })
+    })
 }
 
 /// `create` on a name already taken.
@@ -531,16 +597,56 @@ mod tests {
             offering: "o".into(),
             resource_id: "r".into(),
             primitive: "p".into(),
+            generation: Some("0123456789ab".into()),
         };
         let other = Owner {
             resource_id: "other".into(),
             ..owner.clone()
         };
         let ours = marker(&owner);
+        assert_eq!(
+            ours,
+            "managed-by=terraform-provider-platform offering=o resource=r primitive=p generation=0123456789ab"
+        );
         assert!(check_marker("k", "role", "x", Some(&ours), &owner, false).is_ok());
         assert!(check_marker("k", "role", "x", None, &owner, false).is_err());
         assert!(check_marker("k", "role", "x", None, &owner, true).is_ok());
         assert!(check_marker("k", "role", "x", Some("hand made"), &owner, true).is_ok());
         assert!(check_marker("k", "role", "x", Some(&marker(&other)), &owner, true).is_err());
+
+        // Another generation of the same resource: superseded, whatever
+        // `adopted` says; a marker from before generations is another one too.
+        let newer = Owner {
+            generation: Some("ba9876543210".into()),
+            ..owner.clone()
+        };
+        let legacy = Owner {
+            generation: None,
+            ..owner.clone()
+        };
+        for theirs in [&newer, &legacy] {
+            let error = check_marker("k", "role", "x", Some(&marker(theirs)), &owner, true)
+                .expect_err("superseded");
+            assert!(error.is_superseded(), "{error}");
+            assert_eq!(
+                claim_of(Some(&marker(theirs)), &owner),
+                Claim::OtherGeneration
+            );
+        }
+        assert_eq!(claim_of(Some(&ours), &legacy), Claim::OtherGeneration);
+        assert_eq!(claim_of(Some(&marker(&legacy)), &legacy), Claim::Mine);
+        // A longer primitive name is not this primitive.
+        let p2 = format!(
+            "{} generation=0123456789ab",
+            identity(&owner).replace("primitive=p", "primitive=p2")
+        );
+        assert_eq!(claim_of(Some(&p2), &owner), Claim::Foreign);
+        assert_eq!(
+            claim_of(Some(&format!("{ours} extra=1")), &owner),
+            Claim::Foreign
+        );
+        assert!(names_resource(Some(&ours), &owner));
+        assert!(names_resource(Some(&marker(&legacy)), &owner));
+        assert!(!names_resource(Some(&marker(&other)), &owner));
     }
 }
