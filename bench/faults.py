@@ -58,8 +58,11 @@ class Postgres:
         self.start()
 
     def start(self):
+        # A crash of the server must not lose what it acknowledged (the test cluster's
+        # default, synchronous_commit=off, would: the provider's last commits vanish).
+        env = dict(os.environ, PG_SYNCHRONOUS_COMMIT="on")
         r = subprocess.run(["bash", str(REPO / "scripts/pg"), "start", str(self.dir)],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env=env)
         if r.returncode != 0:
             die(f"scripts/pg start failed:\n{r.stdout}\n{r.stderr}")
         env = {}
@@ -123,6 +126,13 @@ def group_processes(pgid):
         except (OSError, IndexError, ValueError):
             continue
     return out
+
+
+def is_marker(comment, name, primitive):
+    """Whether `comment` marks that primitive of resource `name` (any generation)."""
+    base = f"{MARKER} offering=postgres_database resource={name} primitive={primitive}"
+    return comment is not None and re.fullmatch(re.escape(base) + r"( generation=[0-9a-f]{12})?",
+                                                comment) is not None
 
 
 class Trial:
@@ -189,8 +199,7 @@ class Trial:
         orphans = []
         for name in self.names:
             role, db = roles.get(f"{name}_owner"), dbs.get(name)
-            ok = (name in state and role == f"{MARKER} offering=postgres_database resource={name} primitive=owner"
-                  and db == f"{MARKER} offering=postgres_database resource={name} primitive=db")
+            ok = (name in state and is_marker(role, name, "owner") and is_marker(db, name, "db"))
             provisioned += ok
         for kind, objects in (("role", roles), ("database", dbs)):
             for obj, comment in objects.items():
