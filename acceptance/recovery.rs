@@ -239,7 +239,44 @@ fn half_made_objects_are_adopted_only_with_this_resources_marker() {
             assert_eq!(pg::database(&name), None, "{ctx}");
             assert!(state_list(&wd, bin, ctx).is_empty(), "{ctx}");
         }
+
+        // 4. A create that takes a leftover role over and then fails (somebody
+        // else's database has the name) keeps the role, tracked and tainted:
+        // it is this resource's now, and nothing it took over is dropped on
+        // the spot. Once the name is free, apply replaces it cleanly.
         drop_resource(&name);
+        psql(
+            &admin,
+            &format!(
+                "CREATE ROLE \"{owner}\" LOGIN; COMMENT ON ROLE \"{owner}\" IS {}",
+                lit(&marker("postgres_database", &name, "owner"))
+            ),
+        );
+        psql(&admin, &format!("CREATE DATABASE \"{name}\""));
+        let wd = Workdir::dev_overrides();
+        wd.write("main.tf", &config(&name, None));
+        let apply = run(&wd, bin, &["apply", "-input=false", "-auto-approve"]);
+        assert_failure(&apply);
+        assert_no_crash(&apply, ctx);
+        assert_contains_norm(&apply, ctx, &format!("database \"{name}\" already exists"));
+        assert_contains_norm(
+            &apply,
+            ctx,
+            "kept owner (they existed before and were taken over",
+        );
+        let role = pg::role(&owner).expect("the taken-over role is kept");
+        assert!(
+            is_marker(&role.comment, "postgres_database", &name, "owner")
+                && role.comment.contains(" generation="),
+            "{ctx} {role:?}"
+        );
+        assert_eq!(state_list(&wd, bin, ctx), [ADDR], "{ctx}");
+        drop_databases(&[name.as_str()]);
+        let apply = apply_ok(&wd, bin, ctx);
+        assert_contains(&apply, "Resources: 1 added, 0 changed, 1 destroyed.");
+        assert_provisioned(ctx, &name);
+        destroy_ok(&wd, bin, ctx);
+        assert_gone(ctx, &name);
     });
 }
 

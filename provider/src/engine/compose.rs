@@ -310,16 +310,23 @@ impl Run<'_> {
     pub async fn create(&self) -> Outcome {
         let mut states: BTreeMap<String, Values> = BTreeMap::new();
         let mut created: Vec<&Primitive> = Vec::new();
+        // Objects that existed and were taken over: a failed create keeps
+        // them (tracked, so Terraform can destroy them) rather than dropping
+        // what may still serve the instance it took them from.
+        let mut taken_over: Vec<&Primitive> = Vec::new();
         for primitive in &self.version.compose {
             let mut error_input = None;
+            let mut existed = false;
             let result = async {
                 let driver = self.driver(primitive)?;
                 let inputs = self.evaluate(primitive, &states)?;
+                let owner = owner(self.offering, self.resource_id, self.generation, primitive);
+                existed = matches!(
+                    driver.find(&owner, &inputs).await,
+                    Ok(Found::Ours(_) | Found::OtherGeneration(_) | Found::Unfinished(_))
+                );
                 driver
-                    .create(
-                        &owner(self.offering, self.resource_id, self.generation, primitive),
-                        &inputs,
-                    )
+                    .create(&owner, &inputs)
                     .await
                     .map_err(|e: DriverError| {
                         error_input = attribute_of(primitive, &e);
@@ -330,11 +337,25 @@ impl Run<'_> {
             match result {
                 Ok(state) => {
                     states.insert(primitive.name.clone(), state);
-                    created.push(primitive);
+                    if existed {
+                        taken_over.push(primitive);
+                    } else {
+                        created.push(primitive);
+                    }
                 }
                 Err(error) => {
                     let (remaining, undo_errors) = self.undo(&created, &mut states).await;
                     let mut message = format!("creating {}: {error}", self.offering.name);
+                    if !taken_over.is_empty() {
+                        message.push_str(&format!(
+                            "; kept {} (they existed before and were taken over; they stay in the state so Terraform can destroy them)",
+                            taken_over
+                                .iter()
+                                .map(|p| p.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                    }
                     if remaining.is_empty() {
                         if !created.is_empty() {
                             message.push_str(&format!(
