@@ -4,8 +4,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use serde_json::json;
+
+/// `format_version` of every `--json` output; the minor part grows with
+/// additions, the major part with changes a reader must handle.
+pub const JSON_FORMAT_VERSION: &str = "1.0";
 
 use crate::config::BrokerConfig;
 use crate::policy::{self, PolicyConfig};
@@ -163,9 +167,12 @@ pub struct ApplyArgs {
 
 #[derive(clap::Args)]
 pub struct ApproveArgs {
+    /// The run to approve (its id, as `plan` and `runs` print it).
     pub run: String,
+    /// Why it is approved (recorded in the approval and the audit trail).
     #[arg(long)]
     pub reason: String,
+    /// Terraform working directory.
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
 }
@@ -176,15 +183,19 @@ pub struct DriftArgs {
     /// broker home unless --home is given).
     #[arg(default_value = ".", value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
+    /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
     /// Acknowledge drift of ADDRESS (optionally one attribute) until a date.
     #[arg(long, value_name = "ADDRESS")]
     pub ack: Option<String>,
+    /// With --ack: acknowledge only this attribute's drift.
     #[arg(long, requires = "ack")]
     pub attribute: Option<String>,
+    /// With --ack: the last day the acknowledgement holds (today or later).
     #[arg(long, requires = "ack", value_name = "YYYY-MM-DD")]
     pub until: Option<String>,
+    /// With --ack: why the drift is accepted (recorded and shown in reports).
     #[arg(long, requires = "ack")]
     pub reason: Option<String>,
 }
@@ -203,6 +214,7 @@ pub struct RunsArgs {
 pub enum PolicyCommand {
     /// Run every `test_*` rule of the configured policy sets.
     Test {
+        /// Policy configuration (HCL) whose sets are tested.
         #[arg(long, env = "PLATFORM_POLICY")]
         policy: PathBuf,
     },
@@ -212,23 +224,28 @@ pub enum PolicyCommand {
 pub enum AuditCommand {
     /// Check the hash chain; names the first bad event.
     Verify {
+        /// Terraform working directory (its audit log is under its broker home).
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
     /// The last N events.
     Tail {
+        /// Terraform working directory (its audit log is under its broker home).
         #[arg(default_value = ".")]
         dir: PathBuf,
+        /// How many events.
         #[arg(short, default_value_t = 10)]
         n: usize,
     },
     /// Every event, after verifying the chain.
     Export {
+        /// Terraform working directory (its audit log is under its broker home).
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
     /// Deliver the events spooled for the configured webhooks, in order.
     Flush {
+        /// Terraform working directory (its audit log is under its broker home).
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
@@ -237,6 +254,7 @@ pub enum AuditCommand {
     /// (--cut); also cuts a torn last line. Prints exactly what it did and
     /// records it as an audit event.
     Repair {
+        /// Terraform working directory (its audit log is under its broker home).
         #[arg(default_value = ".")]
         dir: PathBuf,
         /// Remove the events beyond the head instead of adopting them.
@@ -342,7 +360,13 @@ pub fn runs(global: &Global, args: RunsArgs) -> Result<u8> {
     report_audit_warnings(&ctx, &mut ctx.session(&args.dir)?);
     let rows = run::runs::list(&ctx, &args.dir)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json!({"runs": rows}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "format_version": JSON_FORMAT_VERSION,
+                "runs": rows
+            }))?
+        );
         return Ok(EXIT_OK);
     }
     if rows.is_empty() {
@@ -371,8 +395,9 @@ pub fn runs(global: &Global, args: RunsArgs) -> Result<u8> {
 /// `drift DIR...`: each directory in turn. Exit 1 when any directory
 /// failed (the others are still checked and reported), else 2 when any has
 /// open drift, else 0. With one directory the output is that directory's
-/// report; with several, text sections headed by the directory, or one JSON
-/// object `{"dirs": [...], "exit_code": N}`.
+/// report; with several, text sections headed by the directory. `--json` is
+/// one object whatever the number of directories:
+/// `{"format_version", "dirs": [{"dir", "drift" | "error", "exit_code"}], "exit_code"}`.
 pub fn drift(global: &Global, args: DriftArgs) -> Result<u8> {
     let ctx = global.context();
     let ack = match &args.ack {
@@ -381,6 +406,15 @@ pub fn drift(global: &Global, args: DriftArgs) -> Result<u8> {
             let Some(until) = args.until.clone() else {
                 bail!("--ack needs --until YYYY-MM-DD");
             };
+            // Checked before terraform runs: an acknowledgement that has
+            // already run out would be recorded and then never apply.
+            let date = crate::dates::parse_date(&until).map_err(|e| anyhow!("--until: {e}"))?;
+            let today = crate::dates::today().map_err(|e| anyhow!(e))?;
+            if date < today {
+                bail!(
+                    "--until {until} is in the past (today is {today}); give the last day the acknowledgement holds"
+                );
+            }
             let Some(reason) = args.reason.clone() else {
                 bail!("--ack needs --reason");
             };
@@ -394,10 +428,10 @@ pub fn drift(global: &Global, args: DriftArgs) -> Result<u8> {
     };
     let mut say = |line: &str| progress(line);
     let mut warn = |text: &str| warning(text);
-    if args.dirs.len() == 1 {
+    if args.dirs.len() == 1 && (!args.json || ack.is_some()) {
         let outcome =
             run::drift::drift_dir(&ctx, &args.dirs[0], ack.as_ref(), &mut say, &mut warn)?;
-        print_drift(&outcome, args.json)?;
+        print_drift(&outcome)?;
         return Ok(outcome.code());
     }
     if ack.is_some() {
@@ -412,7 +446,7 @@ pub fn drift(global: &Global, args: DriftArgs) -> Result<u8> {
         match run::drift::drift_dir(&ctx, dir, None, &mut say, &mut warn) {
             Ok(outcome) => {
                 if !args.json {
-                    print_drift(&outcome, false)?;
+                    print_drift(&outcome)?;
                 }
                 worst = worst_exit(worst, outcome.code());
                 reports.push(
@@ -420,10 +454,14 @@ pub fn drift(global: &Global, args: DriftArgs) -> Result<u8> {
                 );
             }
             Err(error) => {
-                eprintln!("platform-broker: error: {}: {error:#}", dir.display());
+                eprintln!(
+                    "platform-broker: error: {}: {}",
+                    dir.display(),
+                    crate::render_error(&error)
+                );
                 worst = worst_exit(worst, EXIT_ERROR);
                 reports.push(
-                    json!({"dir": dir, "error": format!("{error:#}"), "exit_code": EXIT_ERROR}),
+                    json!({"dir": dir, "error": crate::render_error(&error), "exit_code": EXIT_ERROR}),
                 );
             }
         }
@@ -431,7 +469,11 @@ pub fn drift(global: &Global, args: DriftArgs) -> Result<u8> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({"dirs": reports, "exit_code": worst}))?
+            serde_json::to_string_pretty(&json!({
+                "format_version": JSON_FORMAT_VERSION,
+                "dirs": reports,
+                "exit_code": worst
+            }))?
         );
     }
     Ok(worst)
@@ -447,15 +489,10 @@ fn worst_exit(a: u8, b: u8) -> u8 {
     if rank(b) > rank(a) { b } else { a }
 }
 
-fn print_drift(outcome: &DirDrift, as_json: bool) -> Result<()> {
+fn print_drift(outcome: &DirDrift) -> Result<()> {
     let drifted = match outcome {
         DirDrift::Acknowledged { address, until } => {
             println!("platform-broker: acknowledged drift of {address} until {until}");
-            return Ok(());
-        }
-        DirDrift::Checked { code, drifted } if as_json => {
-            let report = json!({"drift": drifted, "exit_code": code});
-            println!("{}", serde_json::to_string_pretty(&report)?);
             return Ok(());
         }
         DirDrift::Checked { drifted, .. } => drifted,

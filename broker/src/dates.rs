@@ -8,7 +8,8 @@ use std::time::Duration;
 /// `YYYY-MM-DD`.
 pub fn parse_date(s: &str) -> Result<time::Date, String> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s.trim(), &fmt).map_err(|e| format!("date \"{s}\" is not YYYY-MM-DD: {e}"))
+    time::Date::parse(s.trim(), &fmt)
+        .map_err(|_| format!("\"{s}\" is not a date of the form YYYY-MM-DD (e.g. 2027-01-31)"))
 }
 
 /// `1500ms`, `2s`, `1.5s`, `1m`.

@@ -34,3 +34,40 @@ pub(crate) fn floor_char_boundary(text: &str, index: usize) -> usize {
     }
     at
 }
+
+/// An error and its causes on one line, `outer: cause: root cause`, each
+/// said once: a cause whose words the text so far already holds (an error
+/// that formats its own source, as many do) is not repeated.
+pub fn render_error(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let words = cause.to_string();
+        if words.is_empty() || text.contains(&words) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&words);
+    }
+    text
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::render_error;
+
+    #[test]
+    fn each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let error = anyhow::Error::new(crate::policy::PolicyError::Io {
+            path: "/nope.hcl".into(),
+            source: io,
+        });
+        assert_eq!(render_error(&error), "/nope.hcl: No such file or directory");
+        let chained = anyhow::anyhow!("root cause")
+            .context("reading x")
+            .context("plan");
+        assert_eq!(render_error(&chained), "plan: reading x: root cause");
+    }
+}

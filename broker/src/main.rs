@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "platform-broker",
     version,
-    about = "Governed terraform plan/apply: policy, cost, drift and a tamper-evident audit trail."
+    about = "Governed terraform plan/apply: policy, cost, drift and a tamper-evident audit trail.",
+    after_help = "Exit codes: 0 no changes or success; 2 changes allowed, or drift found; \
+3 denied by policy or budget; 4 needs approval; 1 error (usage errors included).\n\
+Environment: PLATFORM_BROKER_KEY (the broker key), PLATFORM_LOG (log filter for the \
+broker's own diagnostics on stderr, e.g. `info` or `broker=debug`)."
 )]
 struct Cli {
     /// Terraform binary (default: `terraform` on PATH).
@@ -49,6 +53,22 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The broker's own diagnostics (`tracing`), to stderr, when asked for.
+    if let Ok(filter) = std::env::var("PLATFORM_LOG")
+        && !filter.trim().is_empty()
+    {
+        match tracing_subscriber::EnvFilter::try_new(filter.trim()) {
+            Ok(filter) => tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .init(),
+            Err(error) => {
+                eprintln!("platform-broker: error: PLATFORM_LOG: {error}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     // A usage error exits 1 ("error"), never clap's 2: 2 means "changes
     // allowed" to a pipeline, which would then run its apply job. Help and
     // version requests still exit 0.
@@ -86,8 +106,42 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            eprintln!("platform-broker: error: {error:#}");
+            eprintln!("platform-broker: error: {}", broker::render_error(&error));
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every command says what it is for.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_name() != "help" {
+                    if sub.get_about().is_none() {
+                        missing.push(format!("{path} {} (about)", sub.get_name()));
+                    }
+                    walk(sub, &format!("{path} {}", sub.get_name()), missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "platform-broker", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+        let help = super::Cli::command().render_long_help().to_string();
+        assert!(help.contains("Exit codes: 0"), "{help}");
     }
 }

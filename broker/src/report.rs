@@ -20,6 +20,8 @@ pub struct Change {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// `crate::cli::JSON_FORMAT_VERSION`.
+    pub format_version: &'static str,
     pub run: String,
     pub identity_digest: String,
     pub counts: Counts,
@@ -312,6 +314,7 @@ mod tests {
 
     fn report(changes: usize, findings: usize) -> Report {
         Report {
+            format_version: crate::cli::JSON_FORMAT_VERSION,
             run: "20261129T120000Z-abcd".into(),
             identity_digest: "sha256:00".into(),
             counts: Counts {

@@ -108,6 +108,7 @@ fn hard_mandatory_deny() {
         r.expect(&ctx, 3);
         let report = json(&ctx, &r.stdout);
         assert_eq!(report["verdict"], "denied", "{ctx}: {report}");
+        assert_eq!(report["format_version"], "1.0", "{ctx}: {report}");
         assert_eq!(report["exit_code"], 3, "{ctx}: {report}");
         let findings = report["findings"].to_string();
         assert!(findings.contains("deny_standard_tier"), "{ctx}: {findings}");
@@ -222,7 +223,10 @@ fn drift_detect_and_acknowledge() {
         let r = w.broker(&["drift", "--json"]);
         r.expect(&ctx, 2);
         let report = json(&ctx, &r.stdout);
-        let items = report["drift"].as_array().expect("drift array");
+        // One shape whatever the number of directories, with a format version.
+        assert_eq!(report["format_version"], "1.0", "{ctx}: {report}");
+        assert_eq!(report["exit_code"], 2, "{ctx}: {report}");
+        let items = report["dirs"][0]["drift"].as_array().expect("drift array");
         assert!(
             items
                 .iter()
@@ -242,6 +246,15 @@ fn drift_detect_and_acknowledge() {
         w.broker(&ack)
             .expect(&ctx, 0)
             .expect_contains(&ctx, "acknowledged drift");
+        // A date in the past, or not a date, is refused before terraform runs.
+        for (until, words) in [
+            ("2001-01-01", "is in the past"),
+            ("2099-13-01", "is not a date of the form YYYY-MM-DD"),
+        ] {
+            w.broker(&["drift", "--ack", ADDR, "--until", until, "--reason", "x"])
+                .expect(&ctx, 1)
+                .expect_contains(&ctx, words);
+        }
         w.broker(&["drift"])
             .expect(&ctx, 0)
             .expect_contains(&ctx, "[acknowledged: x]");

@@ -453,8 +453,14 @@ fn check_bindings(identity: &Identity, session: &Session) -> Result<()> {
         ));
     }
     for file in &identity.options.var_files {
-        let now = super::plan::var_file_digest(Path::new(&file.name), fingerprint)
-            .map_err(|e| refuse(format!("the var file {} is unreadable: {e:#}", file.name)))?;
+        let now =
+            super::plan::var_file_digest(Path::new(&file.name), fingerprint).map_err(|e| {
+                refuse(format!(
+                    "the var file {} is unreadable: {}",
+                    file.name,
+                    crate::render_error(&e)
+                ))
+            })?;
         if now != file.digest {
             return Err(refuse(format!(
                 "the var file {} changed since the plan",

@@ -229,7 +229,7 @@ impl Loaded {
 /// A short, single-line reason for an audit event: the first line of the
 /// error chain, cut to 500 bytes (terraform's stderr tails can be long).
 pub(crate) fn reason(error: &anyhow::Error) -> String {
-    let text = format!("{error:#}");
+    let text = crate::render_error(error);
     let line = text.lines().next().unwrap_or_default();
     let cut = crate::floor_char_boundary(line, 500);
     line[..cut].to_owned()

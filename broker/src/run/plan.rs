@@ -224,7 +224,7 @@ pub fn plan(
 /// variables declared sensitive): the broker's error and its audit event
 /// never carry one.
 fn scrub_vars(error: anyhow::Error, vars: &[(String, String)]) -> anyhow::Error {
-    let text = format!("{error:#}");
+    let text = crate::render_error(&error);
     let mut scrubbed = text.clone();
     for (name, value) in vars {
         if value.len() >= 3 {
@@ -359,6 +359,7 @@ fn plan_in(
     let signed = sign(identity, trust);
     let identity = &signed.identity;
     let report = Report {
+        format_version: crate::cli::JSON_FORMAT_VERSION,
         run: run.clone(),
         identity_digest: identity.digest(),
         counts: summary.counts(),
