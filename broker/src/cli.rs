@@ -210,8 +210,33 @@ pub struct RunsArgs {
     pub json: bool,
 }
 
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// The `terraform show -json` plan document; `-` reads standard input.
+    #[arg(long, value_name = "PLAN.json")]
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// Environment name policies see (input.run.workspace.environment).
+    #[arg(long, env = "PLATFORM_ENVIRONMENT", default_value = "default")]
+    pub environment: String,
+    /// Print the report as JSON.
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// Print the report as one Markdown PR comment.
+    #[arg(long)]
+    pub markdown: bool,
+    /// Also write policy findings as SARIF 2.1.0 to this file.
+    #[arg(long)]
+    pub sarif: Option<PathBuf>,
+}
+
 #[derive(clap::Subcommand)]
 pub enum PolicyCommand {
+    /// Evaluate a saved plan (`terraform show -json PLAN > plan.json`) as `plan` would: the
+    /// same policy input, prices, budgets and report; no terraform run, no bundle. Exit 0
+    /// allowed, 3 denied, 4 needs approval, 1 error.
+    Eval(EvalArgs),
     /// Run every `test_*` rule of the configured policy sets.
     Test {
         /// Policy configuration (HCL) whose sets are tested.
@@ -521,8 +546,33 @@ fn print_drift(outcome: &DirDrift) -> Result<()> {
     Ok(())
 }
 
-pub fn policy(_global: &Global, command: PolicyCommand) -> Result<u8> {
+pub fn policy(global: &Global, command: PolicyCommand) -> Result<u8> {
     match command {
+        PolicyCommand::Eval(args) => {
+            let ctx = global.context();
+            let request = run::eval::EvalRequest {
+                plan: args.plan.clone(),
+                inputs: args.inputs.to_run(),
+                environment: args.environment.clone(),
+            };
+            let mut warn = |text: &str| warning(text);
+            let evaluated = run::eval::eval(&ctx, &request, &mut warn)?;
+            if let Some(path) = &args.sarif {
+                std::fs::write(
+                    path,
+                    serde_json::to_vec_pretty(&policy::report::sarif(&evaluated.report.findings))?,
+                )?;
+            }
+            let text = if args.json {
+                serde_json::to_string_pretty(&evaluated.report)?
+            } else if args.markdown {
+                report::markdown(&evaluated.report, &shown_for_markdown(&evaluated.summary))
+            } else {
+                report::text(&evaluated.report)
+            };
+            println!("{text}");
+            Ok(evaluated.exit_code)
+        }
         PolicyCommand::Test { policy } => {
             let config = PolicyConfig::load(&policy)?;
             let report = policy::run_tests(&config)?;

@@ -113,6 +113,58 @@ fn hard_mandatory_deny() {
         let findings = report["findings"].to_string();
         assert!(findings.contains("deny_standard_tier"), "{ctx}: {findings}");
         assert!(findings.contains(ADDR), "{ctx}: {findings}");
+
+        // `policy eval` on the same plan, saved as `terraform show -json`:
+        // the same verdict and findings, exit 3, no terraform run; from a
+        // file and from standard input. Not a plan: exit 1, said clearly.
+        let json_run = report["run"].as_str().expect("run id");
+        let mut show = std::process::Command::new(&w.tf);
+        show.arg("show")
+            .arg("-json")
+            .arg(w.run_dir(json_run).join("plan.tfplan"))
+            .current_dir(&w.work)
+            .stdin(std::process::Stdio::null());
+        w.isolate(&mut show);
+        let shown = show.output().expect("terraform show");
+        assert!(shown.status.success(), "{ctx}: terraform show -json failed");
+        let plan_json = w.path("out/plan.json");
+        std::fs::write(&plan_json, &shown.stdout).expect("write plan.json");
+        let plan_json = plan_json.to_str().expect("utf8");
+        let r = w.broker(&[
+            "policy", "eval", "--plan", plan_json, "--policy", policy, "--json",
+        ]);
+        r.expect(&ctx, 3);
+        let evaluated = json(&ctx, &r.stdout);
+        assert_eq!(evaluated["verdict"], "denied", "{ctx}: {evaluated}");
+        assert_eq!(evaluated["format_version"], "1.0", "{ctx}: {evaluated}");
+        assert_eq!(
+            evaluated["findings"], report["findings"],
+            "{ctx}: {evaluated}"
+        );
+        assert_eq!(evaluated["cost"], report["cost"], "{ctx}: {evaluated}");
+        let mut stdin_eval = std::process::Command::new(env!("CARGO_BIN_EXE_platform-broker"));
+        stdin_eval
+            .args(["policy", "eval", "--plan", "-", "--policy", policy])
+            .current_dir(&w.work)
+            .stdin(std::fs::File::open(plan_json).expect("open plan.json"));
+        w.isolate(&mut stdin_eval);
+        let out = stdin_eval.output().expect("policy eval from stdin");
+        assert_eq!(out.status.code(), Some(3), "{ctx}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("deny_standard_tier"),
+            "{ctx}: {out:?}"
+        );
+        let not_a_plan = w.write("out/not-a-plan.json", "{\"hello\": 1}");
+        let r = w.broker(&[
+            "policy",
+            "eval",
+            "--plan",
+            not_a_plan.to_str().expect("utf8"),
+            "--policy",
+            policy,
+        ]);
+        r.expect(&ctx, 1)
+            .expect_contains(&ctx, "not a `terraform show -json` plan document");
         // The plan's audit event says where the time went.
         let log = read(&w.home.join("audit.log"));
         let event = json(&ctx, log.lines().last().expect("an event"));

@@ -20,6 +20,7 @@ pub mod approve;
 pub mod audit;
 pub mod derive;
 pub mod drift;
+pub mod eval;
 pub mod input;
 pub mod plan;
 pub mod runs;
