@@ -323,6 +323,6 @@ fn hostile_catalog_files_do_not_crash() {
             &format!("{}:2:", dir.join("deep.hcl").display()),
         );
         // Refused before the HCL parser sees it (its time grows with nesting).
-        assert_contains_norm(&plan, ctx, "error: brackets nested more than 100 deep");
+        assert_contains_norm(&plan, ctx, "error: brackets nested more than 32 deep");
     });
 }
