@@ -980,6 +980,33 @@ audit {
                 "{expr}: {error}"
             );
         }
+        // Whole numbers are computed in 64-bit integers by hcl: an overflow
+        // panicked with overflow checks (found by the fuzz target) and gives a
+        // wrong number without them.
+        for expr in [
+            "626666666666666666*60",
+            "9223372036854775807 + 1",
+            "-9223372036854775807 - 2",
+            "18446744073709551615 / 3",
+        ] {
+            let text = format!("budget \"x\" {{\n  monthly = {expr}\n}}\n");
+            let error = BrokerConfig::parse(&text, Path::new("."), Path::new("broker.hcl"))
+                .expect_err(expr);
+            assert!(
+                error.to_string().contains("overflows a 64-bit integer"),
+                "{expr}: {error}"
+            );
+        }
+        let regression = include_bytes!(
+            "../../fuzz/regressions/broker_config/crash-6ac75a08dc5f75e9f4c8fde954bc02b1a5dbabf7"
+        );
+        let text = String::from_utf8_lossy(regression);
+        assert!(BrokerConfig::parse(&text, Path::new("."), Path::new("broker.hcl")).is_err());
+        let fine = format!(
+            "{CE}budget \"x\" {{\n  monthly = 1000 * 12 - 500\n  threshold {{\n    at = \"100%\"\n    enforcement = \"hard_mandatory\"\n  }}\n}}\n"
+        );
+        let parsed = BrokerConfig::parse(&fine, Path::new("."), Path::new("broker.hcl"));
+        assert!(parsed.is_ok(), "{:?}", parsed.err().map(|e| e.to_string()));
     }
 
     #[test]

@@ -70,10 +70,36 @@ pub fn check_arithmetic(expr: &hcl::Expression, ctx: &Context) -> Result<(), Str
                     _ => return Ok(()),
                 };
                 let number = |e: &hcl::Expression| match e.evaluate(ctx) {
-                    Ok(Value::Number(n)) => n.as_f64(),
+                    Ok(Value::Number(n)) => Some(n),
                     _ => None,
                 };
-                if let (Some(a), Some(b)) = (number(&binary.lhs_expr), number(&binary.rhs_expr))
+                let (Some(x), Some(y)) = (number(&binary.lhs_expr), number(&binary.rhs_expr))
+                else {
+                    return Ok(());
+                };
+                // hcl computes whole numbers in 64-bit integers, which
+                // overflow (a panic with overflow checks, a wrong number
+                // without); the exact result must fit in an i64.
+                let whole = |n: &hcl::Number| {
+                    n.as_i64()
+                        .map(i128::from)
+                        .or_else(|| n.as_u64().map(i128::from))
+                };
+                if let (Some(a), Some(b)) = (whole(&x), whole(&y)) {
+                    let exact = match binary.operator {
+                        BinaryOperator::Plus => Some(a + b),
+                        BinaryOperator::Minus => Some(a - b),
+                        BinaryOperator::Mul => a.checked_mul(b),
+                        _ => Some(0),
+                    };
+                    let fits = |v: i128| i64::try_from(v).is_ok();
+                    if !fits(a) || !fits(b) || !exact.is_some_and(fits) {
+                        return Err(format!(
+                            "arithmetic on {a} and {b} overflows a 64-bit integer"
+                        ));
+                    }
+                }
+                if let (Some(a), Some(b)) = (x.as_f64(), y.as_f64())
                     && !op(a, b).is_finite()
                 {
                     return Err(format!(
