@@ -317,23 +317,12 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
     let text = if args.json {
         serde_json::to_string_pretty(&planned.report)?
     } else if args.markdown {
-        report::markdown(&planned.report, &shown_for_markdown(&planned.summary))
+        report::markdown(&planned.report, &planned.summary.redacted)
     } else {
         report::text(&planned.report)
     };
     println!("{text}");
     Ok(planned.exit_code)
-}
-
-fn shown_for_markdown(summary: &crate::plan::PlanSummary) -> String {
-    serde_json::to_string_pretty(
-        &summary
-            .redacted
-            .get("resource_changes")
-            .cloned()
-            .unwrap_or(serde_json::Value::Null),
-    )
-    .unwrap_or_default()
 }
 
 pub fn apply(global: &Global, args: ApplyArgs) -> Result<u8> {
@@ -566,7 +555,7 @@ pub fn policy(global: &Global, command: PolicyCommand) -> Result<u8> {
             let text = if args.json {
                 serde_json::to_string_pretty(&evaluated.report)?
             } else if args.markdown {
-                report::markdown(&evaluated.report, &shown_for_markdown(&evaluated.summary))
+                report::markdown(&evaluated.report, &evaluated.summary.redacted)
             } else {
                 report::text(&evaluated.report)
             };

@@ -476,7 +476,7 @@ fn write_canonical(value: &Value, out: &mut String) {
     }
 }
 
-fn is_marker(value: &Value) -> bool {
+pub(crate) fn is_marker(value: &Value) -> bool {
     matches!(value, Value::String(s) if s.starts_with(SENSITIVE_PREFIX) && s.ends_with(')') && s.len() == SENSITIVE_PREFIX.len() + 9)
 }
 

@@ -1,12 +1,15 @@
 //! Reports of a plan run: text for humans, JSON for machines, one Markdown
 //! comment for a pull request. Everything here reads the redacted plan only.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::budget::BudgetReport;
 use crate::cost::CostReport;
 use crate::plan::{Counts, PlanSummary};
-use crate::policy::Finding;
+use crate::policy::{Enforcement, Finding, Severity};
 
 /// GitHub caps a comment at 65,536 characters; stay clear of it.
 pub const MARKDOWN_LIMIT: usize = 60_000;
@@ -23,6 +26,13 @@ pub struct Report {
     /// `crate::cli::JSON_FORMAT_VERSION`.
     pub format_version: &'static str,
     pub run: String,
+    /// The working directory as given on the command line (`plan DIR`), or
+    /// the saved plan's directory for `policy eval`.
+    pub dir: String,
+    /// The Terraform workspace (`TF_WORKSPACE` or `.terraform/environment`).
+    pub workspace: String,
+    /// `--environment` (what policies see as `input.run.workspace.environment`).
+    pub environment: String,
     pub identity_digest: String,
     pub counts: Counts,
     pub changes: Vec<Change>,
@@ -133,6 +143,11 @@ pub fn text(report: &Report) -> String {
 
 /// The budget lines of a report: one per checked team, or why none ran.
 pub fn budget_text(budget: &BudgetReport) -> String {
+    budget_lines(budget, money)
+}
+
+/// [`budget_text`] with amounts written by `money`.
+fn budget_lines(budget: &BudgetReport, money: fn(&str, f64) -> String) -> String {
     let mut out = String::new();
     match budget.status.as_str() {
         "skipped" => out.push_str(&format!(
@@ -178,123 +193,540 @@ pub fn budget_text(budget: &BudgetReport) -> String {
     out
 }
 
-/// One PR comment: the summary first, the details collapsed, never longer
-/// than [`MARKDOWN_LIMIT`] — the details are cut, the summary never is.
+/// One PR comment a reviewer can act on, never longer than
+/// [`MARKDOWN_LIMIT`] bytes (so under GitHub's 65,536 characters).
 ///
-/// The summary is the verdict, the counts, the cost line and one line per
-/// policy rule that fired (with how many findings); the table of individual
-/// findings gets at most half of the remaining room, then the change list and
-/// the full plan share the rest.
-pub fn markdown(report: &Report, details: &str) -> String {
+/// The first line is a hidden marker, `<!-- platform-broker:plan DIR -->`,
+/// that pipelines find to update the comment in place. Then: where the plan
+/// is (directory, workspace, environment), the verdict in words and the
+/// command to run next, the policy findings grouped by what they do, the
+/// cost per changed resource and in total, and a Terraform-style diff per
+/// resource built from `redacted_plan` (the redacted `terraform show -json`
+/// document: sensitive values are markers, shown as `(sensitive)`).
+///
+/// The summary is always kept whole. When everything would not fit, the
+/// findings, the cost table and the diffs are each cut between items (never
+/// inside a block) and say how many were left out.
+pub fn markdown(report: &Report, redacted_plan: &Value) -> String {
+    let eval = report.run == "eval";
+    let dir = if report.dir.is_empty() {
+        "."
+    } else {
+        report.dir.as_str()
+    };
     let cost = &report.cost;
+    let currency = cost.currency.as_str();
     let mut head = String::new();
+    head.push_str(&format!("{}\n", comment_marker(dir)));
     head.push_str(&format!(
-        "### platform-broker plan `{}`: **{}**\n\n",
-        report.run, report.verdict
+        "### platform-broker {}: {} · workspace {} · environment {}\n\n",
+        if eval { "policy eval" } else { "plan" },
+        code(dir),
+        code(&report.workspace),
+        code(&report.environment),
     ));
-    head.push_str(&format!("**{}**\n\n", summary_line(report)));
     head.push_str(&format!(
-        "Monthly cost: {} → {} (**{}{}**){}\n\n",
-        money(&cost.currency, cost.monthly_before),
-        money(&cost.currency, cost.monthly_after),
-        if cost.monthly_delta >= 0.0 { "+" } else { "" },
-        money(&cost.currency, cost.monthly_delta),
+        "**{}** — {} · monthly cost {} → {} (**{}**){}\n\n",
+        verdict_words(&report.verdict),
+        summary_line(report),
+        amount(currency, cost.monthly_before),
+        amount(currency, cost.monthly_after),
+        signed_amount(currency, cost.monthly_delta),
         if cost.n_unpriced > 0 {
             format!(", {} unpriced", cost.n_unpriced)
         } else {
             String::new()
         },
     ));
+    head.push_str(&next_step(report, dir));
+    if let Some(error) = &report.policy_error {
+        head.push_str(&format!(
+            "Policy evaluation failed, so the run is denied (fail closed): {}\n\n",
+            one_line(error, 500)
+        ));
+    }
     if let Some(budget) = &report.budget {
-        for line in budget_text(budget).lines() {
+        for line in budget_lines(budget, amount).lines() {
             head.push_str(line.trim_start());
             head.push_str("  \n");
         }
         head.push('\n');
     }
-    if let Some(error) = &report.policy_error {
-        head.push_str(&format!(
-            "Policy evaluation failed, the run is denied (fail closed): {}\n\n",
-            one_line(error, 500)
-        ));
-    }
-    // Policy verdicts, one line per rule: always kept.
-    let mut per_rule: Vec<(&Finding, usize)> = Vec::new();
-    for f in &report.findings {
-        match per_rule
-            .iter_mut()
-            .find(|(g, _)| g.set == f.set && g.rule == f.rule)
-        {
-            Some((_, n)) => *n += 1,
-            None => per_rule.push((f, 1)),
-        }
-    }
-    for (f, n) in &per_rule {
-        head.push_str(&format!(
-            "- {:?} `{}` ({}, {:?}): {} finding{}\n",
-            f.severity,
-            f.rule,
-            f.set,
-            f.enforcement,
-            n,
-            if *n == 1 { "" } else { "s" }
-        ));
-    }
-    if !per_rule.is_empty() {
-        head.push('\n');
-    }
 
-    let open = "<details><summary>Full plan</summary>\n\n";
-    let close = "\n</details>\n";
-    let reserve = 200; // the cut notes
-    let mut room = MARKDOWN_LIMIT.saturating_sub(head.len() + open.len() + close.len() + reserve);
+    let more_runs = if eval {
+        "all of them are in the `--json` report".to_owned()
+    } else {
+        format!(
+            "see the run's report: `platform-broker runs {}`",
+            shell_word(dir)
+        )
+    };
+    let mut room = MARKDOWN_LIMIT.saturating_sub(head.len());
+    let mut out = head;
 
     if !report.findings.is_empty() {
-        let mut table = String::from("| policy | rule | resource | message |\n|---|---|---|---|\n");
-        let budget = room / 2;
-        let mut shown = 0;
-        for f in &report.findings {
-            let row = format!(
-                "| {:?} ({:?}) | `{}` | `{}` | {} |\n",
-                f.severity,
-                f.enforcement,
-                f.rule,
-                f.address.as_deref().unwrap_or("–"),
-                one_line(&f.message, 1000).replace('|', "\\|")
-            );
-            if table.len() + row.len() > budget {
-                break;
+        let items = finding_items(&report.findings);
+        let section = fit("#### Policy findings\n\n", &items, room / 3, |n| {
+            format!("\n… and {n} more findings ({more_runs})\n\n")
+        });
+        room = room.saturating_sub(section.len());
+        out.push_str(&section);
+    }
+
+    let changed: BTreeSet<&str> = report.changes.iter().map(|c| c.address.as_str()).collect();
+    let rows: Vec<String> = cost
+        .resources
+        .iter()
+        .filter(|r| changed.contains(r.address.as_str()) || r.unpriced)
+        .map(|r| {
+            let shown = |v: Option<f64>| v.map_or("–".to_owned(), |v| amount(currency, v));
+            format!(
+                "| {} | {} | {} | {} |\n",
+                code(&r.address).replace('|', "\\|"),
+                shown(r.before),
+                shown(r.after),
+                match (r.unpriced, r.delta) {
+                    (false, Some(delta)) => signed_amount(currency, delta),
+                    _ => format!(
+                        "unpriced{}",
+                        r.unpriced_reason
+                            .as_deref()
+                            .map(|why| format!(": {}", one_line(why, 200).replace('|', "\\|")))
+                            .unwrap_or_default()
+                    ),
+                },
+            )
+        })
+        .collect();
+    let total = format!(
+        "| **total** | {} | {} | **{}** |\n\n",
+        amount(currency, cost.monthly_before),
+        amount(currency, cost.monthly_after),
+        signed_amount(currency, cost.monthly_delta),
+    );
+    let cost_head = format!(
+        "#### Monthly cost ({currency})\n\n| resource | before | after | change |\n|---|---:|---:|---:|\n"
+    );
+    let section = fit(
+        &cost_head,
+        &rows,
+        (room / 2).saturating_sub(total.len()),
+        |n| format!("| … and {n} more resources ({more_runs}) | | | |\n"),
+    );
+    room = room.saturating_sub(section.len() + total.len());
+    out.push_str(&section);
+    out.push_str(&total);
+
+    let blocks = resource_blocks(report, redacted_plan);
+    if !blocks.is_empty() {
+        let section = fit("#### Changes\n\n", &blocks, room, |n| {
+            format!("… and {n} more resources ({more_runs})\n")
+        });
+        out.push_str(&section);
+    }
+    out
+}
+
+/// The hidden first line pipelines find the comment by. `--` cannot end the
+/// HTML comment early: it is written `-%2D`.
+pub fn comment_marker(dir: &str) -> String {
+    format!(
+        "<!-- platform-broker:plan {} -->",
+        dir.replace(['\n', '\r'], " ").replace("--", "-%2D")
+    )
+}
+
+/// `header`, then as many `items` as fit in `room` bytes with the note for
+/// the ones left out; empty when not even the header and the note fit.
+fn fit(header: &str, items: &[String], room: usize, note: impl Fn(usize) -> String) -> String {
+    let mut out = header.to_owned();
+    let reserve = note(items.len()).len();
+    for (i, item) in items.iter().enumerate() {
+        let last = i + 1 == items.len();
+        let need = out.len() + item.len() + if last { 0 } else { reserve };
+        if need > room {
+            if out.len() + reserve > room {
+                return String::new();
             }
-            table.push_str(&row);
-            shown += 1;
+            out.push_str(&note(items.len() - i));
+            return out;
         }
-        if shown < report.findings.len() {
-            table.push_str(&format!(
-                "\n…and {} more findings (all of them are in the run's report.json)\n",
-                report.findings.len() - shown
+        out.push_str(item);
+    }
+    out
+}
+
+fn verdict_words(verdict: &str) -> &str {
+    match verdict {
+        "allowed" => "Allowed",
+        "needs_approval" => "Needs an approval",
+        "denied" => "Denied by policy",
+        other => other,
+    }
+}
+
+/// What to do next, with the exact commands.
+fn next_step(report: &Report, dir: &str) -> String {
+    let has_changes = !report.changes.is_empty();
+    if report.run == "eval" {
+        return "Evaluated from a saved plan (`policy eval`): there is no run to approve or apply.\n\n"
+            .to_owned();
+    }
+    let run = shell_word(&report.run);
+    let dir = shell_word(dir);
+    match report.verdict.as_str() {
+        "needs_approval" => format!(
+            "A soft-mandatory finding needs an approval before apply. To approve run {}, then apply it:\n\n\
+             ```sh\nplatform-broker approve {run} --reason \"...\" --dir {dir}\nplatform-broker apply {run} --dir {dir}\n```\n\n",
+            code(&report.run)
+        ),
+        "allowed" if has_changes => format!(
+            "To apply run {}:\n\n```sh\nplatform-broker apply {run} --dir {dir}\n```\n\n",
+            code(&report.run)
+        ),
+        "allowed" => "No changes: there is nothing to apply.\n\n".to_owned(),
+        _ => format!(
+            "Run {} cannot be applied: fix what blocks it below and plan again.\n\n",
+            code(&report.run)
+        ),
+    }
+}
+
+/// Findings grouped by what they do to the run, one item per finding.
+fn finding_items(findings: &[Finding]) -> Vec<String> {
+    let groups: [(&str, fn(&Finding) -> bool); 4] = [
+        ("Blocks the apply (hard-mandatory)", |f| {
+            f.excepted_by.is_none()
+                && f.severity == Severity::Deny
+                && f.enforcement == Enforcement::HardMandatory
+        }),
+        ("Needs an approval (soft-mandatory)", |f| {
+            f.excepted_by.is_none()
+                && f.severity == Severity::Deny
+                && f.enforcement == Enforcement::SoftMandatory
+        }),
+        ("Advisory (does not block)", |f| {
+            f.excepted_by.is_none()
+                && (f.severity == Severity::Warn || f.enforcement == Enforcement::Advisory)
+        }),
+        ("Waived by an exception", |f| f.excepted_by.is_some()),
+    ];
+    let mut items = Vec::new();
+    for (title, member) in groups {
+        let mut first = true;
+        for f in findings.iter().filter(|f| member(f)) {
+            let mut item = String::new();
+            if first {
+                item.push_str(&format!("**{title}**\n\n"));
+                first = false;
+            }
+            item.push_str(&format!(
+                "- {} (policy set {}){}: {}{}\n",
+                code(&f.rule),
+                code(&f.set),
+                f.address
+                    .as_deref()
+                    .map(|a| format!(" on {}", code(a)))
+                    .unwrap_or_default(),
+                one_line(&f.message, 1000),
+                f.excepted_by
+                    .as_deref()
+                    .map(|e| format!(" — waived: {}", one_line(e, 300)))
+                    .unwrap_or_default(),
             ));
+            items.push(item);
         }
-        table.push('\n');
-        room = room.saturating_sub(table.len());
-        head.push_str(&table);
-    }
-    let mut body = String::new();
-    for change in &report.changes {
-        body.push_str(&format!("- `{}` {}\n", change.action, change.address));
-    }
-    body.push_str("\n```json\n");
-    let fence_open = body.len();
-    body.push_str(details);
-    body.push_str("\n```\n");
-    if body.len() > room {
-        let cut = crate::floor_char_boundary(&body, room);
-        body.truncate(cut);
-        if cut >= fence_open {
-            body.push_str("\n```");
+        if let Some(last) = items.last_mut().filter(|_| !first) {
+            last.push('\n');
         }
-        body.push_str("\n…(truncated; the full report is in the run's report.json)\n");
     }
-    format!("{head}{open}{body}{close}")
+    items
+}
+
+/// One diff block per changed resource, in Terraform's order.
+fn resource_blocks(report: &Report, redacted_plan: &Value) -> Vec<String> {
+    let currency = report.cost.currency.as_str();
+    let empty = Vec::new();
+    let changes = redacted_plan
+        .get("resource_changes")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
+    let mut blocks = Vec::new();
+    for rc in changes {
+        let Some(address) = rc.get("address").and_then(Value::as_str) else {
+            continue;
+        };
+        let change = rc.get("change").unwrap_or(&Value::Null);
+        let actions: Vec<&str> = change
+            .get("actions")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let (kind, words) = match actions.as_slice() {
+            ["create"] => ("create", "will be **created**"),
+            ["update"] => ("update", "will be **updated** in place"),
+            ["delete"] => ("delete", "will be **destroyed**"),
+            ["delete", "create"] | ["create", "delete"] => ("replace", "will be **replaced**"),
+            ["forget"] => (
+                "delete",
+                "will be **removed from the state** (not destroyed)",
+            ),
+            [] | ["no-op"] | ["read"] => continue,
+            _ => ("update", "will **change**"),
+        };
+        // `replace_paths`: the attributes that force a replacement.
+        let forcing: BTreeSet<String> = change
+            .get("replace_paths")
+            .and_then(Value::as_array)
+            .map(|paths| {
+                paths
+                    .iter()
+                    .filter_map(|p| p.get(0).and_then(Value::as_str).map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut block = format!("**{}** {words}", code(address));
+        if let Some(deposed) = rc.get("deposed").and_then(Value::as_str) {
+            block.push_str(&format!(" (deposed object {})", code(deposed)));
+        }
+        if let Some(c) = report.cost.resources.iter().find(|c| c.address == address) {
+            match c.delta {
+                Some(delta) if !c.unpriced => {
+                    block.push_str(&format!(" · {}/month", signed_amount(currency, delta)))
+                }
+                _ => block.push_str(" · unpriced"),
+            }
+        }
+        block.push('\n');
+        let lines = attribute_lines(change, kind, &forcing);
+        if lines.is_empty() {
+            block.push_str("\n_No attribute changes to show._\n\n");
+        } else {
+            let body = lines.join("\n");
+            let fence = "`".repeat(longest_backtick_run(&body).max(2) + 1);
+            block.push_str(&format!("\n{fence}diff\n{body}\n{fence}\n\n"));
+        }
+        blocks.push(block);
+    }
+    blocks
+}
+
+/// `+ name = "orders"`, `~ limit = 20 -> 30`, `- old = 1`, one per
+/// top-level attribute that the change sets, changes or removes.
+fn attribute_lines(change: &Value, kind: &str, forcing: &BTreeSet<String>) -> Vec<String> {
+    let null = Value::Null;
+    let field = |name: &str| change.get(name).unwrap_or(&null);
+    let (before, after, unknown) = (field("before"), field("after"), field("after_unknown"));
+    let (before_sensitive, after_sensitive) = (field("before_sensitive"), field("after_sensitive"));
+    let mut keys: BTreeSet<&String> = BTreeSet::new();
+    for value in [before, after, unknown] {
+        if let Some(map) = value.as_object() {
+            keys.extend(map.keys());
+        }
+    }
+    let mut lines = Vec::new();
+    for key in keys {
+        let get = |v: &'_ Value| v.get(key.as_str()).cloned().unwrap_or(Value::Null);
+        let (b, a, u) = (get(before), get(after), get(unknown));
+        let (bs, as_) = (get(before_sensitive), get(after_sensitive));
+        let b_text = render(&b, &Value::Null, &bs);
+        let a_text = render(&a, &u, &as_);
+        let a_unknown = any_true(&u);
+        let a_absent = a.is_null() && !a_unknown;
+        let note = if kind == "replace" && forcing.contains(key.as_str()) {
+            "  # forces replacement"
+        } else {
+            ""
+        };
+        let name = attribute_name(key);
+        let line = match kind {
+            "create" if !a_absent => format!("+ {name} = {a_text}"),
+            "delete" if !b.is_null() => format!("- {name} = {b_text}"),
+            "create" | "delete" => continue,
+            _ => {
+                if (b.is_null() && a_absent) || (b == a && !a_unknown && bs == as_) {
+                    continue;
+                }
+                if b.is_null() {
+                    format!("+ {name} = {a_text}{note}")
+                } else if a_absent {
+                    format!("- {name} = {b_text}{note}")
+                } else {
+                    format!("~ {name} = {b_text} -> {a_text}{note}")
+                }
+            }
+        };
+        lines.push(line);
+    }
+    lines
+}
+
+const SHOWN_VALUE_MAX: usize = 400;
+
+/// A value as Terraform shows it: strings quoted, `(known after apply)`,
+/// `(sensitive)`; long values end with `…`.
+fn render(value: &Value, unknown: &Value, sensitive: &Value) -> String {
+    let mut text = String::new();
+    render_into(value, unknown, sensitive, &mut text);
+    if text.len() > SHOWN_VALUE_MAX {
+        text.truncate(crate::floor_char_boundary(&text, SHOWN_VALUE_MAX));
+        text.push('…');
+    }
+    text
+}
+
+fn render_into(value: &Value, unknown: &Value, sensitive: &Value, out: &mut String) {
+    if out.len() > SHOWN_VALUE_MAX {
+        return;
+    }
+    if *sensitive == Value::Bool(true) || crate::plan::is_marker(value) {
+        out.push_str("(sensitive)");
+        return;
+    }
+    if *unknown == Value::Bool(true) {
+        out.push_str("(known after apply)");
+        return;
+    }
+    let null = Value::Null;
+    match value {
+        Value::Object(map) => {
+            let mut keys: BTreeSet<&String> = map.keys().collect();
+            if let Some(u) = unknown.as_object() {
+                keys.extend(u.iter().filter(|(_, v)| any_true(v)).map(|(k, _)| k));
+            }
+            if keys.is_empty() {
+                out.push_str("{}");
+                return;
+            }
+            out.push_str("{ ");
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&attribute_name(key));
+                out.push_str(" = ");
+                render_into(
+                    map.get(key).unwrap_or(&null),
+                    unknown.get(key).unwrap_or(&null),
+                    sensitive.get(key).unwrap_or(&null),
+                    out,
+                );
+            }
+            out.push_str(" }");
+        }
+        Value::Array(items) => {
+            let n = items.len().max(unknown.as_array().map_or(0, |u| u.len()));
+            out.push('[');
+            for i in 0..n {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                render_into(
+                    items.get(i).unwrap_or(&null),
+                    unknown.get(i).unwrap_or(&null),
+                    sensitive.get(i).unwrap_or(&null),
+                    out,
+                );
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// Whether an `after_unknown` value marks anything unknown.
+fn any_true(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => *b,
+        Value::Object(map) => map.values().any(any_true),
+        Value::Array(items) => items.iter().any(any_true),
+        _ => false,
+    }
+}
+
+/// An attribute or map key: bare when it is an identifier, else quoted.
+fn attribute_name(key: &str) -> String {
+    let bare = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        key.to_owned()
+    } else {
+        Value::String(key.to_owned()).to_string()
+    }
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    let (mut longest, mut run) = (0, 0);
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    longest
+}
+
+/// `text` as inline code, on one line, whatever backticks it holds.
+fn code(text: &str) -> String {
+    let text = one_line(text, 300);
+    let ticks = "`".repeat(longest_backtick_run(&text) + 1);
+    if ticks.len() > 1 || text.starts_with(' ') || text.ends_with(' ') {
+        format!("{ticks} {text} {ticks}")
+    } else {
+        format!("{ticks}{text}{ticks}")
+    }
+}
+
+/// A word for a shell command line, quoted when it needs to be.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,%".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// An amount with thousands separators and two decimals: `$7,500.00`,
+/// `1,234.50 EUR`. Rounded to cents first, so never `-$0.00`.
+fn amount(currency: &str, value: f64) -> String {
+    with_sign(currency, value, false)
+}
+
+/// [`amount`] with `+` before an increase: `+$20.00`, `-$5.25`, `$0.00`.
+fn signed_amount(currency: &str, value: f64) -> String {
+    with_sign(currency, value, true)
+}
+
+fn with_sign(currency: &str, value: f64, plus: bool) -> String {
+    // `as` saturates (and maps NaN to 0): no panic on absurd amounts.
+    let cents = (value * 100.0).round() as i128;
+    let sign = match cents.signum() {
+        -1 => "-",
+        1 if plus => "+",
+        _ => "",
+    };
+    let cents = cents.unsigned_abs();
+    let digits = (cents / 100).to_string();
+    let mut whole = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            whole.push(',');
+        }
+        whole.push(c);
+    }
+    let (symbol, suffix) = if currency == "USD" {
+        ("$", String::new())
+    } else {
+        ("", format!(" {currency}"))
+    };
+    format!("{sign}{symbol}{whole}.{:02}{suffix}", cents % 100)
 }
 
 /// `text` on one line (a table cell), at most `max` bytes.
@@ -310,137 +742,366 @@ fn one_line(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{Enforcement, Severity};
+    use crate::cost::ResourceCost;
+    use serde_json::json;
 
-    fn report(changes: usize, findings: usize) -> Report {
-        Report {
-            format_version: crate::cli::JSON_FORMAT_VERSION,
-            run: "20261129T120000Z-abcd".into(),
-            identity_digest: "sha256:00".into(),
-            counts: Counts {
-                add: changes,
-                ..Counts::default()
-            },
-            changes: (0..changes)
-                .map(|i| Change {
-                    address: format!("platform_postgres_database.d[{i}]"),
-                    action: "create".into(),
-                    attributes: vec![],
-                })
-                .collect(),
-            cost: CostReport {
-                currency: "USD".into(),
-                monthly_before: 0.0,
-                monthly_after: 25.0 * changes as f64,
-                monthly_delta: 25.0 * changes as f64,
-                resources: vec![],
-                n_unpriced: 0,
-            },
-            findings: (0..findings)
-                .map(|i| Finding {
-                    rule: if i % 2 == 0 {
-                        "deny_premium_tier"
-                    } else {
-                        "warn_unpriced"
-                    }
-                    .into(),
-                    severity: if i % 2 == 0 {
-                        Severity::Deny
-                    } else {
-                        Severity::Warn
-                    },
-                    set: "soft".into(),
-                    enforcement: Enforcement::SoftMandatory,
-                    address: Some(format!("platform_postgres_database.d[{i}]")),
-                    message: format!("finding {i} | with a pipe\nand a newline"),
-                    excepted_by: None,
-                })
-                .collect(),
-            policy_error: None,
-            budget: None,
-            verdict: "needs approval".into(),
-            exit_code: 4,
+    fn finding(rule: &str, severity: Severity, enforcement: Enforcement, address: &str) -> Finding {
+        Finding {
+            rule: rule.into(),
+            severity,
+            set: match enforcement {
+                Enforcement::HardMandatory => "hard",
+                Enforcement::SoftMandatory => "soft",
+                Enforcement::Advisory => "advisory",
+            }
+            .into(),
+            enforcement,
+            address: Some(address.into()),
+            message: format!("{rule} fired\non two lines"),
+            excepted_by: None,
         }
     }
 
-    fn details(n: usize) -> String {
-        let mut s = String::from("{\"resource_changes\": [");
-        for i in 0..n {
-            s.push_str(&format!("{{\"address\": \"d[{i}]\", \"note\": \"é ✓\"}},"));
+    fn priced(address: &str, before: Option<f64>, after: Option<f64>) -> ResourceCost {
+        ResourceCost {
+            address: address.into(),
+            before,
+            after,
+            delta: Some(after.unwrap_or(0.0) - before.unwrap_or(0.0)),
+            source: Some("catalog".into()),
+            unpriced: false,
+            unpriced_reason: None,
         }
-        s.push_str("]}");
-        s
+    }
+
+    fn change(address: &str, action: &str) -> Change {
+        Change {
+            address: address.into(),
+            action: action.into(),
+            attributes: vec![],
+        }
+    }
+
+    /// A plan that creates, updates, replaces and destroys, with unknown
+    /// and sensitive values, costs over 1,000, a negative delta and a
+    /// finding of every level.
+    fn small() -> (Report, Value) {
+        let mut waived = finding(
+            "deny_public_bucket",
+            Severity::Deny,
+            Enforcement::HardMandatory,
+            "aws_s3_bucket.logs",
+        );
+        waived.excepted_by = Some("alice: audit logs (expires 2027-01-01)".into());
+        let report = Report {
+            format_version: crate::cli::JSON_FORMAT_VERSION,
+            run: "20261129T120000Z-abcd".into(),
+            dir: "infra/prod".into(),
+            workspace: "default".into(),
+            environment: "prod".into(),
+            identity_digest: "sha256:00".into(),
+            counts: Counts {
+                add: 1,
+                change: 1,
+                replace: 1,
+                destroy: 1,
+                ..Counts::default()
+            },
+            changes: vec![
+                change("platform_postgres_database.orders", "create"),
+                change("platform_postgres_database.users", "update"),
+                change("platform_cache.sessions", "replace"),
+                change("platform_queue.old", "delete"),
+            ],
+            cost: CostReport {
+                currency: "USD".into(),
+                monthly_before: 1_250.5,
+                monthly_after: 8_730.5,
+                monthly_delta: 7_480.0,
+                resources: vec![
+                    priced("platform_postgres_database.orders", None, Some(7_500.0)),
+                    priced(
+                        "platform_postgres_database.users",
+                        Some(1_200.0),
+                        Some(1_200.0),
+                    ),
+                    priced("platform_cache.sessions", Some(30.5), Some(30.5)),
+                    priced("platform_queue.old", Some(20.0), None),
+                    ResourceCost {
+                        address: "aws_s3_bucket.logs".into(),
+                        before: None,
+                        after: None,
+                        delta: None,
+                        source: None,
+                        unpriced: true,
+                        unpriced_reason: Some("not in the price book".into()),
+                    },
+                ],
+                n_unpriced: 1,
+            },
+            budget: None,
+            findings: vec![
+                finding(
+                    "deny_premium_tier",
+                    Severity::Deny,
+                    Enforcement::HardMandatory,
+                    "platform_postgres_database.orders",
+                ),
+                finding(
+                    "deny_large_change",
+                    Severity::Deny,
+                    Enforcement::SoftMandatory,
+                    "platform_postgres_database.users",
+                ),
+                finding(
+                    "warn_unpriced",
+                    Severity::Warn,
+                    Enforcement::Advisory,
+                    "aws_s3_bucket.logs",
+                ),
+                waived,
+            ],
+            policy_error: None,
+            verdict: "needs_approval".into(),
+            exit_code: 4,
+        };
+        let plan = json!({"resource_changes": [
+            {"address": "platform_postgres_database.orders", "change": {
+                "actions": ["create"], "before": null,
+                "after": {"name": "orders", "tier": "premium", "tags": {"team": "shop"}, "password": "(sensitive:0123abcd)"},
+                "after_unknown": {"id": true, "monthly_cost": true},
+                "before_sensitive": false, "after_sensitive": {"password": true}}},
+            {"address": "platform_postgres_database.users", "change": {
+                "actions": ["update"],
+                "before": {"id": "db-1", "name": "users", "connection_limit": 20, "password": "(sensitive:0123abcd)", "extensions": ["pgcrypto"]},
+                "after": {"id": "db-1", "name": "users", "connection_limit": 30, "password": "(sensitive:4567ef01)", "extensions": ["pgcrypto", null]},
+                "after_unknown": {"extensions": [false, true]},
+                "before_sensitive": {"password": true}, "after_sensitive": {"password": true}}},
+            {"address": "platform_cache.sessions", "change": {
+                "actions": ["delete", "create"],
+                "before": {"id": "c-1", "region": "eu-west-1", "size": 1},
+                "after": {"region": "eu-central-1", "size": 1},
+                "after_unknown": {"id": true},
+                "before_sensitive": {}, "after_sensitive": {},
+                "replace_paths": [["region"]]}},
+            {"address": "platform_queue.old", "change": {
+                "actions": ["delete"],
+                "before": {"id": "q-1", "name": "old"},
+                "after": null, "after_unknown": {},
+                "before_sensitive": {}, "after_sensitive": false}},
+            {"address": "data.platform_catalog.c", "change": {
+                "actions": ["read"], "before": null, "after": {}, "after_unknown": {}}},
+            {"address": "platform_team.t", "change": {
+                "actions": ["no-op"], "before": {"a": 1}, "after": {"a": 1}, "after_unknown": {}}}
+        ]});
+        (report, plan)
+    }
+
+    const SMALL: &str = r#"<!-- platform-broker:plan infra/prod -->
+### platform-broker plan: `infra/prod` · workspace `default` · environment `prod`
+
+**Needs an approval** — 1 to add, 1 to change, 1 to replace, 1 to destroy · monthly cost $1,250.50 → $8,730.50 (**+$7,480.00**), 1 unpriced
+
+A soft-mandatory finding needs an approval before apply. To approve run `20261129T120000Z-abcd`, then apply it:
+
+```sh
+platform-broker approve 20261129T120000Z-abcd --reason "..." --dir infra/prod
+platform-broker apply 20261129T120000Z-abcd --dir infra/prod
+```
+
+#### Policy findings
+
+**Blocks the apply (hard-mandatory)**
+
+- `deny_premium_tier` (policy set `hard`) on `platform_postgres_database.orders`: deny_premium_tier fired on two lines
+
+**Needs an approval (soft-mandatory)**
+
+- `deny_large_change` (policy set `soft`) on `platform_postgres_database.users`: deny_large_change fired on two lines
+
+**Advisory (does not block)**
+
+- `warn_unpriced` (policy set `advisory`) on `aws_s3_bucket.logs`: warn_unpriced fired on two lines
+
+**Waived by an exception**
+
+- `deny_public_bucket` (policy set `hard`) on `aws_s3_bucket.logs`: deny_public_bucket fired on two lines — waived: alice: audit logs (expires 2027-01-01)
+
+#### Monthly cost (USD)
+
+| resource | before | after | change |
+|---|---:|---:|---:|
+| `platform_postgres_database.orders` | – | $7,500.00 | +$7,500.00 |
+| `platform_postgres_database.users` | $1,200.00 | $1,200.00 | $0.00 |
+| `platform_cache.sessions` | $30.50 | $30.50 | $0.00 |
+| `platform_queue.old` | $20.00 | – | -$20.00 |
+| `aws_s3_bucket.logs` | – | – | unpriced: not in the price book |
+| **total** | $1,250.50 | $8,730.50 | **+$7,480.00** |
+
+#### Changes
+
+**`platform_postgres_database.orders`** will be **created** · +$7,500.00/month
+
+```diff
++ id = (known after apply)
++ monthly_cost = (known after apply)
++ name = "orders"
++ password = (sensitive)
++ tags = { team = "shop" }
++ tier = "premium"
+```
+
+**`platform_postgres_database.users`** will be **updated** in place · $0.00/month
+
+```diff
+~ connection_limit = 20 -> 30
+~ extensions = ["pgcrypto"] -> ["pgcrypto", (known after apply)]
+~ password = (sensitive) -> (sensitive)
+```
+
+**`platform_cache.sessions`** will be **replaced** · $0.00/month
+
+```diff
+~ id = "c-1" -> (known after apply)
+~ region = "eu-west-1" -> "eu-central-1"  # forces replacement
+```
+
+**`platform_queue.old`** will be **destroyed** · -$20.00/month
+
+```diff
+- id = "q-1"
+- name = "old"
+```
+
+"#;
+
+    #[test]
+    fn small_plan_snapshot() {
+        let (report, plan) = small();
+        let md = markdown(&report, &plan);
+        if md != SMALL {
+            panic!("snapshot differs; got:\n{md}");
+        }
+        assert!(!md.contains("-$0.00"), "no negative zero");
+    }
+
+    #[test]
+    fn amounts_have_separators_and_no_negative_zero() {
+        assert_eq!(amount("USD", 7_500.0), "$7,500.00");
+        assert_eq!(amount("USD", 1_234_567.891), "$1,234,567.89");
+        assert_eq!(amount("USD", -0.001), "$0.00");
+        assert_eq!(signed_amount("USD", -0.0), "$0.00");
+        assert_eq!(signed_amount("USD", -1_000.5), "-$1,000.50");
+        assert_eq!(signed_amount("EUR", 999.999), "+1,000.00 EUR");
+        assert_eq!(amount("USD", 100.0), "$100.00");
+    }
+
+    #[test]
+    fn verdicts_say_what_to_do() {
+        let (mut report, plan) = small();
+        report.verdict = "allowed".into();
+        let md = markdown(&report, &plan);
+        assert!(md.contains("**Allowed** — "));
+        assert!(
+            md.contains("```sh\nplatform-broker apply 20261129T120000Z-abcd --dir infra/prod\n```")
+        );
+        assert!(!md.contains("approve"));
+        report.verdict = "denied".into();
+        report.dir = "my infra".into();
+        let md = markdown(&report, &plan);
+        assert!(md.starts_with("<!-- platform-broker:plan my infra -->\n"));
+        assert!(md.contains("**Denied by policy** — "));
+        assert!(md.contains("cannot be applied"));
+        assert!(md.contains("`platform-broker runs 'my infra'`") || !md.contains("more resources"));
+        report.policy_error = Some("time limit of 2s exceeded\nin soft/deny_x".into());
+        let md = markdown(&report, &plan);
+        assert!(md.contains("(fail closed): time limit of 2s exceeded in soft/deny_x\n"));
+    }
+
+    #[test]
+    fn marker_cannot_close_the_comment_early() {
+        assert_eq!(
+            comment_marker("a-->b"),
+            "<!-- platform-broker:plan a-%2D>b -->"
+        );
+    }
+
+    fn big(n: usize, findings: usize) -> (Report, Value) {
+        let (mut report, _) = small();
+        report.counts = Counts {
+            add: n,
+            ..Counts::default()
+        };
+        report.changes = (0..n)
+            .map(|i| change(&format!("platform_postgres_database.d[{i}]"), "create"))
+            .collect();
+        report.cost.resources = (0..n)
+            .map(|i| {
+                priced(
+                    &format!("platform_postgres_database.d[{i}]"),
+                    None,
+                    Some(25.0),
+                )
+            })
+            .collect();
+        report.findings = (0..findings)
+            .map(|i| {
+                finding(
+                    "deny_large_change",
+                    Severity::Deny,
+                    Enforcement::SoftMandatory,
+                    &format!("platform_postgres_database.d[{i}]"),
+                )
+            })
+            .collect();
+        let changes: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({"address": format!("platform_postgres_database.d[{i}]"), "change": {
+                    "actions": ["create"], "before": null,
+                    "after": {"name": format!("db_{i}"), "tier": "standard", "owner": "team-é ✓",
+                              "description": "x".repeat(120), "password": "(sensitive:0123abcd)"},
+                    "after_unknown": {"id": true, "monthly_cost": true, "endpoint": true},
+                    "after_sensitive": {"password": true}}})
+            })
+            .collect();
+        (report, json!({ "resource_changes": changes }))
     }
 
     fn assert_bounded(md: &str) {
-        assert!(
-            md.chars().count() <= MARKDOWN_LIMIT,
-            "{} chars",
-            md.chars().count()
-        );
+        assert!(md.chars().count() < 65_536, "{} chars", md.chars().count());
         assert!(md.len() <= MARKDOWN_LIMIT, "{} bytes", md.len());
-        assert!(md.ends_with("</details>\n"));
+        assert_eq!(md.matches("```").count() % 2, 0, "a fence is left open");
     }
 
     #[test]
-    fn small_report_is_complete() {
-        let r = report(3, 2);
-        let md = markdown(&r, &details(3));
+    fn three_hundred_resources_are_summarised() {
+        let (report, plan) = big(300, 300);
+        let md = markdown(&report, &plan);
         assert_bounded(&md);
-        assert!(
-            md.starts_with("### platform-broker plan `20261129T120000Z-abcd`: **needs approval**")
+        assert!(md.starts_with("<!-- platform-broker:plan infra/prod -->\n"));
+        assert!(md.contains("300 to add"));
+        assert!(md.contains("platform-broker approve 20261129T120000Z-abcd"));
+        let shown = md.matches("```diff\n").count();
+        assert!(shown > 10 && shown < 300, "{shown} diffs");
+        assert!(md.contains(&format!(
+            "… and {} more resources (see the run's report: `platform-broker runs infra/prod`)\n",
+            300 - shown
+        )));
+        // Every diff shown is whole.
+        assert_eq!(
+            md.matches("```diff\n").count(),
+            md.matches("\n```\n").count() - 1
         );
-        assert!(md.contains("**3 to add, 0 to change, 0 to replace, 0 to destroy**"));
-        assert!(md.contains("Monthly cost: $0.00 → $75.00 (**+$75.00**)"));
-        assert!(md.contains("- Deny `deny_premium_tier` (soft, SoftMandatory): 1 finding\n"));
-        assert!(md.contains("| Deny (SoftMandatory) | `deny_premium_tier` | `platform_postgres_database.d[0]` | finding 0 \\| with a pipe and a newline |"));
-        assert!(md.contains("\"address\": \"d[2]\""));
-        assert!(!md.contains("truncated"));
-        assert!(!md.contains("more findings"));
+        assert!(md.ends_with("`platform-broker runs infra/prod`)\n"));
     }
 
     #[test]
-    fn huge_plan_is_cut_and_the_summary_kept() {
-        let r = report(20_000, 4);
-        let md = markdown(&r, &details(20_000));
+    fn thousands_of_findings_and_resources_stay_bounded() {
+        let (report, plan) = big(20_000, 5_000);
+        let md = markdown(&report, &plan);
         assert_bounded(&md);
-        assert!(md.contains("**20000 to add, 0 to change"));
-        assert!(md.contains("Monthly cost: $0.00 → $500000.00"));
-        assert!(md.contains("- Warn `warn_unpriced` (soft, SoftMandatory): 2 findings\n"));
-        assert!(md.contains("…(truncated; the full report is in the run's report.json)"));
-        // Cut inside the change list: no stray code fence is opened.
-        assert_eq!(md.matches("```").count() % 2, 0);
-    }
-
-    #[test]
-    fn cut_inside_the_json_closes_its_fence() {
-        let r = report(10, 0);
-        let md = markdown(&r, &details(10_000));
-        assert_bounded(&md);
-        assert!(md.contains("```json\n"));
-        assert!(md.contains("truncated"));
-        assert_eq!(md.matches("```").count() % 2, 0);
-    }
-
-    #[test]
-    fn thousands_of_findings_keep_the_per_rule_summary() {
-        let r = report(5_000, 5_000);
-        let md = markdown(&r, &details(5_000));
-        assert_bounded(&md);
-        assert!(md.contains("- Deny `deny_premium_tier` (soft, SoftMandatory): 2500 findings\n"));
-        assert!(md.contains("- Warn `warn_unpriced` (soft, SoftMandatory): 2500 findings\n"));
-        assert!(md.contains("more findings (all of them are in the run's report.json)"));
-        let rows = md.matches("| Deny (SoftMandatory) |").count()
-            + md.matches("| Warn (SoftMandatory) |").count();
-        assert!(rows > 10 && rows < 5_000, "{rows} rows");
-    }
-
-    #[test]
-    fn policy_error_is_in_the_summary() {
-        let mut r = report(1, 0);
-        r.policy_error = Some("time limit of 2s exceeded in soft/deny_x\nsecond line".into());
-        r.verdict = "denied".into();
-        let md = markdown(&r, "{}");
-        assert!(md.contains("Policy evaluation failed, the run is denied (fail closed): time limit of 2s exceeded in soft/deny_x second line\n"));
+        assert!(md.contains("more findings (see the run's report"));
+        assert!(md.contains("more resources (see the run's report"));
+        assert!(md.contains("| **total** |"));
     }
 }

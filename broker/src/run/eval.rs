@@ -79,6 +79,10 @@ pub fn eval(ctx: &Context, request: &EvalRequest, warn: &mut dyn FnMut(&str)) ->
                 .unwrap_or_default(),
         },
     };
+    let dir = match run.workspace.directory.as_str() {
+        "" => ".".to_owned(),
+        directory => directory.to_owned(),
+    };
     let Derived {
         summary,
         costs,
@@ -96,6 +100,9 @@ pub fn eval(ctx: &Context, request: &EvalRequest, warn: &mut dyn FnMut(&str)) ->
     let report = Report {
         format_version: crate::cli::JSON_FORMAT_VERSION,
         run: "eval".to_owned(),
+        dir,
+        workspace: "default".to_owned(),
+        environment: request.environment.clone(),
         identity_digest: String::new(),
         counts: summary.counts(),
         changes: report::changes(&summary),

@@ -361,6 +361,9 @@ fn plan_in(
     let report = Report {
         format_version: crate::cli::JSON_FORMAT_VERSION,
         run: run.clone(),
+        dir: request.dir.display().to_string(),
+        workspace: workspace.clone(),
+        environment: request.environment.clone(),
         identity_digest: identity.digest(),
         counts: summary.counts(),
         changes: report::changes(&summary),
