@@ -324,6 +324,9 @@ pub fn markdown(report: &Report, redacted_plan: &Value) -> String {
         });
         out.push_str(&section);
     }
+    let end = out.trim_end().len();
+    out.truncate(end);
+    out.push('\n');
     out
 }
 
@@ -394,7 +397,8 @@ fn next_step(report: &Report, dir: &str) -> String {
 
 /// Findings grouped by what they do to the run, one item per finding.
 fn finding_items(findings: &[Finding]) -> Vec<String> {
-    let groups: [(&str, fn(&Finding) -> bool); 4] = [
+    type Group = (&'static str, fn(&Finding) -> bool);
+    let groups: [Group; 4] = [
         ("Blocks the apply (hard-mandatory)", |f| {
             f.excepted_by.is_none()
                 && f.severity == Severity::Deny
@@ -716,7 +720,7 @@ fn with_sign(currency: &str, value: f64, plus: bool) -> String {
     let digits = (cents / 100).to_string();
     let mut whole = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             whole.push(',');
         }
         whole.push(c);
@@ -972,7 +976,6 @@ platform-broker apply 20261129T120000Z-abcd --dir infra/prod
 - id = "q-1"
 - name = "old"
 ```
-
 "#;
 
     #[test]

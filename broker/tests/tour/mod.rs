@@ -266,9 +266,16 @@ fn pipeline_commands_run() {
         expect(&plan, 2);
         let md = std::fs::read_to_string(root.join("plan.md")).expect("plan.md");
         assert!(
-            md.contains("**allowed**") && md.contains("$25.00"),
+            md.starts_with("<!-- platform-broker:plan ")
+                && md.contains("**Allowed**")
+                && md.contains("$25.00")
+                && md.contains("```diff\n+ ")
+                && md.contains("\nplatform-broker apply "),
             "{ctx}: {md}"
         );
+        if std::env::var_os("PLATFORM_SHOW_MARKDOWN").is_some() {
+            eprintln!("{md}");
+        }
         let sarif: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(root.join("platform.sarif")).expect("sarif"),
         )
