@@ -35,7 +35,7 @@ pub use model::{
     Catalog, Deprecation, Input, InputType, Offering, OnChange, Output, Owner, PathStep, Price,
     Primitive, Status, Tier, Version, Violation,
 };
-pub use nesting::{MAX_NESTING, MAX_OPERAND_NESTING, TooDeep, check_nesting};
+pub use nesting::{MAX_INDEX_NESTING, MAX_NESTING, MAX_OPERAND_NESTING, TooDeep, check_nesting};
 
 /// One catalog file's content.
 #[derive(Debug, Clone, PartialEq, Eq)]

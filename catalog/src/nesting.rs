@@ -15,6 +15,11 @@
 
 /// Brackets that are operands of an operator, open inside one another.
 pub const MAX_OPERAND_NESTING: usize = 8;
+/// Index brackets (`a[…]`, after a name or a closing bracket) open inside one
+/// another: `b[-2--b[-1--b[…` costs the parser twice as much per level
+/// (fuzz target `policy_config`: 24 levels ≈ 60 ms in release, > 10 s
+/// instrumented).
+pub const MAX_INDEX_NESTING: usize = 8;
 /// Brackets of any kind open inside one another. Index brackets left open
 /// (`a[b[c[…`) cost the parser twice as much per level too (fuzz target
 /// `broker_config`: 63 levels ≈ 0.9 s; 32 levels ≈ 2 ms).
@@ -41,6 +46,7 @@ impl std::fmt::Display for TooDeep {
 enum Open {
     Bracket {
         operand: bool,
+        index: bool,
     },
     /// `${` or `%{` inside a string: code until its `}`.
     Interpolation,
@@ -51,6 +57,7 @@ pub fn check_nesting(text: &str) -> Result<(), TooDeep> {
     let bytes = text.as_bytes();
     let mut stack: Vec<Open> = Vec::new();
     let mut operands = 0usize;
+    let mut indexes = 0usize;
     let mut in_string = false;
     // The last two significant code bytes (not whitespace, not comments).
     let (mut prev, mut prev2) = (b'\n', b'\n');
@@ -97,13 +104,23 @@ pub fn check_nesting(text: &str) -> Result<(), TooDeep> {
             }
             b'{' | b'[' | b'(' => {
                 let operand = is_operator(prev, prev2);
-                stack.push(Open::Bracket { operand });
+                let index = b == b'['
+                    && (prev.is_ascii_alphanumeric() || matches!(prev, b'_' | b']' | b')'));
+                stack.push(Open::Bracket { operand, index });
                 operands += usize::from(operand);
-                if operands > MAX_OPERAND_NESTING || stack.len() > MAX_NESTING {
+                indexes += usize::from(index);
+                if operands > MAX_OPERAND_NESTING
+                    || indexes > MAX_INDEX_NESTING
+                    || stack.len() > MAX_NESTING
+                {
                     let (line, column) = line_column(text, i);
                     let message = if operands > MAX_OPERAND_NESTING {
                         format!(
                             "expression nested too deeply: more than {MAX_OPERAND_NESTING} brackets are operands of an operator (such as `-{{`) inside one another here"
+                        )
+                    } else if indexes > MAX_INDEX_NESTING {
+                        format!(
+                            "expression nested too deeply: more than {MAX_INDEX_NESTING} index brackets (`a[b[…`) inside one another here"
                         )
                     } else {
                         format!("brackets nested more than {MAX_NESTING} deep")
@@ -120,7 +137,10 @@ pub fn check_nesting(text: &str) -> Result<(), TooDeep> {
             b'}' | b']' | b')' => {
                 match stack.pop() {
                     Some(Open::Interpolation) if b == b'}' => in_string = true,
-                    Some(Open::Bracket { operand: true }) => operands -= 1,
+                    Some(Open::Bracket { operand, index }) => {
+                        operands -= usize::from(operand);
+                        indexes -= usize::from(index);
+                    }
                     _ => {}
                 }
                 (prev2, prev) = (prev, b);
@@ -251,6 +271,14 @@ offering "db" {
         }
         let too_many = format!("a = {}", "[".repeat(MAX_NESTING + 1));
         assert!(check_nesting(&too_many).is_err());
+        let indexes = format!("a = {}", "b[-2--c".repeat(MAX_INDEX_NESTING + 1));
+        let err = check_nesting(&indexes).expect_err("index brackets");
+        assert!(err.message.contains("index brackets"), "{err}");
+        // Ordinary indexing, nested a little, is fine.
+        assert_eq!(
+            check_nesting("a = x[y[z[0]]][1]\nb = m[\"k\"][0].n[*].o\n"),
+            Ok(())
+        );
     }
 
     #[test]
@@ -261,6 +289,9 @@ offering "db" {
             )[..],
             &include_bytes!(
                 "../../fuzz/regressions/broker_config/timeout-f1d329add5ebb984d45e452b483e8859581f3668"
+            )[..],
+            &include_bytes!(
+                "../../fuzz/regressions/policy_config/timeout-d8ae5e63d9471734114e173451a1b260e01f0f80"
             )[..],
         ] {
             let text = String::from_utf8_lossy(data);
