@@ -15,6 +15,7 @@ pub mod engine;
 pub mod plugin;
 pub mod proto;
 pub mod server;
+pub mod tls_verify;
 
 use std::sync::Arc;
 

@@ -30,10 +30,9 @@ use anyhow::{Context as _, anyhow, bail};
 use base64::Engine as _;
 use bytes::{Buf as _, BufMut as _, Bytes};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use provider::tls_verify::{ServerCheck, ServerVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
@@ -255,63 +254,16 @@ fn algorithms() -> WebPkiSupportedAlgorithms {
     })
 }
 
-/// Trusts exactly the certificate from the handshake line (Terraform puts it,
-/// alone, in RootCAs); handshake signatures are still verified.
-#[derive(Debug)]
-struct PinnedServerCert {
-    der: Vec<u8>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for PinnedServerCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.der.as_slice() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
 fn client_tls(
     identity: &ClientIdentity,
     server_der: Vec<u8>,
 ) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    let verifier = Arc::new(PinnedServerCert {
-        der: server_der,
-        algorithms: algorithms(),
-    });
+    // Terraform puts the handshake line's certificate, alone, in RootCAs:
+    // trust exactly that one.
+    let verifier = Arc::new(ServerVerifier::new(
+        ServerCheck::Pinned(server_der),
+        algorithms(),
+    ));
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
