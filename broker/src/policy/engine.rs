@@ -627,12 +627,15 @@ fn build_engine(set: &PolicySet, files: &[PolicyFile]) -> Result<Engine, PolicyE
     let mut engine = Engine::new();
     engine.set_rego_v0(set.rego_v0);
     engine.set_strict_builtin_errors(true);
+    let added = super::builtins::register(&mut engine, set.rego_v0)
+        .map_err(|e| load_err(format!("{e:#}")))?;
     for f in files {
         let display = set.dir.join(&f.rel).display().to_string();
         engine
             .add_policy(display, f.text.clone())
             .map_err(|e| load_err(format!("{e:#}")))?;
     }
+    super::builtins::check(&engine.get_modules(), &added).map_err(load_err)?;
     // Analyse and schedule once here, so every evaluation clone starts prepared
     // and load-time problems surface at load time.
     engine

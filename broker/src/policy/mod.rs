@@ -10,6 +10,7 @@
 //! * [`run_tests`] runs the `test_*` rules of `*_test.rego` files beside the
 //!   policies; [`report`] renders findings as SARIF 2.1.0 and JUnit XML.
 
+mod builtins;
 mod config;
 mod engine;
 mod fast;

@@ -1108,21 +1108,212 @@ fn bench_examples_on_10k_resource_plan() {
 }
 
 #[test]
-fn unavailable_builtin_fails_closed() {
+fn load_errors_name_the_builtin_at_its_call() {
+    let cases = [
+        (
+            "deny_net contains \"x\" if http.send({\"method\": \"get\", \"url\": input.u})\n",
+            "p.rego:3:26: error: `http.send` is refused in policies: it reaches the network",
+        ),
+        (
+            "deny_rand contains n if n := rand.intn(\"k\", 10)\n",
+            "p.rego:3:30: error: `rand.intn` is refused",
+        ),
+        (
+            "deny_hash contains h if h := crypto.md5(input.s)\n",
+            "p.rego:3:30: error: `crypto.md5` is an OPA builtin the broker does not provide",
+        ),
+        (
+            "deny_typo contains h if h := sprintff(\"%s\", [input.s])\n",
+            "p.rego:3:30: error: `sprintff` is neither a builtin nor a function defined in this policy set",
+        ),
+        (
+            "deny_deep contains p if {\n\tsome r in input.rs\n\tp := [x | x := r.tags[_]; not lib_missing.f(x)]\n}\n",
+            "p.rego:5:35: error: `lib_missing.f` is neither",
+        ),
+    ];
+    for (rule, want) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        write(
+            tmp.path(),
+            "p.rego",
+            &format!("package platform.t\n\n{rule}"),
+        );
+        let cfg = config(vec![set("t", tmp.path().into(), Enforcement::Advisory)]);
+        let e = Policies::load(&cfg).unwrap_err().to_string();
+        assert!(e.contains(want), "{rule}\n got: {e}\nwant: {want}");
+        assert!(!e.contains("unsafe"), "{e}");
+    }
+}
+
+#[test]
+fn walk_time_and_net_builtins_evaluate_both_ways() {
     let tmp = tempfile::tempdir().unwrap();
     write(
         tmp.path(),
+        "v1/p.rego",
+        r#"
+package platform.b
+
+deny_walk contains msg if {
+	walk(input.doc, [path, value])
+	value == "secret"
+	msg := concat(".", [sprintf("%v", [p]) | some p in path])
+}
+
+deny_cidr contains cidr if {
+	some cidr in input.cidrs
+	net.cidr_contains(cidr, "10.1.2.3")
+}
+
+deny_expired contains name if {
+	some name, until in input.exceptions
+	time.parse_rfc3339_ns(until) < time.parse_rfc3339_ns("2026-01-01T00:00:00Z")
+}
+"#,
+    );
+    write(
+        tmp.path(),
+        "v0/p.rego",
+        r#"
+package platform.b0
+
+deny_walk[msg] {
+	walk(input.doc, [path, value])
+	value == "secret"
+	msg := concat(".", [sprintf("%v", [p]) | p := path[_]])
+}
+"#,
+    );
+    let mut v0 = set("v0", tmp.path().join("v0"), Enforcement::Advisory);
+    v0.rego_v0 = true;
+    let cfg = config(vec![
+        set("v1", tmp.path().join("v1"), Enforcement::Advisory),
+        v0,
+    ]);
+    let input = json!({
+        "doc": {"a": {"b": "secret", "c": ["x", "secret"]}},
+        "cidrs": ["10.0.0.0/8", "192.168.0.0/16"],
+        "exceptions": {"old": "2025-06-01T00:00:00Z", "new": "2027-01-01T00:00:00Z"},
+    });
+    for interpreter in [false, true] {
+        let mut p = Policies::load(&cfg).unwrap();
+        p.set_interpreter_only(interpreter);
+        let d = p.evaluate(&input).unwrap();
+        let mut got: Vec<(String, String)> = d
+            .findings
+            .iter()
+            .map(|f| (format!("{}/{}", f.set, f.rule), f.message.clone()))
+            .collect();
+        got.sort();
+        let want: Vec<(String, String)> = [
+            ("v0/deny_walk", "a.b"),
+            ("v0/deny_walk", "a.c.1"),
+            ("v1/deny_cidr", "10.0.0.0/8"),
+            ("v1/deny_expired", "old"),
+            ("v1/deny_walk", "a.b"),
+            ("v1/deny_walk", "a.c.1"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(got, want, "interpreter only: {interpreter}");
+    }
+}
+
+/// Values checked against OPA 1.x (`opa eval`, v0 compatibility for the
+/// deprecated ones).
+#[test]
+fn added_and_deprecated_builtins_give_opas_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        "v0/p.rego",
+        r#"
+package platform.old
+
+warn_values[v] {
+	v := [
+		any([false, true]), any(set()), all([true, true]), all([true, false]), all([]),
+		re_match("^a+b$", "aab"), re_match("x", "aab"),
+		set_diff({1, 2, 3}, {2}), cast_array({2, 1}), cast_set([1, 1, 2]),
+		net.cidr_overlap("10.0.0.0/8", "10.1.2.3"), net.cidr_overlap("10.0.0.0/8", "11.0.0.1"),
+		net.cidr_intersects("10.0.0.0/8", "10.1.0.0/16"), net.cidr_intersects("10.0.0.0/16", "10.1.0.0/16"),
+		net.cidr_intersects("2001:db8::/32", "2001:db8:1::/48"),
+		crypto.sha256("abc"),
+	]
+}
+"#,
+    );
+    write(
+        tmp.path(),
+        "v1/p.rego",
+        "package platform.new\n\nwarn_any contains \"x\" if any([true])\n",
+    );
+    let mut v0 = set("v0", tmp.path().join("v0"), Enforcement::Advisory);
+    v0.rego_v0 = true;
+    let d = Policies::load(&config(vec![v0]))
+        .unwrap()
+        .evaluate(&json!({}))
+        .unwrap();
+    let want = json!([
+        true,
+        false,
+        true,
+        false,
+        true,
+        true,
+        false,
+        [1, 3],
+        [1, 2],
+        [1, 2],
+        true,
+        false,
+        true,
+        false,
+        true,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    ]);
+    assert_eq!(d.findings.len(), 1, "{d:?}");
+    assert_eq!(d.findings[0].message, want.to_string());
+
+    let e = Policies::load(&config(vec![set(
+        "v1",
+        tmp.path().join("v1"),
+        Enforcement::Advisory,
+    )]))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("p.rego:3:26: error: `any` is a deprecated builtin, refused in Rego v1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn functions_called_through_imports_and_data_paths_resolve() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        "lib.rego",
+        "package platform.lib\n\nshout(s) := upper(s)\n\ndefault quiet(_) := \"\"\n",
+    );
+    write(
+        tmp.path(),
         "p.rego",
-        "package platform.t\n\ndeny_old contains \"old\" if time.now_ns() > input.deadline\n",
+        "package platform.t\n\nimport data.platform.lib\nimport data.platform.lib as l2\n\n\
+         deny_a contains lib.shout(input.s)\n\n\
+         deny_b contains l2.shout(input.s)\n\n\
+         deny_c contains data.platform.lib.shout(input.s)\n\n\
+         deny_d contains own(input.s)\n\n\
+         own(s) := concat(\"\", [s, lib.quiet(s)])\n",
     );
     let cfg = config(vec![set("t", tmp.path().into(), Enforcement::Advisory)]);
-    match Policies::load(&cfg) {
-        Err(e) => println!("unavailable builtin: load error: {e}"),
-        Ok(p) => {
-            let e = p.evaluate(&json!({"deadline": 0})).unwrap_err();
-            println!("unavailable builtin: evaluation error: {e}");
-        }
-    }
+    let d = Policies::load(&cfg)
+        .unwrap()
+        .evaluate(&json!({"s": "hi"}))
+        .unwrap();
+    let messages: Vec<&str> = d.findings.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(messages, ["HI", "HI", "HI", "hi"], "{d:?}");
 }
 
 #[test]
