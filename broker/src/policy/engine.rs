@@ -635,7 +635,7 @@ fn build_engine(set: &PolicySet, files: &[PolicyFile]) -> Result<Engine, PolicyE
             .add_policy(display, f.text.clone())
             .map_err(|e| load_err(format!("{e:#}")))?;
     }
-    super::builtins::check(&engine.get_modules(), &added).map_err(load_err)?;
+    super::builtins::check(engine.get_modules(), &added).map_err(load_err)?;
     // Analyse and schedule once here, so every evaluation clone starts prepared
     // and load-time problems surface at load time.
     engine
