@@ -10,7 +10,7 @@
 //!
 //! It gives the answer regorus gives, or none:
 //! * a rule that uses anything outside the subset (imports other than
-//!   `rego.v1`/`future.keywords`, `data.` references, `with`, `else`,
+//!   `rego.v1`/`future.keywords`, `data.` references, `with`,
 //!   unary minus, non-deterministic builtins, a loop inside `not`,
 //!   variables bound out of order, ...) is not compiled, and regorus
 //!   evaluates it;
@@ -320,6 +320,10 @@ struct Def {
     body: Vec<Stmt>,
     key: Option<E>,
     value: Option<E>,
+    /// The `else` chain of a complete rule or function, in order: each
+    /// body with its value (`None`: `true`), tried when everything before
+    /// it gave no value.
+    elses: Vec<(Vec<Stmt>, Option<E>)>,
     slots: usize,
 }
 
@@ -600,9 +604,27 @@ impl Compiler<'_> {
 
     fn spec(&mut self, h: &RuleHead, bodies: &[RuleBody]) -> Result<Vec<Def>, String> {
         let hd = head(h)?;
-        let mut defs = Vec::new();
+        let mut defs: Vec<Def> = Vec::new();
+        // The locals of the current definition's arguments: an `else` body
+        // sees them and nothing bound by the bodies before it.
+        let mut arg_vars = 0;
         let count = bodies.len().max(1);
         for i in 0..count {
+            let b = bodies.get(i);
+            if let Some(b) = b.filter(|b| b.is_else) {
+                if !matches!(hd.kind, Kind::Complete | Kind::Func(_)) {
+                    return Err("else on a set or object rule".into());
+                }
+                let Some(def) = defs.last_mut() else {
+                    return Err("else without a rule body".into());
+                };
+                self.vars.truncate(arg_vars);
+                let body = self.query(&b.query)?;
+                let value = b.assign.as_ref().map(|a| self.expr(&a.value)).transpose()?;
+                def.elses.push((body, value));
+                def.slots = self.slots;
+                continue;
+            }
             self.vars.clear();
             self.slots = 0;
             let mut args = Vec::new();
@@ -621,10 +643,11 @@ impl Compiler<'_> {
                     _ => return Err(format!("function argument `{}`", a.span().text())),
                 });
             }
-            let body = match bodies.get(i) {
+            arg_vars = self.vars.len();
+            let body = match b {
                 None => Vec::new(),
-                Some(b) if b.is_else || b.assign.is_some() => {
-                    return Err("else".into());
+                Some(b) if b.assign.is_some() => {
+                    return Err("a rule body with its own value".into());
                 }
                 Some(b) => self.query(&b.query)?,
             };
@@ -635,6 +658,7 @@ impl Compiler<'_> {
                 body,
                 key,
                 value,
+                elses: Vec::new(),
                 slots: self.slots,
             });
         }
@@ -1127,49 +1151,61 @@ impl<'p, 'a> Evaluator<'p, 'a> {
     }
 
     /// Runs `def` (arguments already in `args`), recording its value in
-    /// `found`; a second, different value is a conflict.
+    /// `found`; a second, different value is a conflict. An `else` body is
+    /// tried only when everything before it gave no value.
     fn solutions(
         &mut self,
         def: &'p Def,
         args: &mut Vec<V<'a>>,
         found: &mut Option<V<'a>>,
     ) -> Flow {
-        let mut env: Env<'a> = vec![V::Undef; def.slots];
-        for (pat, arg) in def.args.iter().zip(args.iter()) {
-            match pat {
-                Arg::Bind(s) => env[*s] = arg.clone(),
-                Arg::Wild => {}
-                Arg::Const(c) => {
-                    if !eq(arg, &V::R(c.clone())) {
+        let alternatives = std::iter::once((&def.body, def.value.as_ref()))
+            .chain(def.elses.iter().map(|(body, value)| (body, value.as_ref())));
+        for (body, value) in alternatives {
+            let mut env: Env<'a> = vec![V::Undef; def.slots];
+            let mut matched = true;
+            for (pat, arg) in def.args.iter().zip(args.iter()) {
+                match pat {
+                    Arg::Bind(s) => env[*s] = arg.clone(),
+                    Arg::Wild => {}
+                    Arg::Const(c) => matched &= eq(arg, &V::R(c.clone())),
+                }
+            }
+            if !matched {
+                return Ok(());
+            }
+            let mut hit = false;
+            self.query(&mut env, body, &mut |ev, env| {
+                let mut record = |v: V<'a>| -> Flow {
+                    if v.is_undef() {
                         return Ok(());
                     }
+                    hit = true;
+                    match found {
+                        Some(old) if !eq(old, &v) => {
+                            bail("complete rule or function with two values")
+                        }
+                        Some(_) => Ok(()),
+                        None => {
+                            *found = Some(v);
+                            Ok(())
+                        }
+                    }
+                };
+                match value {
+                    None => record(V::R(RV::Bool(true))),
+                    Some(e) => ev.expr(
+                        env,
+                        e,
+                        k!(|_: &mut Evaluator<'p, 'a>, _: &mut Env<'a>, v: V<'a>| record(v)),
+                    ),
                 }
+            })?;
+            if hit {
+                return Ok(());
             }
         }
-        let value = def.value.as_ref();
-        self.query(&mut env, &def.body, &mut |ev, env| {
-            let mut record = |v: V<'a>| -> Flow {
-                if v.is_undef() {
-                    return Ok(());
-                }
-                match found {
-                    Some(old) if !eq(old, &v) => bail("complete rule or function with two values"),
-                    Some(_) => Ok(()),
-                    None => {
-                        *found = Some(v);
-                        Ok(())
-                    }
-                }
-            };
-            match value {
-                None => record(V::R(RV::Bool(true))),
-                Some(e) => ev.expr(
-                    env,
-                    e,
-                    k!(|_: &mut Evaluator<'p, 'a>, _: &mut Env<'a>, v: V<'a>| record(v)),
-                ),
-            }
-        })
+        Ok(())
     }
 
     fn query(
