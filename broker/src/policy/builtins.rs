@@ -110,25 +110,28 @@ const DEPRECATED: &[(&str, u8, Builtin, &str)] = &[
     ("cast_object", 1, cast_object, "`is_object`"),
 ];
 
-/// Adds the broker's builtins to `engine` (the deprecated ones only for
-/// Rego v0); returns the names added, for [`check`].
-pub fn register(engine: &mut Engine, rego_v0: bool) -> Result<Vec<&'static str>> {
-    let mut names = Vec::new();
+/// The builtins the broker adds for a set of this dialect.
+fn added(rego_v0: bool) -> impl Iterator<Item = (&'static str, u8, Builtin)> {
     let deprecated = DEPRECATED
         .iter()
-        .filter(|_| rego_v0)
-        .map(|(name, nargs, f, _)| (name, nargs, f));
-    for (name, nargs, f) in ADDED.iter().map(|(n, a, f)| (n, a, f)).chain(deprecated) {
-        engine.add_extension((*name).to_owned(), *nargs, Box::new(*f))?;
-        names.push(*name);
-    }
-    Ok(names)
+        .filter(move |_| rego_v0)
+        .map(|(name, nargs, f, _)| (*name, *nargs, *f));
+    ADDED.iter().map(|(n, a, f)| (*n, *a, *f)).chain(deprecated)
 }
 
-/// Checks every call in `modules`. `extensions` are the functions the broker
-/// adds to regorus (they count as builtins). Returns the first problem as
-/// `file:line:col: error: ...`.
-pub fn check(modules: &[Ref<Module>], extensions: &[&str]) -> Result<(), String> {
+/// Adds the broker's builtins to `engine` (the deprecated ones only for
+/// Rego v0).
+pub fn register(engine: &mut Engine, rego_v0: bool) -> Result<()> {
+    for (name, nargs, f) in added(rego_v0) {
+        engine.add_extension(name.to_owned(), nargs, Box::new(f))?;
+    }
+    Ok(())
+}
+
+/// Checks every call in `modules` (of a set in Rego v0 or not). Returns the
+/// first problem as `file:line:col: error: ...`.
+pub fn check(modules: &[Ref<Module>], rego_v0: bool) -> Result<(), String> {
+    let extensions: Vec<&str> = added(rego_v0).map(|(name, ..)| name).collect();
     // Functions the set defines, by their last name segment: a call through
     // an import alias or a full `data.` path resolves to one of these.
     let mut defined = BTreeSet::new();
@@ -194,7 +197,7 @@ pub fn check(modules: &[Ref<Module>], extensions: &[&str]) -> Result<(), String>
         }
     }
     for (span, name) in calls {
-        if let Some(problem) = resolve(&name, extensions, &defined) {
+        if let Some(problem) = resolve(&name, &extensions, &defined) {
             return Err(format!(
                 "{}:{}:{}: error: {problem}",
                 span.source.file(),

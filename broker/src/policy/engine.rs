@@ -624,23 +624,31 @@ fn build_engine(set: &PolicySet, files: &[PolicyFile]) -> Result<Engine, PolicyE
         set: set.name.clone(),
         message,
     };
-    let mut engine = Engine::new();
-    engine.set_rego_v0(set.rego_v0);
-    engine.set_strict_builtin_errors(true);
-    let added = super::builtins::register(&mut engine, set.rego_v0)
-        .map_err(|e| load_err(format!("{e:#}")))?;
+    let mut engine = new_engine(set.rego_v0).map_err(|e| load_err(format!("{e:#}")))?;
     for f in files {
         let display = set.dir.join(&f.rel).display().to_string();
         engine
             .add_policy(display, f.text.clone())
             .map_err(|e| load_err(format!("{e:#}")))?;
     }
-    super::builtins::check(engine.get_modules(), &added).map_err(load_err)?;
+    super::builtins::check(engine.get_modules(), set.rego_v0).map_err(load_err)?;
     // Analyse and schedule once here, so every evaluation clone starts prepared
     // and load-time problems surface at load time.
     engine
         .eval_query("true".to_string(), false)
         .map_err(|e| load_err(format!("{e:#}")))?;
+    Ok(engine)
+}
+
+/// A regorus engine as the broker configures every one: the set's dialect,
+/// strict builtin errors (fail closed), and OPA's `sprintf`
+/// ([`super::sprintf`]) in place of regorus's.
+pub(super) fn new_engine(rego_v0: bool) -> anyhow::Result<Engine> {
+    let mut engine = Engine::new();
+    engine.set_rego_v0(rego_v0);
+    engine.set_strict_builtin_errors(true);
+    super::sprintf::register(&mut engine)?;
+    super::builtins::register(&mut engine, rego_v0)?;
     Ok(engine)
 }
 

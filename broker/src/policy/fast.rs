@@ -23,7 +23,9 @@
 //! Operators and builtins take regorus's own code where it is public
 //! (comparison is `regorus::Value`'s ordering, arithmetic, set operators and
 //! every builtin but a few hot ones call regorus's implementations), so the
-//! subset shares its semantics rather than re-deriving them. A differential
+//! subset shares its semantics rather than re-deriving them. `sprintf` is the
+//! broker's own OPA-conformant one ([`super::sprintf`]), the extension every
+//! regorus engine of the broker has too. A differential
 //! test evaluates policies both ways and compares.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -259,6 +261,8 @@ enum Native {
     IsNull,
     StartsWith,
     EndsWith,
+    /// OPA's `sprintf` ([`super::sprintf`]), not regorus's.
+    Sprintf,
 }
 
 impl Native {
@@ -275,6 +279,7 @@ impl Native {
             "is_null" => (Native::IsNull, 1),
             "startswith" => (Native::StartsWith, 2),
             "endswith" => (Native::EndsWith, 2),
+            "sprintf" => (Native::Sprintf, 2),
             _ => return None,
         };
         (nargs == want).then_some(n)
@@ -1809,6 +1814,10 @@ fn native<'a>(n: Native, args: &[V<'a>]) -> Result<V<'a>, Stop> {
         Native::IsNumber => b(matches!(a, V::J(Json::Number(_)) | V::R(RV::Number(_)))),
         Native::IsBoolean => b(matches!(a, V::J(Json::Bool(_)) | V::R(RV::Bool(_)))),
         Native::IsNull => b(matches!(a, V::J(Json::Null) | V::R(RV::Null))),
+        Native::Sprintf => match super::sprintf::sprintf(&[a.to_rv(), args[1].to_rv()]) {
+            Ok(v) => Ok(V::R(v)),
+            Err(e) => bail(format!("{e}")),
+        },
         Native::StartsWith | Native::EndsWith => match (a.str(), args[1].str()) {
             (Some(s), Some(p)) => b(if matches!(n, Native::StartsWith) {
                 s.starts_with(p)

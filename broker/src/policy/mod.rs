@@ -16,6 +16,7 @@ mod engine;
 mod fast;
 mod input;
 pub mod report;
+mod sprintf;
 
 #[cfg(test)]
 mod tests;
