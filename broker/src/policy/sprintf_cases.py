@@ -19,6 +19,7 @@ Only add cases here; never edit the JSON by hand.
 
 import json
 import os
+import random
 import sys
 
 from opa_bindings.engine import OpaEngine, OpaError
@@ -223,6 +224,34 @@ SPECIAL = [
 ]
 
 
+# Random formats over the verb alphabet (seeded, so the table is stable).
+RANDOM_ALPHABET = "%%%%-+# 0123456789.*[]vdsfeEgGxXobOqtcUTwz|é"
+RANDOM_OPERANDS = [
+    '"ab"', '"日本"', '""', "7", "-3", "0", "1000", "18446744073709551616",
+    "2.5", "-0.125", "1234.5678", "true", "null", '[1, "x"]', "{1}", '{"k": 2}',
+]
+RANDOM_COUNT = 600
+
+
+def random_cases():
+    rng = random.Random(20260612)
+    out = []
+    while len(out) < RANDOM_COUNT:
+        fmt = ""
+        for _ in range(rng.randrange(1, 14)):
+            c = rng.choice(RANDOM_ALPHABET)
+            # Small widths only: a run of digits can ask for up to 10^6.
+            if c.isdigit() and fmt[-1:].isdigit():
+                continue
+            fmt += c
+        # %p of a big integer prints an address.
+        if "p" in fmt:
+            continue
+        ops = [rng.choice(RANDOM_OPERANDS) for _ in range(rng.randrange(0, 4))]
+        out.append((json.dumps(fmt, ensure_ascii=False), "[%s]" % ", ".join(ops)))
+    return out
+
+
 def cases():
     out = []
     for v in VERBS:
@@ -232,6 +261,7 @@ def cases():
         for o in FLAG_OPERANDS:
             out.append((json.dumps(f, ensure_ascii=False), "[%s]" % o))
     out.extend(SPECIAL)
+    out.extend(random_cases())
     return out
 
 
