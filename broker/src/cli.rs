@@ -229,6 +229,10 @@ pub struct EvalArgs {
     /// Also write policy findings as SARIF 2.1.0 to this file.
     #[arg(long)]
     pub sarif: Option<PathBuf>,
+    /// Also write the complete input document the policies are evaluated on (JSON) to this
+    /// file, e.g. to run `opa eval -i FILE` on it.
+    #[arg(long, value_name = "FILE")]
+    pub input_out: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand)]
@@ -543,6 +547,7 @@ pub fn policy(global: &Global, command: PolicyCommand) -> Result<u8> {
                 plan: args.plan.clone(),
                 inputs: args.inputs.to_run(),
                 environment: args.environment.clone(),
+                input_out: args.input_out.clone(),
             };
             let mut warn = |text: &str| warning(text);
             let evaluated = run::eval::eval(&ctx, &request, &mut warn)?;

@@ -49,10 +49,25 @@ pub fn verdict_name(verdict: Verdict) -> &'static str {
 pub fn derive(
     ctx: &Context,
     loaded: &Loaded,
+    summary: PlanSummary,
+    run: RunInput,
+    budget: BudgetSource,
+    warn: &mut dyn FnMut(&str),
+) -> Result<Derived> {
+    derive_observed(ctx, loaded, summary, run, budget, warn, &mut |_| Ok(()))
+}
+
+/// [`derive`], also handing `observe` the complete policy input (the
+/// document every rule is evaluated on, `input.plan` unpruned) before the
+/// policies see it; an error from `observe` is returned as is.
+pub fn derive_observed(
+    ctx: &Context,
+    loaded: &Loaded,
     mut summary: PlanSummary,
     run: RunInput,
     budget: BudgetSource,
     warn: &mut dyn FnMut(&str),
+    observe: &mut dyn FnMut(&serde_json::Value) -> Result<()>,
 ) -> Result<Derived> {
     let costs = cost::estimate(&summary, Some(&loaded.catalog), &loaded.book);
     let budget = match budget {
@@ -81,6 +96,7 @@ pub fn derive(
         drift,
     };
     let mut value = policy_input.into_json()?;
+    observe(&value)?;
     let started = Instant::now();
     let decision = loaded
         .policy

@@ -25,6 +25,8 @@ pub struct EvalRequest {
     pub inputs: Inputs,
     /// `input.run.workspace.environment`.
     pub environment: String,
+    /// Where to write the complete policy input document (`--input-out`).
+    pub input_out: Option<PathBuf>,
 }
 
 pub struct Evaluated {
@@ -91,7 +93,18 @@ pub fn eval(ctx: &Context, request: &EvalRequest, warn: &mut dyn FnMut(&str)) ->
         policy_error,
         verdict,
         ..
-    } = derive::derive(ctx, &loaded, summary, run, BudgetSource::Fetch, warn)?;
+    } = derive::derive_observed(
+        ctx,
+        &loaded,
+        summary,
+        run,
+        BudgetSource::Fetch,
+        warn,
+        &mut |input| match &request.input_out {
+            Some(path) => write_input(path, input),
+            None => Ok(()),
+        },
+    )?;
     let exit_code = match verdict {
         Verdict::Denied => EXIT_DENIED,
         Verdict::NeedsApproval => EXIT_NEEDS_APPROVAL,
@@ -126,6 +139,14 @@ fn shown(path: &Path) -> String {
     } else {
         path.display().to_string()
     }
+}
+
+/// Writes the policy input as pretty JSON (`--input-out`).
+fn write_input(path: &Path, input: &serde_json::Value) -> Result<()> {
+    let mut text = serde_json::to_vec_pretty(input).context("serialising the policy input")?;
+    text.push(b'\n');
+    std::fs::write(path, text)
+        .with_context(|| format!("writing the policy input to {}", path.display()))
 }
 
 fn read_plan(path: &Path) -> Result<String> {
