@@ -3,9 +3,13 @@
 //! mirror) and a real PostgreSQL. Gated by `TF_ACC=1`; see `acc/mod.rs`.
 //!
 //! Run: `cargo build -p terraform-provider-platform && TF_ACC=1 cargo test -p platform-broker --test acceptance`
+//!
+//! Also holds the differential test against real OPA (`opa/`), which needs
+//! no Terraform but OPA (`OPA_PYTHONPATH`, from `scripts/setup --test`).
 
 mod acc;
 mod attacks;
+mod opa;
 mod tour;
 
 use acc::*;
