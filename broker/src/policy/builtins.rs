@@ -150,7 +150,7 @@ pub fn check(modules: &[Ref<Module>], rego_v0: bool) -> Result<(), String> {
             }
         }
     }
-    let mut calls = Vec::new();
+    let mut calls = Found::default();
     for module in modules {
         for rule in &module.policy {
             match rule.as_ref() {
@@ -196,7 +196,7 @@ pub fn check(modules: &[Ref<Module>], rego_v0: bool) -> Result<(), String> {
             }
         }
     }
-    for (span, name) in calls {
+    for (span, name) in calls.calls {
         if let Some(problem) = resolve(&name, &extensions, &defined) {
             return Err(format!(
                 "{}:{}:{}: error: {problem}",
@@ -243,6 +243,80 @@ fn compact(text: &str) -> String {
     text.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
+/// What a traversal of a set's modules finds.
+#[derive(Default)]
+struct Found {
+    /// Every call: where its name starts, and the name.
+    calls: Vec<(Span, String)>,
+    /// Statements `[path, value] := walk(x)`, with the relation form that
+    /// replaces them.
+    walks: Vec<(Span, String)>,
+}
+
+/// `[path, value] := walk(x)` (or `=`): in OPA, `walk` called as a function
+/// yields one `[path, value]` pair per solution, exactly as the relation
+/// `walk(x, [path, value])` does; regorus knows only the relation. Returns
+/// the statement's span and the relation's text.
+fn walk_function_form(stmt: &Span, e: &Ref<Expr>) -> Option<(Span, String)> {
+    let Expr::AssignExpr { lhs, rhs, .. } = e.as_ref() else {
+        return None;
+    };
+    let Expr::Array { items, .. } = lhs.as_ref() else {
+        return None;
+    };
+    let Expr::Call { fcn, params, .. } = rhs.as_ref() else {
+        return None;
+    };
+    if items.len() != 2 || params.len() != 1 || compact(fcn.span().text()) != "walk" {
+        return None;
+    }
+    Some((
+        stmt.clone(),
+        format!("walk({}, {})", params[0].span().text(), lhs.span().text()),
+    ))
+}
+
+/// The text of each module whose statements `[path, value] := walk(x)` must
+/// become `walk(x, [path, value])` for regorus (see [`walk_function_form`]),
+/// keyed by the module's file name. The replacement is padded with spaces to
+/// the statement's length when shorter, so that positions after it on the
+/// line stay where the author sees them.
+pub fn walk_rewrites(modules: &[Ref<Module>]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for module in modules {
+        let mut found = Found::default();
+        for rule in &module.policy {
+            if let Rule::Spec { bodies, .. } = rule.as_ref() {
+                for body in bodies {
+                    query(&body.query, &mut found);
+                }
+            }
+        }
+        if found.walks.is_empty() {
+            continue;
+        }
+        let source = &module.package.span.source;
+        let mut text = source.contents().clone();
+        // From the end, so earlier offsets stay valid.
+        found
+            .walks
+            .sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
+        for (span, replacement) in found.walks {
+            let (start, end) = (span.start as usize, span.end as usize);
+            let Some(original) = text.get(start..end) else {
+                continue;
+            };
+            let padded = format!(
+                "{replacement}{}",
+                " ".repeat(original.len().saturating_sub(replacement.len()))
+            );
+            text.replace_range(start..end, &padded);
+        }
+        out.push((source.file().clone(), text));
+    }
+    out
+}
+
 /// Where a function's name starts (a call's own span starts at `(`, and a
 /// dotted name's at its last dot).
 fn name_start(fcn: &Ref<Expr>) -> &Span {
@@ -252,7 +326,7 @@ fn name_start(fcn: &Ref<Expr>) -> &Span {
     }
 }
 
-fn query(q: &Ref<Query>, calls: &mut Vec<(Span, String)>) {
+fn query(q: &Ref<Query>, calls: &mut Found) {
     for stmt in &q.stmts {
         match &stmt.literal {
             Literal::SomeVars { .. } => {}
@@ -268,7 +342,13 @@ fn query(q: &Ref<Query>, calls: &mut Vec<(Span, String)>) {
                 expr(value, calls);
                 expr(collection, calls);
             }
-            Literal::Expr { expr: e, .. } | Literal::NotExpr { expr: e, .. } => expr(e, calls),
+            Literal::Expr { expr: e, .. } => {
+                if let Some(rewrite) = walk_function_form(&stmt.span, e) {
+                    calls.walks.push(rewrite);
+                }
+                expr(e, calls)
+            }
+            Literal::NotExpr { expr: e, .. } => expr(e, calls),
             Literal::Every {
                 domain, query: q, ..
             } => {
@@ -284,7 +364,7 @@ fn query(q: &Ref<Query>, calls: &mut Vec<(Span, String)>) {
     }
 }
 
-fn expr(e: &Ref<Expr>, calls: &mut Vec<(Span, String)>) {
+fn expr(e: &Ref<Expr>, calls: &mut Found) {
     match e.as_ref() {
         Expr::String { .. }
         | Expr::RawString { .. }
@@ -318,7 +398,9 @@ fn expr(e: &Ref<Expr>, calls: &mut Vec<(Span, String)>) {
             query(q, calls);
         }
         Expr::Call { fcn, params, .. } => {
-            calls.push((name_start(fcn).clone(), compact(fcn.span().text())));
+            calls
+                .calls
+                .push((name_start(fcn).clone(), compact(fcn.span().text())));
             for p in params {
                 expr(p, calls);
             }

@@ -632,6 +632,21 @@ fn build_engine(set: &PolicySet, files: &[PolicyFile]) -> Result<Engine, PolicyE
             .map_err(|e| load_err(format!("{e:#}")))?;
     }
     super::builtins::check(engine.get_modules(), set.rego_v0).map_err(load_err)?;
+    // `[path, value] := walk(x)` becomes the relation regorus knows.
+    let rewrites = super::builtins::walk_rewrites(engine.get_modules());
+    if !rewrites.is_empty() {
+        engine = new_engine(set.rego_v0).map_err(|e| load_err(format!("{e:#}")))?;
+        for f in files {
+            let display = set.dir.join(&f.rel).display().to_string();
+            let text = rewrites
+                .iter()
+                .find(|(file, _)| *file == display)
+                .map_or_else(|| f.text.clone(), |(_, text)| text.clone());
+            engine
+                .add_policy(display, text)
+                .map_err(|e| load_err(format!("{e:#}")))?;
+        }
+    }
     // Analyse and schedule once here, so every evaluation clone starts prepared
     // and load-time problems surface at load time.
     engine

@@ -1160,6 +1160,10 @@ deny_walk contains msg if {
 	msg := concat(".", [sprintf("%v", [p]) | some p in path])
 }
 
+deny_walk_fn contains count(paths) if {
+	paths := [path | [path, value] := walk(input.doc); value == "secret"]
+}
+
 deny_cidr contains cidr if {
 	some cidr in input.cidrs
 	net.cidr_contains(cidr, "10.1.2.3")
@@ -1212,6 +1216,7 @@ deny_walk[msg] {
             ("v1/deny_expired", "old"),
             ("v1/deny_walk", "a.b"),
             ("v1/deny_walk", "a.c.1"),
+            ("v1/deny_walk_fn", "2"),
         ]
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))

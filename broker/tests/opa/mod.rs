@@ -30,63 +30,11 @@ use serde_json::{Value as Json, json};
 
 /// (set, rule, reason): disagreements with OPA known today. An entry that
 /// agrees again (on every input and both engines) is a test failure: delete it.
-const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
-    (
-        "missing_builtins",
-        "deny_cidr_outside_vpc",
-        "net.cidr_contains is missing (regorus feature `net` is off): the broker fails closed where OPA finds",
-    ),
-    (
-        "missing_builtins",
-        "warn_overlapping",
-        "net.cidr_intersects is missing (regorus feature `net` is off): the broker fails closed where OPA finds",
-    ),
-    (
-        "missing_builtins",
-        "deny_expired_tag",
-        "time.parse_rfc3339_ns is missing (regorus feature `time` is off): the broker fails closed where OPA finds",
-    ),
-    (
-        "plain_v1",
-        "warn_costs",
-        "a number as the message: OPA keeps the input's number text (25.0), the broker prints 25",
-    ),
-    (
-        "sprintf_fmt",
-        "warn_cost_table",
-        "sprintf widths/flags (%-40s, %10.2f, %+8.1f) are not Go's: the broker prints `40s 2f .1f`",
-    ),
-    (
-        "sprintf_fmt",
-        "warn_padded_counts",
-        "sprintf widths/flags (%5d, %-5d, %05d): the broker fails (`number specified for format verb`)",
-    ),
-    (
-        "sprintf_fmt",
-        "warn_precision",
-        "sprintf precision (%.3f, %5.2f): the broker fails (`number specified for format verb`)",
-    ),
-    (
-        "sprintf_fmt",
-        "warn_hex_ports",
-        "sprintf %o prints a `0O` prefix (0O17500) where Go prints 17500",
-    ),
-    (
-        "sprintf_fmt",
-        "warn_floats",
-        "sprintf %v of -0.0 (input.cost.monthly_before of a plan without prior cost) prints -0, OPA prints 0",
-    ),
-    (
-        "walk",
-        "deny_plaintext_secret",
-        "walk is missing (regorus feature `graph` is off): the set does not load (`path` is unsafe)",
-    ),
-    (
-        "walk",
-        "warn_deep_nesting",
-        "walk is missing (regorus feature `graph` is off): the set does not load (`path` is unsafe)",
-    ),
-];
+const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[(
+    "plain_v1",
+    "warn_costs",
+    "a number as the message: OPA keeps the input's number text (25.0), the broker prints 25",
+)];
 
 /// The broker's two evaluators; both must give OPA's answer.
 const ENGINES: &[&str] = &["compiled", "interpreter"];

@@ -1,4 +1,4 @@
-package platform.missing.net
+package platform.builtins.net
 
 import rego.v1
 

@@ -1,4 +1,4 @@
-package platform.missing.time
+package platform.builtins.time
 
 import rego.v1
 
