@@ -555,6 +555,9 @@ fn attribute_lines(change: &Value, kind: &str, forcing: &BTreeSet<String>) -> Ve
                     format!("+ {name} = {a_text}{note}")
                 } else if a_absent {
                     format!("- {name} = {b_text}{note}")
+                } else if let Some(nested) = nested_diff(&name, &b, &a, &u, &bs, &as_, note, 1) {
+                    lines.extend(nested);
+                    continue;
                 } else {
                     format!("~ {name} = {b_text} -> {a_text}{note}")
                 }
@@ -563,6 +566,124 @@ fn attribute_lines(change: &Value, kind: &str, forcing: &BTreeSet<String>) -> Ve
         lines.push(line);
     }
     lines
+}
+
+/// Deepest nesting shown key by key; deeper changes show whole values.
+const NESTED_DIFF_DEPTH: usize = 4;
+
+/// An update of an object (a map or a block) shown key by key, as
+/// Terraform does:
+///
+/// ```text
+/// ~ tags = {
+/// ~   team = "a" -> "b"
+/// +   owner = "x"
+///   }
+/// ```
+///
+/// `None` when the two values are not both objects (or lists of objects of
+/// the same length), or a side is wholly unknown or sensitive: the caller
+/// shows the whole values then.
+#[allow(clippy::too_many_arguments)]
+fn nested_diff(
+    name: &str,
+    before: &Value,
+    after: &Value,
+    unknown: &Value,
+    before_sensitive: &Value,
+    after_sensitive: &Value,
+    note: &str,
+    depth: usize,
+) -> Option<Vec<String>> {
+    let whole = |v: &Value| *v == Value::Bool(true);
+    if depth > NESTED_DIFF_DEPTH
+        || whole(unknown)
+        || whole(before_sensitive)
+        || whole(after_sensitive)
+        || crate::plan::is_marker(before)
+        || crate::plan::is_marker(after)
+    {
+        return None;
+    }
+    let null = Value::Null;
+    let pad = "  ".repeat(depth);
+    let mut children = Vec::new();
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let mut keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+            if let Some(u) = unknown.as_object() {
+                keys.extend(u.iter().filter(|(_, v)| any_true(v)).map(|(k, _)| k));
+            }
+            for key in keys {
+                let get = |v: &Value| v.get(key.as_str()).unwrap_or(&null).clone();
+                let (cb, ca, cu) = (get(before), get(after), get(unknown));
+                let (cbs, cas) = (get(before_sensitive), get(after_sensitive));
+                child_lines(
+                    &attribute_name(key),
+                    (&cb, &ca, &cu, &cbs, &cas),
+                    &pad,
+                    depth,
+                    &mut children,
+                );
+            }
+        }
+        (Value::Array(b), Value::Array(a))
+            if b.len() == a.len() && a.iter().chain(b).all(Value::is_object) =>
+        {
+            for i in 0..a.len() {
+                let get = |v: &Value| v.get(i).unwrap_or(&null).clone();
+                let (cb, ca, cu) = (get(before), get(after), get(unknown));
+                let (cbs, cas) = (get(before_sensitive), get(after_sensitive));
+                child_lines(
+                    &format!("[{i}]"),
+                    (&cb, &ca, &cu, &cbs, &cas),
+                    &pad,
+                    depth,
+                    &mut children,
+                );
+            }
+        }
+        _ => return None,
+    }
+    if children.is_empty() {
+        return None;
+    }
+    let outer = "  ".repeat(depth - 1);
+    let (open, close) = if after.is_array() {
+        ("[", "]")
+    } else {
+        ("{", "}")
+    };
+    let mut lines = vec![format!("~ {outer}{name} = {open}{note}")];
+    lines.extend(children);
+    lines.push(format!("  {outer}{close}"));
+    Some(lines)
+}
+
+/// The diff lines of one key (or list element) inside [`nested_diff`].
+fn child_lines(
+    name: &str,
+    (b, a, u, bs, as_): (&Value, &Value, &Value, &Value, &Value),
+    pad: &str,
+    depth: usize,
+    out: &mut Vec<String>,
+) {
+    let a_unknown = any_true(u);
+    let a_absent = a.is_null() && !a_unknown;
+    if (b.is_null() && a_absent) || (b == a && !a_unknown && bs == as_) {
+        return;
+    }
+    let b_text = render(b, &Value::Null, bs);
+    let a_text = render(a, u, as_);
+    if b.is_null() {
+        out.push(format!("+ {pad}{name} = {a_text}"));
+    } else if a_absent {
+        out.push(format!("- {pad}{name} = {b_text}"));
+    } else if let Some(nested) = nested_diff(name, b, a, u, bs, as_, "", depth + 1) {
+        out.extend(nested);
+    } else {
+        out.push(format!("~ {pad}{name} = {b_text} -> {a_text}"));
+    }
 }
 
 const SHOWN_VALUE_MAX: usize = 400;
@@ -877,9 +998,11 @@ mod tests {
                 "before_sensitive": false, "after_sensitive": {"password": true}}},
             {"address": "platform_postgres_database.users", "change": {
                 "actions": ["update"],
-                "before": {"id": "db-1", "name": "users", "connection_limit": 20, "password": "(sensitive:0123abcd)", "extensions": ["pgcrypto"]},
-                "after": {"id": "db-1", "name": "users", "connection_limit": 30, "password": "(sensitive:4567ef01)", "extensions": ["pgcrypto", null]},
-                "after_unknown": {"extensions": [false, true]},
+                "before": {"id": "db-1", "name": "users", "connection_limit": 20, "password": "(sensitive:0123abcd)", "extensions": ["pgcrypto"],
+                           "tags": {"team": "shop", "cost_center": "42", "old": "x"}, "settings": [{"key": "work_mem", "value": "4MB"}, {"key": "timezone", "value": "UTC"}]},
+                "after": {"id": "db-1", "name": "users", "connection_limit": 30, "password": "(sensitive:4567ef01)", "extensions": ["pgcrypto", null],
+                          "tags": {"team": "checkout", "cost_center": "42", "owner": null}, "settings": [{"key": "work_mem", "value": "8MB"}, {"key": "timezone", "value": "UTC"}]},
+                "after_unknown": {"extensions": [false, true], "tags": {"owner": true}},
                 "before_sensitive": {"password": true}, "after_sensitive": {"password": true}}},
             {"address": "platform_cache.sessions", "change": {
                 "actions": ["delete", "create"],
@@ -961,6 +1084,16 @@ platform-broker apply 20261129T120000Z-abcd --dir infra/prod
 ~ connection_limit = 20 -> 30
 ~ extensions = ["pgcrypto"] -> ["pgcrypto", (known after apply)]
 ~ password = (sensitive) -> (sensitive)
+~ settings = [
+~   [0] = {
+~     value = "4MB" -> "8MB"
+    }
+  ]
+~ tags = {
+-   old = "x"
++   owner = (known after apply)
+~   team = "shop" -> "checkout"
+  }
 ```
 
 **`platform_cache.sessions`** will be **replaced** · $0.00/month
@@ -1107,4 +1240,30 @@ platform-broker apply 20261129T120000Z-abcd --dir infra/prod
         assert!(md.contains("more resources (see the run's report"));
         assert!(md.contains("| **total** |"));
     }
+}
+
+/// `policy eval --timings`: the evaluation's wall time and each set's rule
+/// time (summed over the evaluation threads, so the sets can add up to more
+/// than the wall time), slowest first.
+pub fn set_timings(wall: std::time::Duration, sets: &[crate::policy::SetTime]) -> String {
+    let mut out = format!(
+        "policy evaluation: {:.1} ms wall time\n  {:<32} {:>6} {:>9} {:>10}\n",
+        wall.as_secs_f64() * 1000.0,
+        "set",
+        "rules",
+        "compiled",
+        "rule ms"
+    );
+    let mut sorted: Vec<&crate::policy::SetTime> = sets.iter().collect();
+    sorted.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.set.cmp(&b.set)));
+    for t in sorted {
+        out.push_str(&format!(
+            "  {:<32} {:>6} {:>9} {:>10.1}\n",
+            t.set,
+            t.rules,
+            t.compiled,
+            t.time.as_secs_f64() * 1000.0
+        ));
+    }
+    out
 }
