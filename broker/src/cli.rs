@@ -233,6 +233,10 @@ pub struct EvalArgs {
     /// file, e.g. to run `opa eval -i FILE` on it.
     #[arg(long, value_name = "FILE")]
     pub input_out: Option<PathBuf>,
+    /// Print how long each policy set took to standard error (to find the set that is slow on
+    /// a large plan; the configured `timeout` applies to the whole evaluation).
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(clap::Subcommand)]
@@ -551,6 +555,12 @@ pub fn policy(global: &Global, command: PolicyCommand) -> Result<u8> {
             };
             let mut warn = |text: &str| warning(text);
             let evaluated = run::eval::eval(&ctx, &request, &mut warn)?;
+            if args.timings {
+                eprint!(
+                    "{}",
+                    report::set_timings(evaluated.policy_time, &evaluated.set_times)
+                );
+            }
             if let Some(path) = &args.sarif {
                 std::fs::write(
                     path,

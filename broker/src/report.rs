@@ -864,6 +864,32 @@ fn one_line(text: &str, max: usize) -> String {
     line
 }
 
+/// `policy eval --timings`: the evaluation's wall time and each set's rule
+/// time (summed over the evaluation threads, so the sets can add up to more
+/// than the wall time), slowest first.
+pub fn set_timings(wall: std::time::Duration, sets: &[crate::policy::SetTime]) -> String {
+    let mut out = format!(
+        "policy evaluation: {:.1} ms wall time\n  {:<32} {:>6} {:>9} {:>10}\n",
+        wall.as_secs_f64() * 1000.0,
+        "set",
+        "rules",
+        "compiled",
+        "rule ms"
+    );
+    let mut sorted: Vec<&crate::policy::SetTime> = sets.iter().collect();
+    sorted.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.set.cmp(&b.set)));
+    for t in sorted {
+        out.push_str(&format!(
+            "  {:<32} {:>6} {:>9} {:>10.1}\n",
+            t.set,
+            t.rules,
+            t.compiled,
+            t.time.as_secs_f64() * 1000.0
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1240,30 +1266,4 @@ platform-broker apply 20261129T120000Z-abcd --dir infra/prod
         assert!(md.contains("more resources (see the run's report"));
         assert!(md.contains("| **total** |"));
     }
-}
-
-/// `policy eval --timings`: the evaluation's wall time and each set's rule
-/// time (summed over the evaluation threads, so the sets can add up to more
-/// than the wall time), slowest first.
-pub fn set_timings(wall: std::time::Duration, sets: &[crate::policy::SetTime]) -> String {
-    let mut out = format!(
-        "policy evaluation: {:.1} ms wall time\n  {:<32} {:>6} {:>9} {:>10}\n",
-        wall.as_secs_f64() * 1000.0,
-        "set",
-        "rules",
-        "compiled",
-        "rule ms"
-    );
-    let mut sorted: Vec<&crate::policy::SetTime> = sets.iter().collect();
-    sorted.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| a.set.cmp(&b.set)));
-    for t in sorted {
-        out.push_str(&format!(
-            "  {:<32} {:>6} {:>9} {:>10.1}\n",
-            t.set,
-            t.rules,
-            t.compiled,
-            t.time.as_secs_f64() * 1000.0
-        ));
-    }
-    out
 }

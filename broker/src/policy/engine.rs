@@ -238,6 +238,15 @@ impl Policies {
     /// Fails closed: an evaluation error, or exceeding the configured time
     /// limit for the whole evaluation, is an `Err`.
     pub fn evaluate(&self, input: &serde_json::Value) -> Result<Decision, PolicyError> {
+        self.evaluate_timed(input).map(|(decision, _)| decision)
+    }
+
+    /// [`Policies::evaluate`], with the time each set took (the sum of its
+    /// rules' evaluation times, across the worker threads).
+    pub fn evaluate_timed(
+        &self,
+        input: &serde_json::Value,
+    ) -> Result<(Decision, Vec<SetTime>), PolicyError> {
         let start = Instant::now();
         check_input(input)?;
         // regorus's own values of the input, converted only if some rule
@@ -278,6 +287,7 @@ impl Policies {
                             Err(PolicyError::Input(
                                 "policy evaluation thread panicked".into(),
                             )),
+                            Duration::ZERO,
                         )]
                     })
                 })
@@ -292,11 +302,36 @@ impl Policies {
                 .spawn(move || drop(converted));
         }
         // Same order and error choice whatever the scheduling: by set, then rule.
-        results.sort_by_key(|(at, _)| *at);
+        results.sort_by_key(|(at, _, _)| *at);
+        let mut times: Vec<SetTime> = self
+            .sets
+            .iter()
+            .map(|set| SetTime {
+                set: set.name.clone(),
+                rules: set.rules.len(),
+                compiled: if self.interpreter_only {
+                    0
+                } else {
+                    set.compiled.iter().filter(|c| c.is_some()).count()
+                },
+                time: Duration::ZERO,
+            })
+            .collect();
+        for ((s, _), _, took) in &results {
+            if let Some(t) = times.get_mut(*s) {
+                t.time += *took;
+            }
+        }
+        let slowest = || {
+            times
+                .iter()
+                .max_by_key(|t| t.time)
+                .map(|t| format!("set {} ({} ms of rule time)", t.set, t.time.as_millis()))
+        };
         let mut findings = Vec::new();
         let mut set_findings = Vec::new();
         let mut current = None;
-        for ((s, _), result) in results {
+        for ((s, _), result, _) in results {
             if current != Some(s) {
                 flush_set(&mut set_findings, &mut findings);
                 current = Some(s);
@@ -310,7 +345,7 @@ impl Policies {
             return Err(PolicyError::Timeout {
                 limit: self.timeout,
                 elapsed,
-                rule: None,
+                rule: slowest(),
             });
         }
         for f in &mut findings {
@@ -322,8 +357,18 @@ impl Policies {
                 f.excepted_by = Some(ex.describe());
             }
         }
-        Ok(Decision::from_findings(findings))
+        Ok((Decision::from_findings(findings), times))
     }
+}
+
+/// How long one set took in an evaluation.
+#[derive(Debug, Clone)]
+pub struct SetTime {
+    pub set: String,
+    pub rules: usize,
+    /// Rules the compiled evaluator runs (the rest: regorus's interpreter).
+    pub compiled: usize,
+    pub time: Duration,
 }
 
 impl Policies {
@@ -345,6 +390,7 @@ impl Policies {
         {
             let set = &self.sets[s];
             let (rule, severity) = &set.rules[r];
+            let began = Instant::now();
             let mut value = None;
             if let Some(id) = set.compiled[r].filter(|_| !self.interpreter_only) {
                 let evaluator = compiled[s]
@@ -355,7 +401,7 @@ impl Policies {
                         value = Some(Err(PolicyError::Timeout {
                             limit: self.timeout,
                             elapsed: start.elapsed(),
-                            rule: Some(format!("{}/{}", set.name, rule.id)),
+                            rule: Some(format!("set {}, rule {}", set.name, rule.id)),
                         }))
                     }
                     Err(Stop::Bail(why)) => tracing::debug!(
@@ -379,14 +425,15 @@ impl Policies {
                 collect_findings(&value, rule, *severity, set, &mut findings);
                 findings
             });
-            done.push(((s, r), findings));
+            done.push(((s, r), findings, began.elapsed()));
         }
         done
     }
 }
 
-/// One rule's result, tagged with its (set, rule) position.
-type RuleOutcome = ((usize, usize), Result<Vec<Finding>, PolicyError>);
+/// One rule's result, tagged with its (set, rule) position, and how long it
+/// took.
+type RuleOutcome = ((usize, usize), Result<Vec<Finding>, PolicyError>, Duration);
 
 /// Moves one set's findings into `all`, sorted and without duplicates.
 fn flush_set(set_findings: &mut Vec<Finding>, all: &mut Vec<Finding>) {
@@ -476,7 +523,7 @@ fn eval_with_budget(
     let timed_out = |elapsed| PolicyError::Timeout {
         limit: timeout,
         elapsed,
-        rule: Some(format!("{set}/{}", rule.id)),
+        rule: Some(format!("set {set}, rule {}", rule.id)),
     };
     let Some(remaining) = timeout
         .checked_sub(start.elapsed())

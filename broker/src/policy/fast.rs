@@ -10,7 +10,8 @@
 //!
 //! It gives the answer regorus gives, or none:
 //! * a rule that uses anything outside the subset (imports other than
-//!   `rego.v1`/`future.keywords`, `data.` references, `with`,
+//!   `rego.v1`/`future.keywords` and `data.` packages, `data.` references
+//!   that name no rule, `with`,
 //!   unary minus, non-deterministic builtins, a loop inside `not`,
 //!   variables bound out of order, ...) is not compiled, and regorus
 //!   evaluates it;
@@ -216,6 +217,12 @@ enum E {
     ArrayCompr(Box<E>, Vec<Stmt>),
     SetCompr(Box<E>, Vec<Stmt>),
     ObjectCompr(Box<E>, Box<E>, Vec<Stmt>),
+    /// A comprehension whose value depends only on the input, rules and
+    /// the outer locals in these slots: computed once per evaluation for
+    /// each combination of their values when those are scalars (OPA's
+    /// comprehension indexing, in general form: `[x | x := xs[_]; x.type
+    /// == t]` inside a loop over `t` costs one pass per distinct `t`).
+    Memo(Box<E>, Vec<usize>),
     Native(Native, Vec<E>),
     Builtin {
         f: BuiltinFn,
@@ -422,16 +429,43 @@ impl Program {
         let mut paths: Vec<String> = Vec::new();
         let mut bad_packages: BTreeMap<String, String> = BTreeMap::new();
         // (rule id, package, definition) in source order, for pass 2.
-        let mut specs: Vec<(usize, String, &Ref<Rule>)> = Vec::new();
+        let mut specs: Vec<(usize, String, std::rc::Rc<Imports>, &Ref<Rule>)> = Vec::new();
         let mut kinded: Vec<bool> = Vec::new();
         for module in modules {
             let pkg = module.package.refr.span().text().trim().to_string();
+            let mut imports = Imports::new();
             for import in &module.imports {
-                let text = import.refr.span().text();
-                if !(text == "rego.v1" || text.starts_with("future.keywords")) {
-                    bad_packages.insert(pkg.clone(), format!("import {text}"));
+                let text: String = import
+                    .refr
+                    .span()
+                    .text()
+                    .chars()
+                    .filter(|c| !c.is_whitespace())
+                    .collect();
+                if text == "rego.v1" || text.starts_with("future.keywords") {
+                    continue;
+                }
+                // `import data.a.b` (as `b`) or `import data.a.b as c`: a
+                // package, or a rule, by a short name.
+                match text.strip_prefix("data.") {
+                    Some(target)
+                        if !target.is_empty()
+                            && target.split('.').all(|s| {
+                                !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+                            }) =>
+                    {
+                        let alias = match &import.r#as {
+                            Some(a) => a.text().to_string(),
+                            None => target.rsplit('.').next().unwrap_or(target).to_string(),
+                        };
+                        imports.insert(alias, target.to_string());
+                    }
+                    _ => {
+                        bad_packages.insert(pkg.clone(), format!("import {text}"));
+                    }
                 }
             }
+            let imports = std::rc::Rc::new(imports);
             for rule in &module.policy {
                 let (name, kind) = match rule.as_ref() {
                     Rule::Spec { head: h, .. } => match head(h) {
@@ -470,23 +504,26 @@ impl Program {
                         r.status = Err(format!("rule {name} is defined with two kinds"));
                     }
                 }
-                specs.push((id, pkg.clone(), rule));
+                specs.push((id, pkg.clone(), imports.clone(), rule));
             }
         }
         let kinds: Vec<Kind> = rules.iter().map(|r| r.kind).collect();
         // Pass 2: compile every definition.
-        for (id, pkg, rule) in specs {
+        for (id, pkg, imports, rule) in specs {
             if rules[id].status.is_err() {
                 continue;
             }
             let mut cx = Compiler {
                 pkg: &pkg,
+                imports: &imports,
                 ids: &ids,
                 kinds: &kinds,
                 vars: Vec::new(),
                 slots: 0,
                 deps: Vec::new(),
                 depth: 0,
+                reads: Vec::new(),
+                late_binds: Vec::new(),
             };
             let compiled = match rule.as_ref() {
                 Rule::Default { value, .. } => match cx.expr(value) {
@@ -549,8 +586,12 @@ impl Program {
     }
 }
 
+/// A module's `import data.…` aliases: short name -> `a.b.c` (no `data.`).
+type Imports = HashMap<String, String>;
+
 struct Compiler<'c> {
     pkg: &'c str,
+    imports: &'c Imports,
     ids: &'c HashMap<(String, String), usize>,
     kinds: &'c [Kind],
     /// Local variables in scope: name, slot, bound yet.
@@ -558,13 +599,67 @@ struct Compiler<'c> {
     slots: usize,
     deps: Vec<usize>,
     depth: u32,
+    /// Every local slot read, and every earlier-declared slot bound, in
+    /// order: what a comprehension uses from outside itself.
+    reads: Vec<usize>,
+    late_binds: Vec<usize>,
 }
 
 impl Compiler<'_> {
+    /// Wraps the comprehension compiled from `compile` in [`E::Memo`]
+    /// when it binds nothing declared outside it.
+    fn comprehension(
+        &mut self,
+        compile: impl FnOnce(&mut Self) -> Result<E, String>,
+    ) -> Result<E, String> {
+        let (start, reads, binds) = (self.slots, self.reads.len(), self.late_binds.len());
+        let compiled = compile(self)?;
+        if self.late_binds[binds..].iter().any(|s| *s < start) {
+            return Ok(compiled);
+        }
+        let mut free: Vec<usize> = self.reads[reads..]
+            .iter()
+            .copied()
+            .filter(|s| *s < start)
+            .collect();
+        free.sort_unstable();
+        free.dedup();
+        Ok(E::Memo(Box::new(compiled), free))
+    }
+
     fn rule_id(&self, name: &str) -> Option<usize> {
         self.ids
             .get(&(self.pkg.to_string(), name.to_string()))
             .copied()
+    }
+
+    /// A reference that starts with an import alias or `data` (and not a
+    /// local of that name), as the rule it names and the fields after it:
+    /// `tags.required[0]` with `import data.lib.tags` is rule
+    /// `lib.tags.required`, then `[0]`. `segments` are the reference's
+    /// dotted names from its root.
+    fn external_rule<'s>(&self, segments: &'s [String]) -> Option<(usize, &'s [String])> {
+        let (root, rest) = segments.split_first()?;
+        if self.lookup(root).is_some() {
+            return None;
+        }
+        let mut full: Vec<&str> = match (root.as_str(), self.imports.get(root)) {
+            ("data", _) => Vec::new(),
+            (_, Some(target)) => target.split('.').collect(),
+            _ => return None,
+        };
+        let base = full.len();
+        full.extend(rest.iter().map(String::as_str));
+        // The package is everything before the rule's name; try the
+        // shortest package first (a rule path never nests another rule).
+        for i in 1..full.len() {
+            let key = (full[..i].join("."), full[i].to_string());
+            if let Some(id) = self.ids.get(&key) {
+                let used = i + 1 - base;
+                return Some((*id, &rest[used.min(rest.len())..]));
+            }
+        }
+        None
     }
 
     fn lookup(&self, name: &str) -> Option<(usize, bool)> {
@@ -590,6 +685,7 @@ impl Compiler<'_> {
             && !entry.2
         {
             entry.2 = true;
+            self.late_binds.push(entry.1);
             return entry.1;
         }
         self.fresh(name, true)
@@ -782,7 +878,10 @@ impl Compiler<'_> {
             Expr::Var { .. } => {
                 let name = var_name(e).unwrap_or("");
                 match self.lookup(name) {
-                    Some((slot, true)) => E::Local(slot),
+                    Some((slot, true)) => {
+                        self.reads.push(slot);
+                        E::Local(slot)
+                    }
                     Some((_, false)) => return Err(format!("{name} used before it is bound")),
                     None if name == "input" => E::Input,
                     None => match self.rule_id(name) {
@@ -795,6 +894,23 @@ impl Compiler<'_> {
                 }
             }
             Expr::RefDot { refr, field, .. } => {
+                if let Some(segments) = dotted(e)
+                    && let Some((id, rest)) = self.external_rule(&segments)
+                {
+                    if matches!(self.kinds[id], Kind::Func(_)) {
+                        return Err(format!("function {} used as a value", segments.join(".")));
+                    }
+                    self.deps.push(id);
+                    let mut out = E::Rule(id);
+                    for field in rest {
+                        out = E::Dot(
+                            Box::new(out),
+                            field.as_str().into(),
+                            RV::from(field.as_str()),
+                        );
+                    }
+                    return Ok(out);
+                }
                 let base = self.boxed(refr)?;
                 let key = field
                     .1
@@ -841,30 +957,30 @@ impl Compiler<'_> {
                 }
                 E::Object(out)
             }
-            Expr::ArrayCompr { term, query, .. } => {
-                let mark = self.vars.len();
-                let q = self.query(query)?;
-                let t = self.boxed(term)?;
-                self.vars.truncate(mark);
-                E::ArrayCompr(t, q)
-            }
-            Expr::SetCompr { term, query, .. } => {
-                let mark = self.vars.len();
-                let q = self.query(query)?;
-                let t = self.boxed(term)?;
-                self.vars.truncate(mark);
-                E::SetCompr(t, q)
-            }
+            Expr::ArrayCompr { term, query, .. } => self.comprehension(|cx| {
+                let mark = cx.vars.len();
+                let q = cx.query(query)?;
+                let t = cx.boxed(term)?;
+                cx.vars.truncate(mark);
+                Ok(E::ArrayCompr(t, q))
+            })?,
+            Expr::SetCompr { term, query, .. } => self.comprehension(|cx| {
+                let mark = cx.vars.len();
+                let q = cx.query(query)?;
+                let t = cx.boxed(term)?;
+                cx.vars.truncate(mark);
+                Ok(E::SetCompr(t, q))
+            })?,
             Expr::ObjectCompr {
                 key, value, query, ..
-            } => {
-                let mark = self.vars.len();
-                let q = self.query(query)?;
-                let k = self.boxed(key)?;
-                let v = self.boxed(value)?;
-                self.vars.truncate(mark);
-                E::ObjectCompr(k, v, q)
-            }
+            } => self.comprehension(|cx| {
+                let mark = cx.vars.len();
+                let q = cx.query(query)?;
+                let k = cx.boxed(key)?;
+                let v = cx.boxed(value)?;
+                cx.vars.truncate(mark);
+                Ok(E::ObjectCompr(k, v, q))
+            })?,
             Expr::Call { fcn, params, .. } => self.call(e, fcn, params)?,
             Expr::BoolExpr { op, lhs, rhs, .. } => {
                 let l = self.boxed(lhs)?;
@@ -941,6 +1057,20 @@ impl Compiler<'_> {
 
     fn call(&mut self, whole: &ExprRef, fcn: &ExprRef, params: &[ExprRef]) -> Result<E, String> {
         let path = call_path(fcn).ok_or_else(|| format!("call of `{}`", fcn.span().text()))?;
+        // A function of another package, through an import or `data.`.
+        if let Some(segments) = dotted(fcn)
+            && let Some((id, rest)) = self.external_rule(&segments)
+        {
+            if !rest.is_empty() || self.kinds[id] != Kind::Func(params.len()) {
+                return Err(format!("call of {path}"));
+            }
+            self.deps.push(id);
+            let args = params
+                .iter()
+                .map(|p| self.expr(p))
+                .collect::<Result<_, _>>()?;
+            return Ok(E::CallFn(id, args));
+        }
         if !path.contains('.') {
             if self.lookup(&path).is_some() {
                 return Err(format!("call of local {path}"));
@@ -994,7 +1124,7 @@ fn iterates(e: &E) -> bool {
     match e {
         E::Iter(..) => true,
         E::Const(_) | E::Local(_) | E::Input | E::Rule(_) => false,
-        E::ArrayCompr(..) | E::SetCompr(..) | E::ObjectCompr(..) => false,
+        E::ArrayCompr(..) | E::SetCompr(..) | E::ObjectCompr(..) | E::Memo(..) => false,
         E::Dot(b, _, _) => iterates(b),
         E::Index(a, b) | E::Cmp(_, a, b) | E::Unify(a, b) => iterates(a) || iterates(b),
         E::Binary { lhs, rhs, .. } => iterates(lhs) || iterates(rhs),
@@ -1017,6 +1147,19 @@ fn constants(items: &[E]) -> Option<Vec<RV>> {
             _ => None,
         })
         .collect()
+}
+
+/// The names of a reference made only of names (`a.b.c`), from its root.
+fn dotted(e: &Expr) -> Option<Vec<String>> {
+    match e {
+        Expr::Var { .. } => var_name(e).map(|n| vec![n.to_string()]),
+        Expr::RefDot { refr, field, .. } => {
+            let mut p = dotted(refr)?;
+            p.push(field.1.as_string().ok()?.to_string());
+            Some(p)
+        }
+        _ => None,
+    }
 }
 
 /// `a.b.c` for a call's function expression made of plain names.
@@ -1054,6 +1197,9 @@ pub struct Evaluator<'p, 'a> {
     ticks: u32,
     /// Nested function calls (a recursive function is left to regorus).
     depth: u32,
+    /// [`E::Memo`] results: (the comprehension's address, its free locals'
+    /// values) -> value.
+    memo: BTreeMap<(usize, Vec<RV>), RV>,
 }
 
 macro_rules! k {
@@ -1071,6 +1217,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
             deadline,
             ticks: 0,
             depth: 0,
+            memo: BTreeMap::new(),
         }
     }
 
@@ -1481,6 +1628,46 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                     RV::from(out)
                 };
                 k(self, env, V::R(v))
+            }
+            E::Memo(inner, free) => {
+                let mut key = Vec::with_capacity(free.len());
+                for slot in free {
+                    let v = &env[*slot];
+                    let scalar = match v {
+                        V::J(j) => !(j.is_object() || j.is_array()),
+                        V::S(_) => true,
+                        V::R(r) => {
+                            matches!(r, RV::String(_) | RV::Number(_) | RV::Bool(_) | RV::Null)
+                        }
+                        V::Undef => false,
+                    };
+                    if !scalar {
+                        return self.expr(env, inner, k);
+                    }
+                    key.push(v.to_rv());
+                }
+                let key = (&**inner as *const E as usize, key);
+                if let Some(v) = self.memo.get(&key) {
+                    let v = v.clone();
+                    return k(self, env, V::R(v));
+                }
+                let mut value = None;
+                self.expr(
+                    env,
+                    inner,
+                    k!(|_: &mut Evaluator<'p, 'a>, _: &mut Env<'a>, v: V<'a>| {
+                        value = Some(v);
+                        Ok(())
+                    }),
+                )?;
+                match value {
+                    Some(v) => {
+                        let rv = v.to_rv();
+                        self.memo.insert(key, rv.clone());
+                        k(self, env, V::R(rv))
+                    }
+                    None => Ok(()),
+                }
             }
             E::ObjectCompr(key, value, q) => {
                 let mut map: BTreeMap<RV, RV> = BTreeMap::new();

@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use config::{DEFAULT_TIMEOUT, PolicyConfig};
-pub use engine::{INPUT_VERSION, Policies, TestReport, run_tests};
+pub use engine::{INPUT_VERSION, Policies, SetTime, TestReport, run_tests};
 
 /// How a policy set's `deny_*` findings affect the verdict (Sentinel/Scalr semantics).
 #[derive(

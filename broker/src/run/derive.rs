@@ -33,6 +33,9 @@ pub struct Derived {
     pub policy_error: Option<String>,
     pub verdict: Verdict,
     pub policy_time: Duration,
+    /// Each policy set's share of `policy_time` (rule time, summed over the
+    /// evaluation threads); empty when evaluation failed.
+    pub set_times: Vec<policy::SetTime>,
 }
 
 /// The name a verdict has in identities, reports and audit events.
@@ -101,8 +104,13 @@ pub fn derive_observed(
     let decision = loaded
         .policy
         .as_ref()
-        .map(|(_, policies)| policies.evaluate(&value).map_err(|e| e.to_string()));
+        .map(|(_, policies)| policies.evaluate_timed(&value).map_err(|e| e.to_string()));
     let policy_time = started.elapsed();
+    let (decision, set_times) = match decision {
+        Some(Ok((decision, times))) => (Some(Ok(decision)), times),
+        Some(Err(e)) => (Some(Err(e)), Vec::new()),
+        None => (None, Vec::new()),
+    };
     summary.redacted = PolicyInput::take_plan(&mut value);
     drop(value);
     let policy_verdict = match &decision {
@@ -125,6 +133,7 @@ pub fn derive_observed(
         policy_error,
         verdict,
         policy_time,
+        set_times,
     })
 }
 

@@ -34,6 +34,9 @@ pub struct Evaluated {
     pub summary: PlanSummary,
     /// 0 allowed, 3 denied, 4 needs approval.
     pub exit_code: u8,
+    /// The policy evaluation's wall time, and each set's rule time.
+    pub policy_time: std::time::Duration,
+    pub set_times: Vec<crate::policy::SetTime>,
 }
 
 /// Documents larger than this are refused (a 10,000-resource plan is about
@@ -92,7 +95,8 @@ pub fn eval(ctx: &Context, request: &EvalRequest, warn: &mut dyn FnMut(&str)) ->
         findings,
         policy_error,
         verdict,
-        ..
+        policy_time,
+        set_times,
     } = derive::derive_observed(
         ctx,
         &loaded,
@@ -130,6 +134,8 @@ pub fn eval(ctx: &Context, request: &EvalRequest, warn: &mut dyn FnMut(&str)) ->
         report,
         summary,
         exit_code,
+        policy_time,
+        set_times,
     })
 }
 

@@ -334,6 +334,7 @@ fn plan_in(
         policy_error,
         verdict,
         policy_time,
+        ..
     } = derive::derive(
         ctx,
         &loaded,
