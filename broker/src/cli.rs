@@ -237,6 +237,10 @@ pub struct EvalArgs {
     /// a large plan; the configured `timeout` applies to the whole evaluation).
     #[arg(long)]
     pub timings: bool,
+    /// The Terraform configuration the plan was made from: where SARIF
+    /// locations are looked up.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(clap::Subcommand)]
@@ -316,7 +320,10 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
     if let Some(path) = &args.sarif {
         std::fs::write(
             path,
-            serde_json::to_vec_pretty(&policy::report::sarif(findings))?,
+            serde_json::to_vec_pretty(&policy::report::sarif(
+                findings,
+                Some(&crate::locate::Locator::from_cwd(&args.dir)),
+            ))?,
         )?;
     }
     if let Some(path) = &args.junit {
@@ -564,7 +571,10 @@ pub fn policy(global: &Global, command: PolicyCommand) -> Result<u8> {
             if let Some(path) = &args.sarif {
                 std::fs::write(
                     path,
-                    serde_json::to_vec_pretty(&policy::report::sarif(&evaluated.report.findings))?,
+                    serde_json::to_vec_pretty(&policy::report::sarif(
+                        &evaluated.report.findings,
+                        Some(&crate::locate::Locator::from_cwd(&args.dir)),
+                    ))?,
                 )?;
             }
             let text = if args.json {

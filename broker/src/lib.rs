@@ -16,6 +16,7 @@ pub mod costexplorer;
 pub mod dates;
 pub mod fsx;
 pub mod key;
+pub mod locate;
 pub mod plan;
 pub mod policy;
 pub mod report;

@@ -1,7 +1,9 @@
 //! Machine-readable policy reports for CI: SARIF 2.1.0 and JUnit XML.
 //!
 //! Both keep the real rule id (`deny_<id>` / `warn_<id>`), never a generic
-//! `main/deny`, and carry set, enforcement and resource address.
+//! `main/deny`, and carry set, enforcement and resource address. SARIF
+//! results also carry the file and line of the block that declares the
+//! address (`crate::locate`), which GitHub code scanning needs to keep them.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,6 +11,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::{Enforcement, Finding, Severity};
+use crate::locate::{Location, Locator};
 
 const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 const TOOL_NAME: &str = "platform-broker";
@@ -23,11 +26,34 @@ fn sarif_level(f: &Finding) -> &'static str {
     }
 }
 
+/// A SARIF `physicalLocation`: a URI (relative ones under `%SRCROOT%`)
+/// and the block's region.
+fn physical(l: &Location) -> Value {
+    let mut artifact = json!({ "uri": l.uri });
+    if let Some(base) = l.base {
+        artifact["uriBaseId"] = json!(base);
+    }
+    json!({
+        "artifactLocation": artifact,
+        "region": {
+            "startLine": l.start_line,
+            "startColumn": l.start_column,
+            "endLine": l.end_line,
+            "endColumn": l.end_column,
+        },
+    })
+}
+
 /// A SARIF 2.1.0 log with one run. Each distinct rule id is a
-/// `reportingDescriptor`; each finding a `result` whose location is the
-/// resource address as a logical location. Excepted findings carry an
-/// external `suppression` with the exception's owner and reason.
-pub fn sarif(findings: &[Finding]) -> Value {
+/// `reportingDescriptor`; each finding a `result`. A finding with a
+/// resource address has one location: the address as a logical location
+/// and, when `locator` finds the block that declares it, that block as the
+/// physical location. A finding without an address (about the whole plan:
+/// budgets, unpriced resources) is placed at line 1 of the configuration's
+/// main file, as code scanning shows no result without a location.
+/// Excepted findings carry an external `suppression` with the exception's
+/// owner and reason.
+pub fn sarif(findings: &[Finding], locator: Option<&Locator>) -> Value {
     // rule id -> index, in first-seen order of sorted ids
     let mut rule_ids: BTreeMap<&str, (&str, Enforcement, Severity)> = BTreeMap::new();
     for f in findings {
@@ -63,11 +89,20 @@ pub fn sarif(findings: &[Finding]) -> Value {
                 },
             });
             if let Some(address) = &f.address {
-                r["locations"] = json!([{
+                let mut location = json!({
                     "logicalLocations": [{ "fullyQualifiedName": address, "kind": "resource" }]
-                }]);
+                });
+                if let Some(l) = locator.and_then(|l| l.locate(address)) {
+                    location["physicalLocation"] = physical(&l);
+                }
+                r["locations"] = json!([location]);
                 r["partialFingerprints"] = json!({
                     "policyFinding/v1": format!("{}|{}|{}", f.set, f.rule, address)
+                });
+            } else if let Some(l) = locator.and_then(Locator::main_file) {
+                r["locations"] = json!([{ "physicalLocation": physical(&l) }]);
+                r["partialFingerprints"] = json!({
+                    "policyFinding/v1": format!("{}|{}|", f.set, f.rule)
                 });
             }
             if let Some(by) = &f.excepted_by {

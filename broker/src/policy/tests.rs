@@ -895,7 +895,7 @@ fn sarif_and_junit_shape() {
             excepted_by: None,
         },
     ];
-    let s = report::sarif(&findings);
+    let s = report::sarif(&findings, None);
     assert_eq!(s["version"], "2.1.0");
     assert!(s["$schema"].as_str().unwrap().contains("sarif-2.1.0"));
     let run = &s["runs"][0];
@@ -946,7 +946,7 @@ fn sarif_and_junit_shape() {
 
     let empty = report::junit(&[]);
     assert!(empty.contains("tests=\"0\" failures=\"0\""));
-    assert_eq!(report::sarif(&[])["runs"][0]["results"], json!([]));
+    assert_eq!(report::sarif(&[], None)["runs"][0]["results"], json!([]));
 }
 
 /// A synthetic plan of `n` resources shaped like a real one.
