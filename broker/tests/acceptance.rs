@@ -10,6 +10,7 @@
 mod acc;
 mod attacks;
 mod opa;
+mod sarif;
 mod tour;
 
 use acc::*;
@@ -99,6 +100,22 @@ fn hard_mandatory_deny() {
             hit["locations"][0]["logicalLocations"][0]["fullyQualifiedName"], ADDR,
             "{ctx}: {hit}"
         );
+        // The block that declares it: main.tf of the directory planned
+        // (the working directory, so the URI is just the file name).
+        let physical = &hit["locations"][0]["physicalLocation"];
+        assert_eq!(
+            physical["artifactLocation"],
+            serde_json::json!({ "uri": "main.tf", "uriBaseId": "%SRCROOT%" }),
+            "{ctx}: {hit}"
+        );
+        let main_tf = read(&w.work.join("main.tf"));
+        assert_eq!(
+            physical["region"]["startLine"],
+            sarif::line_of(&main_tf, r#"resource "platform_postgres_database" "db""#),
+            "{ctx}: {hit}"
+        );
+        assert_eq!(physical["region"]["startColumn"], 1, "{ctx}: {hit}");
+        sarif::assert_valid(&s);
         let rules = s["runs"][0]["tool"]["driver"]["rules"].to_string();
         assert!(rules.contains("deny_standard_tier"), "{ctx}: {rules}");
         let j = read(&junit);
