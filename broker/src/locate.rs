@@ -112,7 +112,11 @@ impl Locator {
                 .decls
                 .iter()
                 .position(|d| d.kind == Kind::Module && d.labels == [name.as_str()])?;
-            match module.decls[index].source.as_deref().filter(|s| is_local(s)) {
+            match module.decls[index]
+                .source
+                .as_deref()
+                .filter(|s| is_local(s))
+            {
                 Some(source) => {
                     dir = normalize(&dir.join(source));
                     call = Some((module, index));
@@ -367,13 +371,19 @@ mod tests {
 
     #[test]
     fn addresses_parse() {
-        let a = parse_address(r#"module.a["x.y[]"].module.b[0].data.t.n["k"]"#).unwrap();
+        let a = parse_address(r#"module.a["x.y[]"].module.b[0].data.t.n["k"]"#).expect("parses");
         assert_eq!(a.modules, ["a", "b"]);
-        assert_eq!((a.kind, a.ty.as_str(), a.name.as_str()), (Kind::Data, "t", "n"));
-        let a = parse_address("aws_s3_bucket.b[3]").unwrap();
+        assert_eq!(
+            (a.kind, a.ty.as_str(), a.name.as_str()),
+            (Kind::Data, "t", "n")
+        );
+        let a = parse_address("aws_s3_bucket.b[3]").expect("parses");
         assert!(a.modules.is_empty());
-        assert_eq!((a.kind, a.ty.as_str(), a.name.as_str()), (Kind::Resource, "aws_s3_bucket", "b"));
-        let a = parse_address(r#"aws_s3_bucket.b["a\"]b"]"#).unwrap();
+        assert_eq!(
+            (a.kind, a.ty.as_str(), a.name.as_str()),
+            (Kind::Resource, "aws_s3_bucket", "b")
+        );
+        let a = parse_address(r#"aws_s3_bucket.b["a\"]b"]"#).expect("parses");
         assert_eq!(a.name, "b");
         for bad in ["", "x", "a.b.c", "a..b", "a.b[0", "module.m", "a.b]"] {
             assert_eq!(parse_address(bad), None, "{bad}");

@@ -4,6 +4,7 @@
 //! run without terraform; `hard_mandatory_deny` checks a real `plan --sarif`.
 
 use std::path::Path;
+use std::sync::LazyLock;
 
 use broker::locate::Locator;
 use broker::policy::report;
@@ -87,7 +88,9 @@ fn check(schema: &Json, root: &Json, value: &Json, path: &str, errors: &mut Vec<
                             continue;
                         }
                         match rule {
-                            Json::Bool(false) => errors.push(format!("{path}: unexpected key {key}")),
+                            Json::Bool(false) => {
+                                errors.push(format!("{path}: unexpected key {key}"))
+                            }
                             Json::Bool(true) => {}
                             sub => check(sub, root, v, &format!("{path}.{key}"), errors),
                         }
@@ -120,7 +123,11 @@ fn check(schema: &Json, root: &Json, value: &Json, path: &str, errors: &mut Vec<
             "minimum" | "maximum" => {
                 let bound = rule.as_f64().expect("numeric bound");
                 if let Some(n) = value.as_f64() {
-                    let ok = if keyword == "minimum" { n >= bound } else { n <= bound };
+                    let ok = if keyword == "minimum" {
+                        n >= bound
+                    } else {
+                        n <= bound
+                    };
                     if !ok {
                         errors.push(format!("{path}: {n} violates {keyword} {bound}"));
                     }
@@ -130,32 +137,18 @@ fn check(schema: &Json, root: &Json, value: &Json, path: &str, errors: &mut Vec<
                 // The schema's patterns are plain ECMA-262 that `regex`
                 // reads the same way; unanchored, as JSON Schema means.
                 let re = regex::Regex::new(rule.as_str().expect("pattern")).expect("pattern");
-                if let Some(s) = value.as_str() {
-                    if !re.is_match(s) {
-                        errors.push(format!("{path}: {s:?} does not match {re}"));
-                    }
+                if let Some(s) = value.as_str()
+                    && !re.is_match(s)
+                {
+                    errors.push(format!("{path}: {s:?} does not match {re}"));
                 }
             }
             "format" => {
-                if let Some(s) = value.as_str() {
-                    let ok = match rule.as_str().expect("format") {
-                        // RFC 3986: a scheme, then no whitespace.
-                        "uri" => {
-                            regex::Regex::new(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$")
-                                .expect("regex")
-                                .is_match(s)
-                        }
-                        "uri-reference" => !s.chars().any(char::is_whitespace),
-                        "date-time" => regex::Regex::new(
-                            r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$",
-                        )
-                        .expect("regex")
-                        .is_match(s),
-                        other => panic!("{path}: unknown format {other}: teach this checker"),
-                    };
-                    if !ok {
-                        errors.push(format!("{path}: {s:?} is not a {rule}"));
-                    }
+                let format = rule.as_str().expect("format");
+                if let Some(s) = value.as_str()
+                    && !format_ok(format, s)
+                {
+                    errors.push(format!("{path}: {s:?} is not a {format}"));
                 }
             }
             "anyOf" | "oneOf" => {
@@ -169,13 +162,34 @@ fn check(schema: &Json, root: &Json, value: &Json, path: &str, errors: &mut Vec<
                         sub_errors.is_empty()
                     })
                     .count();
-                let ok = if keyword == "anyOf" { passing >= 1 } else { passing == 1 };
+                let ok = if keyword == "anyOf" {
+                    passing >= 1
+                } else {
+                    passing == 1
+                };
                 if !ok {
                     errors.push(format!("{path}: {passing} branch(es) of {keyword} match"));
                 }
             }
             other => panic!("the schema uses `{other}` at {path}: teach this checker"),
         }
+    }
+}
+
+/// The `format`s the schema uses, checked as draft-04 defines them.
+fn format_ok(format: &str, s: &str) -> bool {
+    static URI: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$").expect("regex"));
+    static DATE_TIME: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+            .expect("regex")
+    });
+    match format {
+        // RFC 3986: a scheme, then no whitespace.
+        "uri" => URI.is_match(s),
+        "uri-reference" => !s.chars().any(char::is_whitespace),
+        "date-time" => DATE_TIME.is_match(s),
+        other => panic!("unknown format {other}: teach this checker"),
     }
 }
 
@@ -194,7 +208,10 @@ pub fn schema_errors(log: &Json) -> Vec<String> {
 #[track_caller]
 pub fn assert_valid(log: &Json) {
     let errors = schema_errors(log);
-    assert!(errors.is_empty(), "SARIF fails its schema: {errors:#?}\n{log:#}");
+    assert!(
+        errors.is_empty(),
+        "SARIF fails its schema: {errors:#?}\n{log:#}"
+    );
 }
 
 /// 1-based line of the first line of `text` that starts with `needle`.
@@ -280,7 +297,10 @@ fn fixture() -> tempfile::TempDir {
     write(&infra.join("more.tf"), MORE_TF);
     write(&infra.join("modules/store/main.tf"), STORE_TF);
     write(&infra.join("modules/queue/queue.tf"), QUEUE_TF);
-    write(&infra.join("notes.txt"), "resource \"aws_s3_bucket\" \"logs\" {}\n");
+    write(
+        &infra.join("notes.txt"),
+        "resource \"aws_s3_bucket\" \"logs\" {}\n",
+    );
     tmp
 }
 
@@ -328,12 +348,7 @@ fn sarif_physical_locations_for_every_address_form() {
             line_of(MORE_TF, r#"  resource "aws_iam_role" "role""#),
             3,
         ),
-        (
-            "data.aws_caller_identity.me",
-            "infra/more.tf",
-            1,
-            1,
-        ),
+        ("data.aws_caller_identity.me", "infra/more.tf", 1, 1),
         (
             "module.store.aws_s3_bucket.inner",
             "infra/modules/store/main.tf",
@@ -383,10 +398,22 @@ fn sarif_physical_locations_for_every_address_form() {
             "{result:#}"
         );
         let physical = &location["physicalLocation"];
-        assert_eq!(physical["artifactLocation"]["uri"], *uri, "{address}: {result:#}");
-        assert_eq!(physical["artifactLocation"]["uriBaseId"], "%SRCROOT%", "{address}");
-        assert_eq!(physical["region"]["startLine"], *line, "{address}: {result:#}");
-        assert_eq!(physical["region"]["startColumn"], *column, "{address}: {result:#}");
+        assert_eq!(
+            physical["artifactLocation"]["uri"], *uri,
+            "{address}: {result:#}"
+        );
+        assert_eq!(
+            physical["artifactLocation"]["uriBaseId"], "%SRCROOT%",
+            "{address}"
+        );
+        assert_eq!(
+            physical["region"]["startLine"], *line,
+            "{address}: {result:#}"
+        );
+        assert_eq!(
+            physical["region"]["startColumn"], *column,
+            "{address}: {result:#}"
+        );
         let end = physical["region"]["endLine"].as_u64().expect("endLine") as usize;
         assert!(end >= *line, "{address}: {result:#}");
     }
@@ -398,7 +425,10 @@ fn sarif_physical_locations_for_every_address_form() {
 
     // Not declared anywhere: the address only.
     let missing = &results[cases.len()];
-    assert!(missing["locations"][0]["physicalLocation"].is_null(), "{missing:#}");
+    assert!(
+        missing["locations"][0]["physicalLocation"].is_null(),
+        "{missing:#}"
+    );
     assert_eq!(
         missing["locations"][0]["logicalLocations"][0]["fullyQualifiedName"],
         "aws_s3_bucket.not_declared"
@@ -413,7 +443,10 @@ fn sarif_physical_locations_for_every_address_form() {
         })
     );
     assert!(budget["locations"][0].get("logicalLocations").is_none());
-    assert_eq!(budget["partialFingerprints"]["policyFinding/v1"], "hard|deny_budget|");
+    assert_eq!(
+        budget["partialFingerprints"]["policyFinding/v1"],
+        "hard|deny_budget|"
+    );
 
     // No attribute value of the configuration leaks into the log.
     let text = log.to_string();
@@ -432,9 +465,13 @@ fn sarif_locations_outside_the_source_root_and_without_a_locator() {
     let findings = [finding("deny_thing", Some("aws_s3_bucket.logs"))];
     let log = report::sarif(&findings, Some(&locator));
     assert_valid(&log);
-    let artifact = &log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"];
+    let artifact =
+        &log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"];
     let uri = artifact["uri"].as_str().expect("uri");
-    assert!(uri.starts_with("file:///") && uri.ends_with("/infra/main.tf"), "{uri}");
+    assert!(
+        uri.starts_with("file:///") && uri.ends_with("/infra/main.tf"),
+        "{uri}"
+    );
     assert!(artifact.get("uriBaseId").is_none(), "{artifact}");
 
     let bare = report::sarif(&findings, None);
@@ -449,7 +486,10 @@ fn sarif_locations_outside_the_source_root_and_without_a_locator() {
 fn sarif_schema_checker_rejects_invalid_logs() {
     let tmp = fixture();
     let locator = Locator::new(&tmp.path().join("infra"), Some(tmp.path()));
-    let good = report::sarif(&[finding("deny_thing", Some("aws_s3_bucket.logs"))], Some(&locator));
+    let good = report::sarif(
+        &[finding("deny_thing", Some("aws_s3_bucket.logs"))],
+        Some(&locator),
+    );
     assert_valid(&good);
     let mutate = |f: &dyn Fn(&mut Json)| {
         let mut bad = good.clone();

@@ -281,6 +281,13 @@ fn pipeline_commands_run() {
         )
         .unwrap_or_else(|e| panic!("{ctx}: SARIF is not JSON: {e}"));
         assert_eq!(sarif["version"], "2.1.0", "{ctx}");
+        crate::sarif::assert_valid(&sarif);
+        // Locations are relative to the directory the pipeline ran in.
+        for result in sarif["runs"][0]["results"].as_array().expect("results") {
+            let artifact = &result["locations"][0]["physicalLocation"]["artifactLocation"];
+            assert_eq!(artifact["uriBaseId"], "%SRCROOT%", "{ctx}: {result}");
+            assert_eq!(artifact["uri"], "work/main.tf", "{ctx}: {result}");
+        }
         assert!(
             root.join("platform-junit.xml").is_file(),
             "{ctx}: no JUnit file"
