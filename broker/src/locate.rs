@@ -10,8 +10,9 @@
 //! is not on disk (registry, git, …), or a resource that is not found inside
 //! a local one, is located at the `module "m"` block of its caller.
 //!
-//! Only locations are read: no attribute value of the configuration leaves
-//! this module.
+//! Only `*.tf` files are read (not `*.tf.json`: an address declared only
+//! there has no physical location), and only locations leave this module:
+//! no attribute value of the configuration does.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -163,12 +164,19 @@ impl Locator {
         }
     }
 
+    /// `file` relative to the source root, also when one of them is
+    /// reached through a symbolic link (a checkout under a linked `/tmp`).
+    fn relative(&self, file: &Path) -> Option<PathBuf> {
+        let root = self.srcroot.as_ref()?;
+        if let Ok(rel) = file.strip_prefix(root) {
+            return Some(rel.to_path_buf());
+        }
+        let (file, root) = (file.canonicalize().ok()?, root.canonicalize().ok()?);
+        file.strip_prefix(root).ok().map(Path::to_path_buf)
+    }
+
     fn uri(&self, file: &Path) -> (String, Option<&'static str>) {
-        if let Some(rel) = self
-            .srcroot
-            .as_ref()
-            .and_then(|root| file.strip_prefix(root).ok())
-        {
+        if let Some(rel) = self.relative(file) {
             let parts: Vec<String> = rel
                 .components()
                 .map(|c| percent_encode(&c.as_os_str().to_string_lossy()))
@@ -400,5 +408,30 @@ mod tests {
         assert_eq!(normalize(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
         assert!(is_local("./m") && is_local("../m"));
         assert!(!is_local("hashicorp/consul/aws") && !is_local("git::https://x/y.git"));
+    }
+
+    /// A configuration reached through a symbolic link still gets a URI
+    /// relative to the source root.
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_directories_stay_relative() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let repo = tmp.path().join("repo");
+        std::fs::create_dir_all(repo.join("infra")).expect("mkdir");
+        std::fs::write(
+            repo.join("infra/main.tf"),
+            "\nresource \"null_resource\" \"n\" {}\n",
+        )
+        .expect("write");
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&repo, &link).expect("symlink");
+        let l = Locator::new(&link.join("infra"), Some(&repo))
+            .locate("null_resource.n")
+            .expect("located");
+        assert_eq!((l.uri.as_str(), l.base), ("infra/main.tf", Some(SRCROOT)));
+        assert_eq!(
+            (l.start_line, l.start_column, l.end_line, l.end_column),
+            (2, 1, 2, 32)
+        );
     }
 }
