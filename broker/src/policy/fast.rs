@@ -106,6 +106,10 @@ pub enum V<'a> {
     J(&'a Json),
     S(&'a str),
     R(RV),
+    /// An array built by an array comprehension, its elements as they were
+    /// (parts of the input stay borrowed): collecting resources costs no
+    /// conversion until something needs a regorus value.
+    L(std::rc::Rc<Vec<V<'a>>>),
 }
 
 impl<'a> V<'a> {
@@ -143,6 +147,7 @@ impl<'a> V<'a> {
             V::J(j) => json_to_rego(j),
             V::S(s) => RV::from(*s),
             V::R(v) => v.clone(),
+            V::L(items) => RV::from(items.iter().map(V::to_rv).collect::<Vec<_>>()),
         }
     }
 }
@@ -185,6 +190,14 @@ fn index<'a>(base: &V<'a>, key: &V<'a>) -> V<'a> {
         V::R(v @ (RV::Object(_) | RV::Set(_) | RV::Array(_))) => {
             V::from_rv(v[&key.to_rv()].clone())
         }
+        V::L(items) => match key.to_rv() {
+            RV::Number(n) => n
+                .as_u64()
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| items.get(i).cloned())
+                .unwrap_or(V::Undef),
+            _ => V::Undef,
+        },
         _ => V::Undef,
     }
 }
@@ -223,6 +236,9 @@ enum E {
     /// comprehension indexing, in general form: `[x | x := xs[_]; x.type
     /// == t]` inside a loop over `t` costs one pass per distinct `t`).
     Memo(Box<E>, Vec<usize>),
+    /// `walk(x, [path, value])`: every node of `x`, the root first, then
+    /// children in key order; binds the slots given and yields `true`.
+    Walk(Box<E>, Option<usize>, Option<usize>),
     Native(Native, Vec<E>),
     Builtin {
         f: BuiltinFn,
@@ -1087,6 +1103,9 @@ impl Compiler<'_> {
                 return Ok(E::CallFn(id, args));
             }
         }
+        if path == "walk" && params.len() == 2 {
+            return self.walk(&params[0], &params[1]);
+        }
         if NOT_COMPILED_BUILTINS
             .iter()
             .any(|p| path == *p || (p.ends_with('.') && path.starts_with(p)))
@@ -1118,6 +1137,32 @@ impl Compiler<'_> {
     }
 }
 
+impl Compiler<'_> {
+    /// `walk(subject, [path, value])` with each of `path` and `value` a new
+    /// variable or `_` (anything else is left to regorus).
+    fn walk(&mut self, subject: &ExprRef, pattern: &ExprRef) -> Result<E, String> {
+        let subject = self.boxed(subject)?;
+        let Expr::Array { items, .. } = pattern.as_ref() else {
+            return Err("walk without a [path, value] pattern".into());
+        };
+        let [p, v] = items.as_slice() else {
+            return Err("walk without a [path, value] pattern".into());
+        };
+        let mut slot = |e: &ExprRef| -> Result<Option<usize>, String> {
+            match var_name(e) {
+                Some("_") => Ok(None),
+                Some(_) => match self.unbound_var(e) {
+                    Some(name) => Ok(Some(self.bind(name))),
+                    None => Err("walk with a bound variable in its pattern".into()),
+                },
+                None => Err("walk with a non-variable in its pattern".into()),
+            }
+        };
+        let (path, value) = (slot(p)?, slot(v)?);
+        Ok(E::Walk(subject, path, value))
+    }
+}
+
 /// Whether evaluating `e` iterates (outside comprehensions, whose loops are
 /// their own).
 fn iterates(e: &E) -> bool {
@@ -1125,6 +1170,7 @@ fn iterates(e: &E) -> bool {
         E::Iter(..) => true,
         E::Const(_) | E::Local(_) | E::Input | E::Rule(_) => false,
         E::ArrayCompr(..) | E::SetCompr(..) | E::ObjectCompr(..) | E::Memo(..) => false,
+        E::Walk(..) => true,
         E::Dot(b, _, _) => iterates(b),
         E::Index(a, b) | E::Cmp(_, a, b) | E::Unify(a, b) => iterates(a) || iterates(b),
         E::Binary { lhs, rhs, .. } => iterates(lhs) || iterates(rhs),
@@ -1199,7 +1245,7 @@ pub struct Evaluator<'p, 'a> {
     depth: u32,
     /// [`E::Memo`] results: (the comprehension's address, its free locals'
     /// values) -> value.
-    memo: BTreeMap<(usize, Vec<RV>), RV>,
+    memo: BTreeMap<(usize, Vec<RV>), V<'a>>,
 }
 
 macro_rules! k {
@@ -1478,6 +1524,25 @@ impl<'p, 'a> Evaluator<'p, 'a> {
     }
 
     /// Every (key, value) of a collection, in regorus's order.
+    /// `x` and every node under it, in regorus's order (pre-order; object
+    /// keys and set elements sorted, array elements by index), with the
+    /// path of keys from `x`.
+    fn walk_node(
+        &mut self,
+        x: &V<'a>,
+        path: &mut Vec<RV>,
+        f: &mut dyn FnMut(&mut Evaluator<'p, 'a>, &[RV], V<'a>) -> Flow,
+    ) -> Flow {
+        self.tick()?;
+        f(self, path, x.clone())?;
+        self.each(x, &mut |ev, key, child| {
+            path.push(key.to_rv());
+            let r = ev.walk_node(&child, path, f);
+            path.pop();
+            r
+        })
+    }
+
     fn each(
         &mut self,
         c: &V<'a>,
@@ -1501,6 +1566,13 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 for (i, x) in a.iter().enumerate() {
                     self.tick()?;
                     f(self, V::R(RV::from(i)), V::R(x.clone()))?;
+                }
+            }
+            V::L(items) => {
+                let items = items.clone();
+                for (i, x) in items.iter().enumerate() {
+                    self.tick()?;
+                    f(self, V::R(RV::from(i)), x.clone())?;
                 }
             }
             V::R(RV::Set(s)) => {
@@ -1616,7 +1688,23 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 })
             }
             E::Object(fields) => self.object_fields(env, fields, &mut Vec::new(), k),
-            E::ArrayCompr(term, q) | E::SetCompr(term, q) => {
+            E::ArrayCompr(term, q) => {
+                let mut out = Vec::new();
+                self.query(env, q, &mut |ev, env| {
+                    ev.expr(
+                        env,
+                        term,
+                        k!(|_: &mut Evaluator<'p, 'a>, _: &mut Env<'a>, v: V<'a>| {
+                            if !v.is_undef() {
+                                out.push(v);
+                            }
+                            Ok(())
+                        }),
+                    )
+                })?;
+                k(self, env, V::L(std::rc::Rc::new(out)))
+            }
+            E::SetCompr(term, q) => {
                 let mut out = Vec::new();
                 self.collect(env, q, term, &mut |v| {
                     out.push(v);
@@ -1629,6 +1717,29 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 };
                 k(self, env, V::R(v))
             }
+            E::Walk(subject, path_slot, value_slot) => self.expr(
+                env,
+                subject,
+                k!(|ev: &mut Evaluator<'p, 'a>, env: &mut Env<'a>, x: V<'a>| {
+                    if x.is_undef() {
+                        return Ok(());
+                    }
+                    let mut path = Vec::new();
+                    let r = ev.walk_node(&x, &mut path, &mut |ev, path, node| {
+                        if let Some(s) = path_slot {
+                            env[*s] = V::R(RV::from(path.to_vec()));
+                        }
+                        if let Some(s) = value_slot {
+                            env[*s] = node;
+                        }
+                        k(ev, env, V::R(RV::Bool(true)))
+                    });
+                    for s in [path_slot, value_slot].into_iter().flatten() {
+                        env[*s] = V::Undef;
+                    }
+                    r
+                }),
+            ),
             E::Memo(inner, free) => {
                 let mut key = Vec::with_capacity(free.len());
                 for slot in free {
@@ -1639,7 +1750,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                         V::R(r) => {
                             matches!(r, RV::String(_) | RV::Number(_) | RV::Bool(_) | RV::Null)
                         }
-                        V::Undef => false,
+                        V::Undef | V::L(_) => false,
                     };
                     if !scalar {
                         return self.expr(env, inner, k);
@@ -1649,7 +1760,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 let key = (&**inner as *const E as usize, key);
                 if let Some(v) = self.memo.get(&key) {
                     let v = v.clone();
-                    return k(self, env, V::R(v));
+                    return k(self, env, v);
                 }
                 let mut value = None;
                 self.expr(
@@ -1662,9 +1773,8 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 )?;
                 match value {
                     Some(v) => {
-                        let rv = v.to_rv();
-                        self.memo.insert(key, rv.clone());
-                        k(self, env, V::R(rv))
+                        self.memo.insert(key, v.clone());
+                        k(self, env, v)
                     }
                     None => Ok(()),
                 }
@@ -1910,7 +2020,9 @@ impl<'p, 'a> Evaluator<'p, 'a> {
 fn is_collection(v: &V) -> bool {
     matches!(
         v,
-        V::J(Json::Array(_) | Json::Object(_)) | V::R(RV::Array(_) | RV::Set(_) | RV::Object(_))
+        V::J(Json::Array(_) | Json::Object(_))
+            | V::R(RV::Array(_) | RV::Set(_) | RV::Object(_))
+            | V::L(_)
     )
 }
 
@@ -1937,6 +2049,10 @@ fn membership(key: Option<&V>, value: &V, coll: &V) -> bool {
             }
         },
         V::R(RV::Set(s)) => key.is_none() && s.contains(&value.to_rv()),
+        V::L(items) => match key {
+            Some(k) => eq(&index(coll, k), value),
+            None => !value.is_undef() && items.iter().any(|x| eq(x, value)),
+        },
         _ => false,
     }
 }
@@ -1949,6 +2065,7 @@ fn native<'a>(n: Native, args: &[V<'a>]) -> Result<V<'a>, Stop> {
             V::J(Json::Array(x)) => Ok(V::R(RV::from(x.len()))),
             V::J(Json::Object(x)) => Ok(V::R(RV::from(x.len()))),
             V::R(RV::Array(x)) => Ok(V::R(RV::from(x.len()))),
+            V::L(x) => Ok(V::R(RV::from(x.len()))),
             V::R(RV::Set(x)) => Ok(V::R(RV::from(x.len()))),
             V::R(RV::Object(x)) => Ok(V::R(RV::from(x.len()))),
             _ => match a.str() {
@@ -1982,6 +2099,16 @@ fn native<'a>(n: Native, args: &[V<'a>]) -> Result<V<'a>, Stop> {
                     }
                     v
                 }
+                V::L(keys) => {
+                    let mut v = a.clone();
+                    for k in keys.iter() {
+                        v = index(&v, k);
+                        if v.is_undef() {
+                            break;
+                        }
+                    }
+                    v
+                }
                 key => match (a, key.str()) {
                     (V::J(Json::Object(m)), Some(k)) => m.get(k).map_or(V::Undef, V::J),
                     (V::J(_), _) => V::Undef,
@@ -1996,7 +2123,10 @@ fn native<'a>(n: Native, args: &[V<'a>]) -> Result<V<'a>, Stop> {
         }
         Native::IsObject => b(matches!(a, V::J(Json::Object(_)) | V::R(RV::Object(_)))),
         Native::IsString => b(a.str().is_some()),
-        Native::IsArray => b(matches!(a, V::J(Json::Array(_)) | V::R(RV::Array(_)))),
+        Native::IsArray => b(matches!(
+            a,
+            V::J(Json::Array(_)) | V::R(RV::Array(_)) | V::L(_)
+        )),
         Native::IsSet => b(matches!(a, V::R(RV::Set(_)))),
         Native::IsNumber => b(matches!(a, V::J(Json::Number(_)) | V::R(RV::Number(_)))),
         Native::IsBoolean => b(matches!(a, V::J(Json::Bool(_)) | V::R(RV::Bool(_)))),

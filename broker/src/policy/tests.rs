@@ -1702,6 +1702,25 @@ deny_memo_outer_some contains [x, m] if {
 	some x in input.items
 	m := {k: v | some k, v in input.obj; v == x}
 }
+
+deny_walk_numbers contains p if {
+	walk(input.obj, [p, v])
+	is_number(v)
+}
+
+deny_walk_order contains ps if {
+	ps := [p | walk(input.items, [p, _])]
+}
+
+deny_walk_strings contains v if {
+	walk(input, [_, v])
+	is_string(v)
+	startswith(v, "a")
+}
+
+deny_walk_fn contains count(ps) if {
+	ps := [p | [p, v] := walk(input.obj); v != null]
+}
 "#;
 
 fn xorshift(state: &mut u64) -> u64 {
