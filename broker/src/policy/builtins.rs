@@ -86,7 +86,7 @@ pub const NOT_PROVIDED: &[&str] = &[
     "json.verify_schema",
 ];
 
-type Builtin = fn(Vec<Value>) -> Result<Value>;
+pub type Builtin = fn(Vec<Value>) -> Result<Value>;
 
 /// OPA builtins regorus lacks, added to every engine the broker builds.
 const ADDED: &[(&str, u8, Builtin)] = &[
@@ -109,6 +109,15 @@ const DEPRECATED: &[(&str, u8, Builtin, &str)] = &[
     ("cast_null", 1, cast_null, "`is_null`"),
     ("cast_object", 1, cast_object, "`is_object`"),
 ];
+
+/// One of the (non-deprecated) builtins the broker adds, for the compiled
+/// evaluator; the deprecated ones are left to regorus.
+pub fn added_builtin(name: &str, nargs: usize) -> Option<Builtin> {
+    ADDED
+        .iter()
+        .find(|(n, a, _)| *n == name && usize::from(*a) == nargs)
+        .map(|(_, _, f)| *f)
+}
 
 /// The builtins the broker adds for a set of this dialect.
 fn added(rego_v0: bool) -> impl Iterator<Item = (&'static str, u8, Builtin)> {
@@ -153,47 +162,7 @@ pub fn check(modules: &[Ref<Module>], rego_v0: bool) -> Result<(), String> {
     let mut calls = Found::default();
     for module in modules {
         for rule in &module.policy {
-            match rule.as_ref() {
-                Rule::Spec { head, bodies, .. } => {
-                    match head {
-                        RuleHead::Compr { refr, assign, .. } => {
-                            expr(refr, &mut calls);
-                            if let Some(a) = assign {
-                                expr(&a.value, &mut calls);
-                            }
-                        }
-                        RuleHead::Set { refr, key, .. } => {
-                            expr(refr, &mut calls);
-                            if let Some(k) = key {
-                                expr(k, &mut calls);
-                            }
-                        }
-                        RuleHead::Func {
-                            refr, args, assign, ..
-                        } => {
-                            expr(refr, &mut calls);
-                            for a in args {
-                                expr(a, &mut calls);
-                            }
-                            if let Some(a) = assign {
-                                expr(&a.value, &mut calls);
-                            }
-                        }
-                    }
-                    for body in bodies {
-                        if let Some(a) = &body.assign {
-                            expr(&a.value, &mut calls);
-                        }
-                        query(&body.query, &mut calls);
-                    }
-                }
-                Rule::Default { args, value, .. } => {
-                    for a in args {
-                        expr(a, &mut calls);
-                    }
-                    expr(value, &mut calls);
-                }
-            }
+            visit_rule(rule, &mut calls);
         }
     }
     for (span, name) in calls.calls {
@@ -207,6 +176,51 @@ pub fn check(modules: &[Ref<Module>], rego_v0: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Everything evaluated in a rule: its head's expressions and its bodies.
+fn visit_rule(rule: &Ref<Rule>, found: &mut Found) {
+    match rule.as_ref() {
+        Rule::Spec { head, bodies, .. } => {
+            match head {
+                RuleHead::Compr { refr, assign, .. } => {
+                    expr(refr, found);
+                    if let Some(a) = assign {
+                        expr(&a.value, found);
+                    }
+                }
+                RuleHead::Set { refr, key, .. } => {
+                    expr(refr, found);
+                    if let Some(k) = key {
+                        expr(k, found);
+                    }
+                }
+                RuleHead::Func {
+                    refr, args, assign, ..
+                } => {
+                    expr(refr, found);
+                    for a in args {
+                        expr(a, found);
+                    }
+                    if let Some(a) = assign {
+                        expr(&a.value, found);
+                    }
+                }
+            }
+            for body in bodies {
+                if let Some(a) = &body.assign {
+                    expr(&a.value, found);
+                }
+                query(&body.query, found);
+            }
+        }
+        Rule::Default { args, value, .. } => {
+            for a in args {
+                expr(a, found);
+            }
+            expr(value, found);
+        }
+    }
 }
 
 /// Why `name` cannot be called, or `None` when it can.
@@ -286,11 +300,7 @@ pub fn walk_rewrites(modules: &[Ref<Module>]) -> Vec<(String, String)> {
     for module in modules {
         let mut found = Found::default();
         for rule in &module.policy {
-            if let Rule::Spec { bodies, .. } = rule.as_ref() {
-                for body in bodies {
-                    query(&body.query, &mut found);
-                }
-            }
+            visit_rule(rule, &mut found);
         }
         if found.walks.is_empty() {
             continue;

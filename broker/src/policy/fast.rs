@@ -86,7 +86,7 @@ const MAX_LITERAL_LEN: usize = 64;
 /// Builtins this evaluator never calls: their result depends on the clock,
 /// randomness, the network or the runtime, or they have side effects.
 const NOT_COMPILED_BUILTINS: &[&str] = &[
-    "time.",
+    "time.now_ns",
     "rand.",
     "uuid.",
     "http.",
@@ -247,6 +247,8 @@ enum E {
         args: Vec<E>,
     },
     CallFn(usize, Vec<E>),
+    /// A builtin the broker adds to regorus (`super::builtins`).
+    Added(super::builtins::Builtin, Vec<E>),
     Cmp(BoolOp, Box<E>, Box<E>),
     /// Arithmetic and set operators, computed by regorus.
     Binary {
@@ -1119,6 +1121,13 @@ impl Compiler<'_> {
                 .collect::<Result<_, _>>()?;
             return Ok(E::Native(native, args));
         }
+        if let Some(f) = super::builtins::added_builtin(&path, params.len()) {
+            let args = params
+                .iter()
+                .map(|p| self.expr(p))
+                .collect::<Result<_, _>>()?;
+            return Ok(E::Added(f, args));
+        }
         match BUILTINS.get(path.as_str()) {
             Some((f, n)) if usize::from(*n) == params.len() => {
                 let args = params
@@ -1177,7 +1186,7 @@ fn iterates(e: &E) -> bool {
         E::Array(items) | E::Set(items) | E::Native(_, items) | E::CallFn(_, items) => {
             items.iter().any(iterates)
         }
-        E::Builtin { args, .. } => args.iter().any(iterates),
+        E::Builtin { args, .. } | E::Added(_, args) => args.iter().any(iterates),
         E::Object(fields) => fields.iter().any(|(k, v)| iterates(k) || iterates(v)),
         E::In(k, v, c) => k.as_ref().is_some_and(|k| iterates(k)) || iterates(v) || iterates(c),
         E::Assign(_, r) => iterates(r),
@@ -1804,6 +1813,15 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 }
                 let rargs: Vec<RV> = vals.iter().map(V::to_rv).collect();
                 match f(call.span(), params, &rargs, true) {
+                    Ok(v) => k(ev, env, V::from_rv(v)),
+                    Err(_) => bail("builtin failed"),
+                }
+            }),
+            E::Added(f, args) => self.seq(env, args, &mut Vec::new(), &mut |ev, env, vals| {
+                if vals.iter().any(V::is_undef) {
+                    return k(ev, env, V::Undef);
+                }
+                match f(vals.iter().map(V::to_rv).collect()) {
                     Ok(v) => k(ev, env, V::from_rv(v)),
                     Err(_) => bail("builtin failed"),
                 }

@@ -1178,6 +1178,8 @@ deny_walk_fn contains count(paths) if {
 	paths := [path | [path, value] := walk(input.doc); value == "secret"]
 }
 
+deny_walk_in_head contains count([p | [p, v] := walk(input.doc); v == "secret"]) if true
+
 deny_cidr contains cidr if {
 	some cidr in input.cidrs
 	net.cidr_contains(cidr, "10.1.2.3")
@@ -1231,6 +1233,7 @@ deny_walk[msg] {
             ("v1/deny_walk", "a.b"),
             ("v1/deny_walk", "a.c.1"),
             ("v1/deny_walk_fn", "2"),
+            ("v1/deny_walk_in_head", "2"),
         ]
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
