@@ -291,11 +291,21 @@ def main():
         for i in range(1, args.n + 1):
             target = targets[(i - 1) % len(targets)]
             trial = Trial(root, i, args.resources, provider, tf, pg)
-            at = rng.uniform(0.0, 0.8 * window)
-            proc = trial.spawn_apply()
-            trial.wait_first_object(proc)
-            time.sleep(at)
-            finished_first = proc.poll() is not None
+            # An apply that beats the kill injected no fault: undo it and draw an earlier
+            # instant (at most 5 times), so every trial is a real crash mid-apply.
+            at_max, redraws = 0.8 * window, 0
+            while True:
+                at = rng.uniform(0.0, at_max)
+                proc = trial.spawn_apply()
+                trial.wait_first_object(proc)
+                time.sleep(at)
+                finished_first = proc.poll() is not None
+                if not finished_first or redraws == 5:
+                    break
+                proc.wait()
+                trial.run("destroy", "-auto-approve", "-input=false")
+                trial.cleanup()
+                redraws, at_max = redraws + 1, at
             if not finished_first:
                 kill(target, proc, pg)
             try:
@@ -311,7 +321,9 @@ def main():
                 pg.start()
             before = len(trial.in_state())
             rerun = trial.apply()
-            note = "" if not finished_first else "apply finished before the kill"
+            note = "apply finished before the kill" if finished_first else ""
+            if redraws:
+                note += f" (instant drawn {redraws + 1} times: the apply beat the earlier ones)"
             if survivors:
                 note += f" provider outlived terraform: {survivors}"
             state, provisioned, orphans = trial.check()
@@ -333,7 +345,7 @@ def main():
                 note += " destroy: " + first_error(destroy)
             if left:
                 trial.cleanup()
-            results.append(dict(target=target, converged=converged, orphans=len(orphans),
+            results.append(dict(target=target, faulted=not finished_first, converged=converged, orphans=len(orphans),
                                 lost=lost, left=left, outcome=outcome, survivors=bool(survivors)))
             print(f"  {i:>5}  {target:<9} {at:5.2f}s  {before:>8}  {outcome:<10} {len(orphans):>7} "
                   f"{lost:>4}  {left:>4}  {note.strip()}", flush=True)
@@ -342,13 +354,14 @@ def main():
             shutil.rmtree(trial.work, ignore_errors=True)
 
         print("\nsummary")
-        print(f"  {'target':<10} {'trials':>6} {'converged':>9} {'orphans':>7} {'lost':>4} "
+        print(f"  {'target':<10} {'trials':>6} {'killed mid-apply':>16} {'converged':>9} {'orphans':>7} {'lost':>4} "
               f"{'left after destroy':>18} {'provider outlived':>17}")
         for target in [*targets, "all"]:
             rs = [r for r in results if target == "all" or r["target"] == target]
             if not rs or (target == "all" and len(targets) == 1):
                 continue
-            print(f"  {target:<10} {len(rs):>6} {sum(r['converged'] for r in rs):>9} "
+            print(f"  {target:<10} {len(rs):>6} {sum(r['faulted'] for r in rs):>16} "
+                  f"{sum(r['converged'] for r in rs):>9} "
                   f"{sum(r['orphans'] for r in rs):>7} {sum(r['lost'] for r in rs):>4} "
                   f"{sum(r['left'] for r in rs):>18} {sum(r['survivors'] for r in rs):>17}")
         ok = all(r["converged"] and not r["orphans"] and not r["lost"] and not r["left"]

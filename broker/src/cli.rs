@@ -258,6 +258,40 @@ pub enum PolicyCommand {
 }
 
 #[derive(clap::Subcommand)]
+pub enum MirrorCommand {
+    /// Serve a release directory (`scripts/release --out DIR`) over Terraform's provider
+    /// network mirror protocol, until SIGINT or SIGTERM. Prints the base URL and the CLI
+    /// configuration block that points Terraform at it.
+    Serve(MirrorServeArgs),
+}
+
+#[derive(clap::Args)]
+pub struct MirrorServeArgs {
+    /// The release directory: provider zips, their `_SHA256SUMS` (the hashes served),
+    /// signatures, the broker tarball.
+    pub dir: PathBuf,
+    /// Address to listen on (port 0 picks a free one, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: std::net::SocketAddr,
+    /// PEM certificate chain for HTTPS (Terraform only uses https mirrors).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP instead, for use behind a proxy that terminates TLS.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub plain_http: bool,
+    /// Provider address served, HOST/NAMESPACE/TYPE (repeatable; the TYPE names the
+    /// release's `terraform-provider-TYPE_*` files).
+    #[arg(
+        long = "source",
+        default_value = "registry.terraform.io/platform/platform"
+    )]
+    pub sources: Vec<String>,
+}
+
+#[derive(clap::Subcommand)]
 pub enum AuditCommand {
     /// Check the hash chain; names the first bad event.
     Verify {
@@ -715,4 +749,46 @@ pub fn audit(global: &Global, command: AuditCommand) -> Result<u8> {
             Ok(code)
         }
     }
+}
+
+pub fn mirror(command: MirrorCommand) -> Result<u8> {
+    let MirrorCommand::Serve(args) = command;
+    let tls = match (args.tls_cert, args.tls_key, args.plain_http) {
+        (Some(cert), Some(key), false) => Some((cert, key)),
+        (None, None, true) => None,
+        _ => anyhow::bail!(
+            "Terraform only installs from https mirrors: give --tls-cert and --tls-key, \
+             or --plain-http behind a proxy that terminates TLS"
+        ),
+    };
+    let sources = args
+        .sources
+        .iter()
+        .map(|s| crate::mirror::Source::parse(s))
+        .collect::<Result<Vec<_>>>()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let names: Vec<String> = sources.iter().map(|s| format!("\"{s}\"")).collect();
+    let names = names.join(", ");
+    let dir = args.dir.clone();
+    let options = crate::mirror::serve::Options {
+        dir: args.dir,
+        listen: args.listen,
+        tls,
+        sources,
+    };
+    crate::mirror::serve::run(options, |addr, summary| {
+        use std::io::Write as _;
+        let url = format!("{scheme}://{addr}/");
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "platform-broker mirror: serving {} at {url}\n{summary}\n\n\
+             CLI configuration (TF_CLI_CONFIG_FILE or ~/.terraformrc):\n\
+             provider_installation {{\n  network_mirror {{\n    url     = \"{url}\"\n    \
+             include = [{names}]\n  }}\n  direct {{\n    exclude = [{names}]\n  }}\n}}",
+            dir.display()
+        );
+        let _ = out.flush();
+    })?;
+    Ok(0)
 }

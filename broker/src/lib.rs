@@ -17,6 +17,7 @@ pub mod dates;
 pub mod fsx;
 pub mod key;
 pub mod locate;
+pub mod mirror;
 pub mod plan;
 pub mod policy;
 pub mod report;

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "platform-broker",
-    version,
+    version = version(),
     about = "Governed terraform plan/apply: policy, cost, drift and a tamper-evident audit trail.",
     after_help = "Exit codes: 0 no changes or success; 2 changes allowed, or drift found; \
 3 denied by policy or budget; 4 needs approval; 1 error (usage errors included).\n\
@@ -50,6 +50,24 @@ enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(broker::cli::AuditCommand),
+    /// The provider network mirror.
+    #[command(subcommand)]
+    Mirror(broker::cli::MirrorCommand),
+}
+
+/// `VERSION (commit C)`: scripts/release records the git commit it built in
+/// `PLATFORM_BUILD_COMMIT`; any other build says it has none.
+fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| match option_env!("PLATFORM_BUILD_COMMIT") {
+        Some(commit) if !commit.is_empty() => {
+            format!("{} (commit {commit})", env!("CARGO_PKG_VERSION"))
+        }
+        _ => format!(
+            "{} (development build: no commit recorded)",
+            env!("CARGO_PKG_VERSION")
+        ),
+    })
 }
 
 fn main() -> ExitCode {
@@ -102,6 +120,7 @@ fn main() -> ExitCode {
         Command::Drift(args) => broker::cli::drift(&global, args),
         Command::Policy(command) => broker::cli::policy(&global, command),
         Command::Audit(command) => broker::cli::audit(&global, command),
+        Command::Mirror(command) => broker::cli::mirror(command),
     };
     match result {
         Ok(code) => ExitCode::from(code),

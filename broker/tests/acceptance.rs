@@ -9,6 +9,7 @@
 
 mod acc;
 mod attacks;
+mod mirror;
 mod opa;
 mod sarif;
 mod tour;

@@ -15,6 +15,20 @@ fn usage() -> &'static str {
      TF_LOG_PROVIDER    log level on stderr (error, warn, info, debug, trace)\n"
 }
 
+/// `VERSION (commit C)`: scripts/release records the git commit it built in
+/// `PLATFORM_BUILD_COMMIT`; any other build says it has none.
+fn version() -> String {
+    match option_env!("PLATFORM_BUILD_COMMIT") {
+        Some(commit) if !commit.is_empty() => {
+            format!("{} (commit {commit})", env!("CARGO_PKG_VERSION"))
+        }
+        _ => format!(
+            "{} (development build: no commit recorded)",
+            env!("CARGO_PKG_VERSION")
+        ),
+    }
+}
+
 fn init_logging() {
     let level = std::env::var("TF_LOG_PROVIDER")
         .or_else(|_| std::env::var("TF_LOG"))
@@ -83,7 +97,7 @@ fn main() -> ExitCode {
         None => false,
         Some("--debug") => true,
         Some("--version" | "-V") => {
-            println!("terraform-provider-platform {}", env!("CARGO_PKG_VERSION"));
+            println!("terraform-provider-platform {}", version());
             return ExitCode::SUCCESS;
         }
         // Everything else about `docs` lives in the library; the plugin path

@@ -147,17 +147,69 @@ fn pipelines() -> Option<Vec<(&'static str, &'static str, Vec<String>)>> {
             assert!(jobs.len() >= 4, "{file}: jobs {jobs:?}");
             &doc["variables"]
         };
-        for key in ["TF_DIR", "PLATFORM_POLICY", "PLATFORM_PRICEBOOK"] {
+        for key in [
+            "TF_DIR",
+            "PLATFORM_POLICY",
+            "PLATFORM_PRICEBOOK",
+            "PLATFORM_MIRROR_URL",
+            "PLATFORM_RELEASE_KEY",
+        ] {
             assert!(
                 env[key].is_string(),
                 "{file}: {key} is not set for every job"
             );
         }
+        assert_eq!(
+            env["PLATFORM_VERSION"], PROVIDER_VERSION,
+            "{file}: PLATFORM_VERSION is not the workspace's version"
+        );
+        assert_installs_first(system, file, &doc);
         let lines = broker_lines(&doc);
         assert!(!lines.is_empty(), "{file} runs no platform-broker command");
         all.push((*system, *file, lines));
     }
     Some(all)
+}
+
+/// Every job installs what it runs from the release
+/// (`install-platform.sh`, tested in `mirror/`) before any broker command,
+/// and names no container image that nothing builds.
+fn assert_installs_first(system: &str, file: &str, doc: &serde_json::Value) {
+    let text = std::fs::read_to_string(repo_root().join(file)).expect("pipeline");
+    assert!(
+        !text.contains("platform-runner"),
+        "{file} names a runner image nothing builds"
+    );
+    let installs = |v: &serde_json::Value| {
+        let mut strings = Vec::new();
+        shell_strings(v, &mut strings);
+        strings.iter().any(|s| s.contains("ci/install-platform.sh"))
+    };
+    if system == "github" {
+        for (name, job) in doc["jobs"].as_object().expect("jobs") {
+            let steps = job["steps"].as_array().expect("steps");
+            let install = steps.iter().position(installs);
+            let broker = steps.iter().position(|s| !broker_lines(s).is_empty());
+            assert!(
+                matches!((install, broker), (Some(i), Some(b)) if i < b),
+                "{file}: job {name} runs platform-broker without installing it first"
+            );
+        }
+    } else {
+        assert!(
+            installs(&doc["default"]),
+            "{file}: default.before_script does not run ci/install-platform.sh"
+        );
+        for (name, job) in doc.as_object().expect("map") {
+            if name == "default" || !job.is_object() {
+                continue;
+            }
+            assert!(
+                job.get("before_script").is_none() && job.get("image").is_none(),
+                "{file}: job {name} replaces the default before_script or image"
+            );
+        }
+    }
 }
 
 fn skip(why: &str) {
