@@ -11,6 +11,7 @@
 //! - `GET /`, what is served (a health check).
 //!
 //! Errors are `{"error": {"code", "message"}}`; HEAD works wherever GET does.
+//! Every request is logged on stderr (method, path, status, milliseconds).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -108,6 +109,22 @@ fn router(mirror: Arc<Mirror>) -> Router {
         .route("/{host}/{namespace}/{kind}/{file}", get(protocol))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such path") })
         .with_state(mirror)
+        .layer(axum::middleware::from_fn(access_log))
+}
+
+/// One line per request on stderr: method, path (as sent, percent-encoded;
+/// never the query or a header), status, time.
+async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    eprintln!(
+        "mirror: {method} {path} {} {:.1} ms",
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    response
 }
 
 async fn accept_loop(

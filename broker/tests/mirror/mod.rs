@@ -7,7 +7,7 @@
 //! catches it), checksums the key did not sign (the pipelines' installer
 //! refuses them).
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -32,7 +32,8 @@ impl Drop for Mirror {
     }
 }
 
-fn start_mirror(dist: &Path, cert: &Path, key: &Path) -> Mirror {
+fn start_mirror(dist: &Path, cert: &Path, key: &Path, log: &Path) -> Mirror {
+    let log_file = std::fs::File::create(log).expect("mirror log");
     let mut child = Command::new(broker_bin())
         .args(["mirror", "serve"])
         .arg(dist)
@@ -42,7 +43,7 @@ fn start_mirror(dist: &Path, cert: &Path, key: &Path) -> Mirror {
         .arg(key)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(log_file)
         .spawn()
         .expect("start platform-broker mirror serve");
     let mut first = String::new();
@@ -56,12 +57,9 @@ fn start_mirror(dist: &Path, cert: &Path, key: &Path) -> Mirror {
         .find(|w| w.starts_with("https://"))
         .map(str::to_owned)
     else {
-        let mut err = String::new();
-        let _ = child
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut err);
+        let _ = child.kill();
+        let _ = child.wait();
+        let err = std::fs::read_to_string(log).unwrap_or_default();
         panic!("mirror did not start: {first}\n{err}");
     };
     let mut rest = String::new();
@@ -365,7 +363,8 @@ fn release_installs_through_the_network_mirror() {
 
     // 2. The mirror, over HTTPS with a CA of this test.
     let (ca, cert, key) = certificates(root);
-    let mirror = start_mirror(&dist, &cert, &key);
+    let mirror_log = root.join("mirror.log");
+    let mirror = start_mirror(&dist, &cert, &key, &mirror_log);
     let cli_config = root.join("mirror.tfrc");
     // Only a network_mirror block: nothing but the mirror can install it.
     std::fs::write(
@@ -665,4 +664,12 @@ fn release_installs_through_the_network_mirror() {
     );
     assert!(!refused.join("bin/platform-broker").exists());
     drop(mirror);
+    // One access-log line per request, none with anything but the path.
+    let log = std::fs::read_to_string(&mirror_log).expect("mirror log");
+    assert!(
+        log.contains("mirror: GET /registry.terraform.io/platform/platform/index.json 200")
+            && log.contains(&format!("mirror: GET /releases/{tarball} 200"))
+            && log.contains("mirror: GET /releases/..%2Fmirror.key 404"),
+        "mirror log:\n{log}"
+    );
 }
