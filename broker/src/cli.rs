@@ -257,6 +257,33 @@ pub enum PolicyCommand {
     },
 }
 
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Where the embedded store (SQLite) and the server's files live.
+    #[arg(long, default_value = "platform-data", env = "PLATFORM_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// A shared store instead: `postgres://USER@HOST/DB` (the password from PGPASSWORD or the
+    /// URL). Several servers on one PostgreSQL share one queue and one history.
+    #[arg(long, env = "PLATFORM_STORE")]
+    pub store: Option<String>,
+    /// PEM certificate chain for HTTPS.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Development only: trust the `x-platform-dev-user` header as the caller's identity.
+    /// Refused unless --listen is a loopback address.
+    #[arg(long)]
+    pub insecure_dev_auth: bool,
+    /// After SIGTERM, how long open requests get to finish (e.g. 10s, 1m).
+    #[arg(long, default_value = "10s")]
+    pub grace: String,
+}
+
 #[derive(clap::Subcommand)]
 pub enum MirrorCommand {
     /// Serve a release directory (`scripts/release --out DIR`) over Terraform's provider
@@ -787,6 +814,34 @@ pub fn mirror(command: MirrorCommand) -> Result<u8> {
              provider_installation {{\n  network_mirror {{\n    url     = \"{url}\"\n    \
              include = [{names}]\n  }}\n  direct {{\n    exclude = [{names}]\n  }}\n}}",
             dir.display()
+        );
+        let _ = out.flush();
+    })?;
+    Ok(0)
+}
+
+pub fn serve(args: ServeArgs) -> Result<u8> {
+    let grace = crate::dates::parse_duration(&args.grace)
+        .map_err(|e| anyhow::anyhow!("--grace {:?}: {e}", args.grace))?;
+    let scheme = if args.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let options = crate::server::Options {
+        listen: args.listen,
+        store: args.store,
+        data_dir: args.data_dir,
+        tls: args.tls_cert.zip(args.tls_key),
+        insecure_dev_auth: args.insecure_dev_auth,
+        grace,
+    };
+    crate::server::run(options, |addr, store| {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "platform-broker serve: listening on {scheme}://{addr}/ ({store}); API document at /openapi.json"
         );
         let _ = out.flush();
     })?;

@@ -15,6 +15,7 @@ pub mod cost;
 pub mod costexplorer;
 pub mod dates;
 pub mod fsx;
+pub mod http;
 pub mod key;
 pub mod locate;
 pub mod mirror;
@@ -22,6 +23,8 @@ pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod run;
+pub mod server;
+pub mod store;
 pub mod tf;
 
 #[global_allocator]

@@ -53,6 +53,8 @@ enum Command {
     /// The provider network mirror.
     #[command(subcommand)]
     Mirror(broker::cli::MirrorCommand),
+    /// The control plane: an HTTP API over a store (SQLite by default, or PostgreSQL).
+    Serve(broker::cli::ServeArgs),
 }
 
 /// `VERSION (commit C)`: scripts/release records the git commit it built in
@@ -121,6 +123,7 @@ fn main() -> ExitCode {
         Command::Policy(command) => broker::cli::policy(&global, command),
         Command::Audit(command) => broker::cli::audit(&global, command),
         Command::Mirror(command) => broker::cli::mirror(command),
+        Command::Serve(args) => broker::cli::serve(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -12,6 +12,7 @@ mod attacks;
 mod mirror;
 mod opa;
 mod sarif;
+mod server;
 mod tour;
 
 use acc::*;

@@ -26,6 +26,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::{Source, index_json, scan, version_json};
+use crate::http::json;
+
+fn error(status: StatusCode, code: &'static str, message: &str) -> Response {
+    crate::http::ApiError::new(status, code, message).into_response()
+}
 
 /// What to serve, where, and how.
 pub struct Options {
@@ -79,7 +84,7 @@ pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()>
         ));
     }
     let tls = match &options.tls {
-        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        Some((cert, key)) => Some(crate::http::tls_acceptor(cert, key)?),
         None => None,
     };
     let mirror = Arc::new(Mirror {
@@ -98,7 +103,14 @@ pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()>
             .with_context(|| format!("cannot listen on {}", options.listen))?;
         let bound = listener.local_addr()?;
         ready(bound, &summary.join("\n"));
-        accept_loop(listener, tls, app).await
+        crate::http::serve(
+            listener,
+            tls,
+            app,
+            crate::http::shutdown_signal(),
+            std::time::Duration::from_secs(5),
+        )
+        .await
     })
 }
 
@@ -109,107 +121,6 @@ fn router(mirror: Arc<Mirror>) -> Router {
         .route("/{host}/{namespace}/{kind}/{file}", get(protocol))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such path") })
         .with_state(mirror)
-        .layer(axum::middleware::from_fn(access_log))
-}
-
-/// One line per request on stderr: method, path (as sent, percent-encoded;
-/// never the query or a header), status, time.
-async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    eprintln!(
-        "mirror: {method} {path} {} {:.1} ms",
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1e3
-    );
-    response
-}
-
-async fn accept_loop(
-    listener: tokio::net::TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    app: Router,
-) -> Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot watch SIGTERM")?;
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                // Out of file descriptors and the like: wait, go on.
-                Err(_) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = terminate.recv() => return Ok(()),
-        };
-        let app = app.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let http = hyper::server::conn::http1::Builder::new();
-            match tls {
-                Some(acceptor) => {
-                    // A handshake that stalls or fails costs this task only.
-                    let handshake = tokio::time::timeout(
-                        std::time::Duration::from_secs(10),
-                        acceptor.accept(stream),
-                    );
-                    if let Ok(Ok(stream)) = handshake.await {
-                        let io = hyper_util::rt::TokioIo::new(stream);
-                        let _ = http.serve_connection(io, service).await;
-                    }
-                }
-                None => {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = http.serve_connection(io, service).await;
-                }
-            }
-        });
-    }
-}
-
-fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("--tls-cert {}", cert.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("--tls-cert {}: not a PEM certificate chain", cert.display()))?;
-    if chain.is_empty() {
-        bail!("--tls-cert {}: no certificate in it", cert.display());
-    }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("--tls-key {}: no PEM private key in it", key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS versions")?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .context("--tls-cert and --tls-key do not form a usable certificate")?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-}
-
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } });
-    json(status, &body)
-}
-
-fn json(status: StatusCode, body: &serde_json::Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 async fn root(State(mirror): State<Arc<Mirror>>) -> Response {

@@ -428,6 +428,21 @@ fn release_installs_through_the_network_mirror() {
         assert_eq!(doc["error"]["code"], error, "{path}: {body}");
     }
 
+    // The client's request id comes back in the header and the error body.
+    let (out, _) = output(
+        Command::new("curl")
+            .args(["-sS", "-i", "--cacert"])
+            .arg(&ca)
+            .args(["-H", "x-request-id: request-7"])
+            .arg(format!("{}nothing/here", mirror.url)),
+        "curl",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("x-request-id: request-7") && text.contains(r#""request_id":"request-7""#),
+        "{text}"
+    );
+
     // 3. init and plan with every Terraform, from nothing but the mirror.
     let mut locked = Vec::new();
     for tf in terraform_bins() {
@@ -667,9 +682,10 @@ fn release_installs_through_the_network_mirror() {
     // One access-log line per request, none with anything but the path.
     let log = std::fs::read_to_string(&mirror_log).expect("mirror log");
     assert!(
-        log.contains("mirror: GET /registry.terraform.io/platform/platform/index.json 200")
-            && log.contains(&format!("mirror: GET /releases/{tarball} 200"))
-            && log.contains("mirror: GET /releases/..%2Fmirror.key 404"),
+        log.contains("GET /registry.terraform.io/platform/platform/index.json 200")
+            && log.contains(&format!("GET /releases/{tarball} 200"))
+            && log.contains("GET /releases/..%2Fmirror.key 404")
+            && log.contains(" request-7\n"),
         "mirror log:\n{log}"
     );
 }

@@ -1,0 +1,268 @@
+//! The HTTP API: routes, extractors and the OpenAPI document.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use super::AppState;
+use crate::http::ApiError;
+use crate::store::{NewWorkspace, Refused, Source, Workspace};
+
+/// The development-only identity header (`--insecure-dev-auth`).
+pub const DEV_USER: &str = "x-platform-dev-user";
+
+type Shared = Arc<AppState>;
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/openapi.json", get(openapi))
+        .route(
+            "/v1/workspaces",
+            get(list_workspaces).post(create_workspace),
+        )
+        .route("/v1/workspaces/{name}", get(get_workspace))
+        .fallback(|| async { ApiError::not_found("no such path") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not take that method",
+            )
+        })
+        .with_state(state)
+}
+
+/// Who is asking: every handler that reads or changes anything takes one.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub name: String,
+}
+
+impl FromRequestParts<Shared> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        if state.dev_auth
+            && let Some(value) = parts.headers.get(DEV_USER)
+        {
+            let name = value
+                .to_str()
+                .ok()
+                .filter(|v| {
+                    !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())
+                })
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthenticated",
+                        format!("{DEV_USER} must be 1-128 visible ASCII characters"),
+                    )
+                })?;
+            return Ok(Principal {
+                name: format!("dev:{name}"),
+            });
+        }
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            format!("no credentials: send {DEV_USER} (the server runs with --insecure-dev-auth)"),
+        ))
+    }
+}
+
+/// A JSON body whose rejections use the API's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => {
+                let status = rejection.status();
+                let code = match status {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                    StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+                    _ => "bad_request",
+                };
+                // serde's message names the field and position, not the value
+                // of a string field; bodies carry no secret today.
+                Err(ApiError::new(status, code, rejection.body_text()))
+            }
+        }
+    }
+}
+
+/// The error body every failure has.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `not_found`, `bad_request`, `invalid`,
+    /// `conflict`, `unauthenticated`, `method_not_allowed`,
+    /// `unsupported_media_type`, `too_large`, `internal`.
+    pub code: String,
+    /// For people; never holds a secret.
+    pub message: String,
+    /// The `x-request-id` of the request (also in the response header).
+    pub request_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    /// `sqlite` or `postgres`.
+    pub store: String,
+    /// The store's schema version.
+    pub schema: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WorkspaceList {
+    pub workspaces: Vec<Workspace>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "platform-broker control plane",
+        description = "Workspaces, runs, state and the audit trail of the platform's Terraform."
+    ),
+    paths(health, list_workspaces, create_workspace, get_workspace),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        Health,
+        Workspace,
+        WorkspaceList,
+        NewWorkspace,
+        Source
+    ))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI 3.1 document of this API.
+pub fn openapi_document() -> serde_json::Value {
+    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+}
+
+async fn openapi() -> Response {
+    crate::http::json(StatusCode::OK, &openapi_document())
+}
+
+fn ok_json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_value(value) {
+        Ok(doc) => crate::http::json(status, &doc),
+        Err(e) => ApiError::internal(&e.into()).into_response(),
+    }
+}
+
+/// Liveness and the store it uses (no credentials needed).
+#[utoipa::path(get, path = "/healthz", responses(
+    (status = 200, body = Health),
+    (status = 500, body = ErrorBody),
+))]
+async fn health(State(state): State<Shared>) -> Response {
+    match state.store.schema_version().await {
+        Ok(schema) => ok_json(
+            StatusCode::OK,
+            &Health {
+                status: "ok".into(),
+                store: format!("{:?}", state.store.dialect()).to_ascii_lowercase(),
+                schema,
+            },
+        ),
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+/// Every workspace, by name.
+#[utoipa::path(get, path = "/v1/workspaces",
+    params(("x-platform-dev-user" = String, Header, description = "caller (development auth)")),
+    responses(
+        (status = 200, body = WorkspaceList),
+        (status = 401, body = ErrorBody),
+    ))]
+async fn list_workspaces(State(state): State<Shared>, _who: Principal) -> Response {
+    match state.store.workspaces().await {
+        Ok(workspaces) => ok_json(StatusCode::OK, &WorkspaceList { workspaces }),
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+/// Creates a workspace.
+#[utoipa::path(post, path = "/v1/workspaces",
+    params(("x-platform-dev-user" = String, Header, description = "caller (development auth)")),
+    request_body = NewWorkspace,
+    responses(
+        (status = 201, body = Workspace, headers(("location" = String))),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+async fn create_workspace(
+    State(state): State<Shared>,
+    who: Principal,
+    ApiJson(new): ApiJson<NewWorkspace>,
+) -> Response {
+    match state.store.create_workspace(&new, &who.name).await {
+        Ok(Ok(workspace)) => {
+            let mut response = ok_json(StatusCode::CREATED, &workspace);
+            if let Ok(location) =
+                HeaderValue::from_str(&format!("/v1/workspaces/{}", workspace.name))
+            {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+        Ok(Err(refused @ Refused::Invalid { .. })) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid", refused.to_string()).into_response()
+        }
+        Ok(Err(refused @ Refused::Exists(_))) => {
+            ApiError::conflict(refused.to_string()).into_response()
+        }
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+/// One workspace.
+#[utoipa::path(get, path = "/v1/workspaces/{name}",
+    params(
+        ("name" = String, Path, description = "the workspace's name"),
+        ("x-platform-dev-user" = String, Header, description = "caller (development auth)"),
+    ),
+    responses(
+        (status = 200, body = Workspace),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn get_workspace(
+    State(state): State<Shared>,
+    _who: Principal,
+    Path(name): Path<String>,
+) -> Response {
+    match state.store.workspace(&name).await {
+        Ok(Some(workspace)) => ok_json(StatusCode::OK, &workspace),
+        Ok(None) => ApiError::not_found(format!("no workspace named {name:?}")).into_response(),
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
+}

@@ -1,0 +1,103 @@
+//! `platform-broker serve`: the control plane's HTTP API, a second front end
+//! next to the CLI (runs will go through the same `run` layer). So far:
+//! workspaces in the store, health, and the OpenAPI document generated from
+//! the handlers (`/openapi.json`).
+//!
+//! Every handler takes a `Principal`: who is asking. Until verified
+//! identities land, the only way to get one is `--insecure-dev-auth`, which
+//! trusts the `x-platform-dev-user` header and is refused unless the server
+//! listens on loopback; without it the server does not start.
+
+pub mod api;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::store::Store;
+
+/// How `serve` was asked to run.
+pub struct Options {
+    pub listen: SocketAddr,
+    /// `--store URL`; `None`: SQLite under `data_dir`.
+    pub store: Option<String>,
+    pub data_dir: PathBuf,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub insecure_dev_auth: bool,
+    /// How long open requests get to finish after SIGTERM.
+    pub grace: Duration,
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Store,
+    pub dev_auth: bool,
+}
+
+/// Runs the server until SIGINT/SIGTERM. `ready` gets the bound address and
+/// a one-line description of the store once requests are accepted.
+pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()> {
+    if !options.insecure_dev_auth {
+        bail!(
+            "no way to authenticate callers yet: start with --insecure-dev-auth (development \
+             only, loopback only: trusts the x-platform-dev-user header)"
+        );
+    }
+    if options.insecure_dev_auth && !options.listen.ip().is_loopback() {
+        bail!(
+            "--insecure-dev-auth trusts a header anyone can send: it is refused unless --listen \
+             is a loopback address (got {})",
+            options.listen
+        );
+    }
+    let tls = match &options.tls {
+        Some((cert, key)) => Some(crate::http::tls_acceptor(cert, key)?),
+        None => None,
+    };
+    let url = match &options.store {
+        Some(url) => url.clone(),
+        None => {
+            std::fs::create_dir_all(&options.data_dir).with_context(|| {
+                format!(
+                    "cannot create the data directory {}",
+                    options.data_dir.display()
+                )
+            })?;
+            let dir = options.data_dir.canonicalize()?;
+            format!("sqlite://{}", dir.join("platform.db").display())
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let store = Store::open(&url).await?;
+        let described = format!(
+            "store {} ({:?}, schema {})",
+            crate::store::redact_url(&url),
+            store.dialect(),
+            store.schema_version().await?
+        );
+        let state = Arc::new(AppState {
+            store: store.clone(),
+            dev_auth: options.insecure_dev_auth,
+        });
+        let app = api::router(state);
+        let (listener, bound) = crate::http::bind(options.listen).await?;
+        ready(bound, &described);
+        crate::http::serve(
+            listener,
+            tls,
+            app,
+            crate::http::shutdown_signal(),
+            options.grace,
+        )
+        .await?;
+        store.close().await;
+        Ok(())
+    })
+}

@@ -1,0 +1,494 @@
+//! The control plane (`platform-broker serve`) and its store.
+//!
+//! The store suite runs against both stores — SQLite in a temporary
+//! directory and a fresh database on the test PostgreSQL (`PGHOST` & co.,
+//! from scripts/test; without them the PostgreSQL half says SKIPPED) — and
+//! attacks what the store promises: migrations run once under racing
+//! starts, a newer schema is refused untouched, a name is taken once under
+//! racing creates. The server tests drive the real binary over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use broker::store::{NewWorkspace, Refused, Source, Store};
+
+use crate::acc::*;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A fresh database on the test PostgreSQL, dropped when done.
+struct PgDatabase {
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    fn create() -> Option<PgDatabase> {
+        let host = std::env::var("PGHOST").ok().filter(|h| !h.is_empty())?;
+        let name = format!("platform_store_{}", random_hex());
+        psql(&format!("CREATE DATABASE {name}")).expect("create database");
+        let user = std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into());
+        let password = std::env::var("PGPASSWORD").unwrap_or_default();
+        let port = std::env::var("PGPORT").unwrap_or_else(|_| "5432".into());
+        let auth = if password.is_empty() {
+            encode(&user)
+        } else {
+            format!("{}:{}", encode(&user), encode(&password))
+        };
+        let url = if host.starts_with('/') {
+            format!(
+                "postgres://{auth}@localhost:{port}/{name}?host={}",
+                encode(&host)
+            )
+        } else {
+            format!("postgres://{auth}@{host}:{port}/{name}")
+        };
+        Some(PgDatabase { name, url })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+/// Runs `check` against a SQLite store and, when configured, PostgreSQL.
+fn each_store(test: &str, check: impl Fn(&str, &str)) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = format!("sqlite://{}", dir.path().join("platform.db").display());
+    check("sqlite", &sqlite);
+    match PgDatabase::create() {
+        Some(db) => check("postgres", &db.url),
+        None => eprintln!("** SKIPPED: {test} on PostgreSQL: no PGHOST (scripts/test sets it)"),
+    }
+}
+
+fn workspace(name: &str) -> NewWorkspace {
+    NewWorkspace {
+        name: name.to_owned(),
+        team: "checkout".into(),
+        environment: "production".into(),
+        source: Source::Git {
+            url: "file:///srv/infra.git".into(),
+            reference: Some("main".into()),
+            path: None,
+        },
+        policy: None,
+        pricebook: None,
+        catalog: None,
+    }
+}
+
+#[test]
+fn store_migrates_once_and_refuses_a_newer_schema() {
+    each_store("store_migrates_once", |kind, url| {
+        let rt = runtime();
+        // Eight servers starting at once on a fresh store: one migration.
+        let stores: Vec<Store> = rt
+            .block_on(async {
+                let opens = (0..8).map(|_| {
+                    let url = url.to_owned();
+                    async move { Store::open(&url).await }
+                });
+                futures_join_all(opens).await
+            })
+            .into_iter()
+            .map(|opened| opened.unwrap_or_else(|e| panic!("{kind}: a racing open failed: {e:#}")))
+            .collect();
+        for store in &stores {
+            assert_eq!(
+                rt.block_on(store.schema_version()).expect("version"),
+                broker::store::SCHEMA_VERSION,
+                "{kind}"
+            );
+        }
+        let store = &stores[0];
+        rt.block_on(store.create_workspace(&workspace("kept"), "dev:t"))
+            .expect("create")
+            .expect("created");
+        // Reopening keeps everything.
+        let again = rt.block_on(Store::open(url)).expect("reopen");
+        assert!(
+            rt.block_on(again.workspace("kept"))
+                .expect("read")
+                .is_some(),
+            "{kind}"
+        );
+        // A store written by a newer broker: refused, and left as it was.
+        rt.block_on(async {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(url).await.expect("connect");
+            sqlx::query("UPDATE platform_schema SET version = 99 WHERE id = 1")
+                .execute(&pool)
+                .await
+                .expect("bump");
+            pool.close().await;
+        });
+        let error = match rt.block_on(Store::open(url)) {
+            Ok(_) => panic!("{kind}: a newer schema was opened"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            error.contains("schema is at version 99, newer than this platform-broker knows"),
+            "{kind}: {error}"
+        );
+        assert_eq!(
+            rt.block_on(again.schema_version()).expect("version"),
+            99,
+            "{kind}"
+        );
+        for store in stores.iter().chain([&again]) {
+            rt.block_on(store.close());
+        }
+    });
+}
+
+#[test]
+fn store_gives_a_name_to_one_workspace_only() {
+    each_store("store_names", |kind, url| {
+        let rt = runtime();
+        let store = rt.block_on(Store::open(url)).expect("open");
+        // 16 racing creates of one name: exactly one wins, the rest are told.
+        let results = rt.block_on(async {
+            let creates = (0..16).map(|i| {
+                let store = store.clone();
+                async move {
+                    store
+                        .create_workspace(&workspace("orders"), &format!("dev:user{i}"))
+                        .await
+                }
+            });
+            futures_join_all(creates).await
+        });
+        let won = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+        let told = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Err(Refused::Exists(n))) if n == "orders"))
+            .count();
+        assert_eq!((won, told), (1, 15), "{kind}: {results:?}");
+        let all = rt.block_on(store.workspaces()).expect("list");
+        assert_eq!(all.len(), 1, "{kind}");
+        let stored = &all[0];
+        assert_eq!(stored.source, workspace("orders").source, "{kind}");
+        assert!(stored.created_by.starts_with("dev:user"), "{kind}");
+        // Invalid input never reaches the table.
+        let mut bad = workspace("x");
+        bad.environment = "Prod".into();
+        let refused = rt
+            .block_on(store.create_workspace(&bad, "dev:t"))
+            .expect("no store error");
+        assert!(
+            matches!(
+                &refused,
+                Err(Refused::Invalid {
+                    field: "environment",
+                    ..
+                })
+            ),
+            "{kind}: {refused:?}"
+        );
+        assert_eq!(rt.block_on(store.workspaces()).expect("list").len(), 1);
+        assert!(
+            rt.block_on(store.workspace("nope"))
+                .expect("read")
+                .is_none()
+        );
+        rt.block_on(store.close());
+    });
+}
+
+/// `join_all` without the futures crate: spawn each, await in order.
+async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.expect("task"));
+    }
+    out
+}
+
+/// A running `platform-broker serve`; SIGKILLed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data: &Path, extra: &[&str]) -> Server {
+    let log = data.with_extension(format!("log-{}", random_hex()));
+    let mut child = Command::new(broker_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .env_remove("PLATFORM_STORE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start platform-broker serve");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("first line");
+    let Some(url) = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .map(str::to_owned)
+    else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "serve did not start: {first}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    };
+    Server { child, url, log }
+}
+
+/// (status, body) of a curl request.
+fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    user: Option<&str>,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}"]);
+    if let Some(user) = user {
+        cmd.args(["-H", &format!("x-platform-dev-user: {user}")]);
+    }
+    if let Some(body) = body {
+        cmd.args([
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            body,
+        ]);
+    }
+    let out = cmd
+        .arg(format!("{}{path}", server.url))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').expect("status");
+    let json = if body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {body}"))
+    };
+    (code.parse().expect("code"), json)
+}
+
+#[test]
+fn serve_keeps_workspaces_and_answers_in_one_shape() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    // No way to authenticate: refused. Dev auth off loopback: refused.
+    for (args, needle) in [
+        (vec![], "start with --insecure-dev-auth"),
+        (
+            vec!["--insecure-dev-auth", "--listen", "0.0.0.0:0"],
+            "refused unless --listen is a loopback address",
+        ),
+    ] {
+        let out = Command::new(broker_bin())
+            .args(["serve", "--data-dir"])
+            .arg(&data)
+            .args(&args)
+            .output()
+            .expect("serve");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+
+    let server = serve(&data, &["--insecure-dev-auth"]);
+    let (code, health) = call(&server, "GET", "healthz", None, None);
+    assert_eq!(
+        (code, health["status"].as_str()),
+        (200, Some("ok")),
+        "{health}"
+    );
+    assert_eq!(health["store"], "sqlite");
+    // Every failure: {"error": {"code", "message", "request_id"}}.
+    for (method, path, user, body, status, code) in [
+        ("GET", "v1/workspaces", None, None, 401, "unauthenticated"),
+        (
+            "GET",
+            "v1/workspaces",
+            Some("bad user"),
+            None,
+            401,
+            "unauthenticated",
+        ),
+        (
+            "GET",
+            "v1/workspaces/none",
+            Some("alice"),
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            "DELETE",
+            "v1/workspaces",
+            Some("alice"),
+            None,
+            405,
+            "method_not_allowed",
+        ),
+        ("GET", "nothing", None, None, 404, "not_found"),
+        (
+            "POST",
+            "v1/workspaces",
+            Some("alice"),
+            Some("{"),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "v1/workspaces",
+            Some("alice"),
+            Some(r#"{"name":"x"}"#),
+            422,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "v1/workspaces",
+            Some("alice"),
+            Some(r#"{"name":"Orders","team":"t","environment":"e","source":{"kind":"upload"}}"#),
+            400,
+            "invalid",
+        ),
+    ] {
+        let (got, doc) = call(&server, method, path, user, body);
+        assert_eq!(got, status, "{method} {path} {body:?}: {doc}");
+        assert_eq!(doc["error"]["code"], code, "{method} {path}: {doc}");
+        assert!(
+            doc["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        assert!(
+            doc["error"]["request_id"]
+                .as_str()
+                .is_some_and(|r| r.len() >= 8),
+            "{doc}"
+        );
+    }
+    let new = r#"{"name":"orders","team":"checkout","environment":"production",
+                  "source":{"kind":"git","url":"file:///srv/infra.git","ref":"main","path":"infra"}}"#;
+    let (code, created) = call(&server, "POST", "v1/workspaces", Some("alice"), Some(new));
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["created_by"], "dev:alice");
+    let (code, again) = call(&server, "POST", "v1/workspaces", Some("bob"), Some(new));
+    assert_eq!(
+        (code, again["error"]["code"].as_str()),
+        (409, Some("conflict"))
+    );
+    // The OpenAPI document describes what is served.
+    let (code, doc) = call(&server, "GET", "openapi.json", None, None);
+    assert_eq!(code, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in ["/healthz", "/v1/workspaces", "/v1/workspaces/{name}"] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the document"
+        );
+    }
+
+    // SIGTERM: the server stops by itself, exit 0.
+    let pid = server.child.id();
+    let started = std::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let mut server = server;
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(started.elapsed().as_secs() < 15, "serve ignored SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "serve exited {status} after SIGTERM");
+    let log = std::fs::read_to_string(&server.log).expect("log");
+    assert!(log.contains("POST /v1/workspaces 201"), "{log}");
+    assert!(
+        !log.contains("alice"),
+        "the access log names no caller header: {log}"
+    );
+
+    // What was acknowledged survives a restart, and a kill -9.
+    let server = serve(&data, &["--insecure-dev-auth"]);
+    let (code, doc) = call(&server, "GET", "v1/workspaces/orders", Some("carol"), None);
+    assert_eq!(
+        (code, doc["id"].clone()),
+        (200, created["id"].clone()),
+        "{doc}"
+    );
+    let second = r#"{"name":"billing","team":"payments","environment":"staging","source":{"kind":"upload"}}"#;
+    let (code, _) = call(
+        &server,
+        "POST",
+        "v1/workspaces",
+        Some("carol"),
+        Some(second),
+    );
+    assert_eq!(code, 201);
+    let mut server = server;
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let server = serve(&data, &["--insecure-dev-auth"]);
+    let (code, list) = call(&server, "GET", "v1/workspaces", Some("carol"), None);
+    assert_eq!(code, 200);
+    let names: Vec<&str> = list["workspaces"]
+        .as_array()
+        .expect("workspaces")
+        .iter()
+        .filter_map(|w| w["name"].as_str())
+        .collect();
+    assert_eq!(names, ["billing", "orders"]);
+}
