@@ -12,6 +12,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use super::AppState;
+use super::state;
 use crate::http::ApiError;
 use crate::store::{NewWorkspace, Refused, Source, Workspace};
 
@@ -29,6 +30,24 @@ pub fn router(state: Shared) -> Router {
             get(list_workspaces).post(create_workspace),
         )
         .route("/v1/workspaces/{name}", get(get_workspace))
+        .route(
+            "/v1/workspaces/{name}/state",
+            get(state::get_state)
+                .post(state::post_state)
+                .layer(axum::extract::DefaultBodyLimit::max(state::MAX_STATE_BYTES)),
+        )
+        .route(
+            "/v1/workspaces/{name}/lock",
+            axum::routing::any(state::lock),
+        )
+        .route(
+            "/v1/workspaces/{name}/state/versions",
+            get(state::list_versions),
+        )
+        .route(
+            "/v1/workspaces/{name}/state/versions/{version}",
+            get(state::get_version),
+        )
         .fallback(|| async { ApiError::not_found("no such path") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -46,12 +65,34 @@ pub struct Principal {
     pub name: String,
 }
 
+/// The user name of `Authorization: Basic …` (Terraform's http backend
+/// sends its `username`/`password` that way).
+fn basic_user(parts: &Parts) -> Option<String> {
+    use base64::Engine as _;
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, _password) = text.split_once(':')?;
+    Some(user.to_owned())
+}
+
 impl FromRequestParts<Shared> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        // Development auth also takes the user name of Basic credentials
+        // (the password is not checked): Terraform's http backend can send
+        // nothing else.
+        let basic = if state.dev_auth && parts.headers.get(DEV_USER).is_none() {
+            basic_user(parts).and_then(|u| HeaderValue::from_str(&u).ok())
+        } else {
+            None
+        };
         if state.dev_auth
-            && let Some(value) = parts.headers.get(DEV_USER)
+            && let Some(value) = parts.headers.get(DEV_USER).or(basic.as_ref())
         {
             let name = value
                 .to_str()
@@ -167,7 +208,7 @@ async fn openapi() -> Response {
     crate::http::json(StatusCode::OK, &openapi_document())
 }
 
-fn ok_json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+pub(super) fn ok_json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_value(value) {
         Ok(doc) => crate::http::json(status, &doc),
         Err(e) => ApiError::internal(&e.into()).into_response(),

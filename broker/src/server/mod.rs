@@ -9,6 +9,7 @@
 //! listens on loopback; without it the server does not start.
 
 pub mod api;
+pub mod state;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -11,6 +11,8 @@
 //! migrate once); a store whose schema is newer than this binary knows is
 //! refused, never written. Times are Unix milliseconds (UTC).
 
+pub mod state;
+
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -24,25 +26,51 @@ pub enum Dialect {
     Postgres,
 }
 
-/// The schema, one step per version; never edit a step that shipped, add one.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE workspaces (
-        id          TEXT PRIMARY KEY,
-        name        TEXT NOT NULL UNIQUE,
-        team        TEXT NOT NULL,
-        environment TEXT NOT NULL,
-        source_kind TEXT NOT NULL,
-        git_url     TEXT,
-        git_ref     TEXT,
-        git_path    TEXT,
-        policy      TEXT,
-        pricebook   TEXT,
-        catalog     TEXT,
-        created_at  BIGINT NOT NULL,
-        created_by  TEXT NOT NULL
-    )",
-)];
+/// The schema, one step per version, each a list of statements (`{blob}`:
+/// the dialect's byte-string type); never edit a step that shipped, add one.
+const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &["CREATE TABLE workspaces (
+            id          TEXT PRIMARY KEY,
+            name        TEXT NOT NULL UNIQUE,
+            team        TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            source_kind TEXT NOT NULL,
+            git_url     TEXT,
+            git_ref     TEXT,
+            git_path    TEXT,
+            policy      TEXT,
+            pricebook   TEXT,
+            catalog     TEXT,
+            created_at  BIGINT NOT NULL,
+            created_by  TEXT NOT NULL
+        )"],
+    ),
+    (
+        2,
+        &[
+            "CREATE TABLE state_versions (
+                workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+                version      BIGINT NOT NULL,
+                serial       BIGINT NOT NULL,
+                lineage      TEXT NOT NULL,
+                sha256       TEXT NOT NULL,
+                created_at   BIGINT NOT NULL,
+                created_by   TEXT NOT NULL,
+                body         {blob} NOT NULL,
+                PRIMARY KEY (workspace_id, version)
+            )",
+            "CREATE TABLE state_locks (
+                workspace_id TEXT PRIMARY KEY REFERENCES workspaces (id),
+                lock_id      TEXT NOT NULL,
+                info         TEXT NOT NULL,
+                created_at   BIGINT NOT NULL,
+                created_by   TEXT NOT NULL
+            )",
+        ],
+    ),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -279,8 +307,19 @@ impl Store {
         Ok(row.try_get::<i64, _>("version")?)
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at
+    /// BEGIN (`IMMEDIATE`), so it waits its turn (busy_timeout) instead of
+    /// failing when a read would have to become a write under another writer.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let tx = match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        };
+        tx.context("store: begin a transaction")
+    }
+
     async fn migrate(&self) -> Result<()> {
-        let mut tx = self.pool.begin().await.context("store: begin migration")?;
+        let mut tx = self.begin_write().await.context("store: begin migration")?;
         if self.dialect == Dialect::Postgres {
             // (The lock's void result stays inside: the Any driver decodes no void.)
             sqlx::query("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1)) AS l")
@@ -314,11 +353,17 @@ impl Store {
                  knows ({SCHEMA_VERSION}): run a newer platform-broker (nothing was written)"
             );
         }
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            sqlx::query(sql)
-                .execute(&mut *tx)
-                .await
-                .with_context(|| format!("store: migration {version}"))?;
+        let blob = match self.dialect {
+            Dialect::Sqlite => "BLOB",
+            Dialect::Postgres => "BYTEA",
+        };
+        for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            for sql in *statements {
+                sqlx::query(&sql.replace("{blob}", blob))
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("store: migration {version}"))?;
+            }
             sqlx::query("UPDATE platform_schema SET version = $1 WHERE id = 1")
                 .bind(*version)
                 .execute(&mut *tx)

@@ -492,3 +492,408 @@ fn serve_keeps_workspaces_and_answers_in_one_shape() {
         .collect();
     assert_eq!(names, ["billing", "orders"]);
 }
+
+/// curl with the dev user: (status, body text).
+fn raw_call(server: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}"])
+        .args(["-H", "x-platform-dev-user: attacker"]);
+    if let Some(body) = body {
+        cmd.args([
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            body,
+        ]);
+    }
+    let out = cmd
+        .arg(format!("{}{path}", server.url))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').expect("status");
+    (code.parse().expect("code"), body.to_owned())
+}
+
+fn tf(bin: &Path, dir: &Path, cli_config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin)
+        .current_dir(dir)
+        .args(args)
+        .env("TF_CLI_CONFIG_FILE", cli_config)
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("TF_IN_AUTOMATION", "1")
+        .env_remove("TF_PLUGIN_CACHE_DIR")
+        .env_remove("TF_DATA_DIR")
+        .output()
+        .expect("terraform")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn terraform_state_lives_on_the_server() {
+    crate::require_acc!();
+    let null_mirror = std::env::var("NULL_MIRROR").expect("NULL_MIRROR (scripts/test sets it)");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = serve(&tmp.path().join("data"), &["--insecure-dev-auth"]);
+    let cli_config = tmp.path().join("cli.tfrc");
+    std::fs::write(
+        &cli_config,
+        format!("provider_installation {{\n  filesystem_mirror {{\n    path = \"{null_mirror}\"\n  }}\n}}\n"),
+    )
+    .expect("write");
+    for bin in terraform_bins() {
+        let v = version(&bin);
+        let ws = format!("ws-{}", version_tag(&bin));
+        let (code, _) = call(
+            &server,
+            "POST",
+            "v1/workspaces",
+            Some("alice"),
+            Some(&format!(
+                r#"{{"name":"{ws}","team":"t","environment":"dev","source":{{"kind":"upload"}}}}"#
+            )),
+        );
+        assert_eq!(code, 201);
+        let main_tf = |trigger: &str| {
+            format!(
+                r#"terraform {{
+  backend "http" {{
+    address        = "{url}v1/workspaces/{ws}/state"
+    lock_address   = "{url}v1/workspaces/{ws}/lock"
+    unlock_address = "{url}v1/workspaces/{ws}/lock"
+    username       = "alice"
+    password       = "not-checked-in-dev-auth"
+  }}
+  required_providers {{
+    null = {{ source = "hashicorp/null", version = "2.1.2" }}
+  }}
+}}
+resource "null_resource" "a" {{
+  triggers = {{ v = "{trigger}" }}
+}}
+"#,
+                url = server.url
+            )
+        };
+        let dirs: Vec<std::path::PathBuf> = (0..2)
+            .map(|i| {
+                let dir = tmp.path().join(format!("{ws}-{i}"));
+                std::fs::create_dir(&dir).expect("mkdir");
+                std::fs::write(dir.join("main.tf"), main_tf("1")).expect("write");
+                let init = tf(
+                    &bin,
+                    &dir,
+                    &cli_config,
+                    &["init", "-no-color", "-input=false"],
+                );
+                assert!(init.status.success(), "{v} init:\n{}", text(&init));
+                dir
+            })
+            .collect();
+        let apply = tf(
+            &bin,
+            &dirs[0],
+            &cli_config,
+            &["apply", "-auto-approve", "-no-color", "-input=false"],
+        );
+        assert!(apply.status.success(), "{v} apply:\n{}", text(&apply));
+        // The second checkout sees the first one's state: nothing to do.
+        let plan = tf(
+            &bin,
+            &dirs[1],
+            &cli_config,
+            &["plan", "-detailed-exitcode", "-no-color", "-input=false"],
+        );
+        assert_eq!(
+            plan.status.code(),
+            Some(0),
+            "{v} plan from the other checkout:\n{}",
+            text(&plan)
+        );
+
+        // Two applies racing on one workspace: the lock lets one through.
+        for dir in &dirs {
+            std::fs::write(dir.join("main.tf"), main_tf("2")).expect("write");
+        }
+        let racers: Vec<_> = dirs
+            .iter()
+            .map(|dir| {
+                let (bin, dir, cli) = (bin.clone(), dir.clone(), cli_config.clone());
+                std::thread::spawn(move || {
+                    tf(
+                        &bin,
+                        &dir,
+                        &cli,
+                        &["apply", "-auto-approve", "-no-color", "-input=false"],
+                    )
+                })
+            })
+            .collect();
+        let outs: Vec<_> = racers
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .collect();
+        let won = outs.iter().filter(|o| o.status.success()).count();
+        for out in outs.iter().filter(|o| !o.status.success()) {
+            assert!(
+                text(out).contains("Error acquiring the state lock"),
+                "{v}: the losing apply failed otherwise:\n{}",
+                text(out)
+            );
+        }
+        assert!(won >= 1, "{v}: no apply won");
+        let (_, versions) = call(
+            &server,
+            "GET",
+            &format!("v1/workspaces/{ws}/state/versions"),
+            Some("alice"),
+            None,
+        );
+        let versions = versions["versions"].as_array().expect("versions").clone();
+        let serials: Vec<i64> = versions
+            .iter()
+            .map(|v| v["serial"].as_i64().expect("serial"))
+            .collect();
+        assert!(
+            serials.windows(2).all(|w| w[0] < w[1]) && serials.len() >= 2,
+            "{v}: versions must grow in serial: {serials:?}"
+        );
+        let lineage = versions[0]["lineage"].as_str().expect("lineage").to_owned();
+        assert!(versions.iter().all(|x| x["lineage"] == lineage.as_str()));
+        let last_serial = *serials.last().expect("a version");
+
+        // A lock held elsewhere (a crashed run): apply is refused, then
+        // force-unlock frees it.
+        let info = r#"{"ID":"held-by-a-crashed-run","Operation":"OperationTypeApply","Who":"ci@runner","Version":"1.11.4","Created":"2026-12-07T00:00:00Z","Path":"","Info":""}"#;
+        let (code, _) = raw_call(
+            &server,
+            "LOCK",
+            &format!("v1/workspaces/{ws}/lock"),
+            Some(info),
+        );
+        assert_eq!(code, 200);
+        let (code, holder) = raw_call(
+            &server,
+            "LOCK",
+            &format!("v1/workspaces/{ws}/lock"),
+            Some(&info.replace("held-by-a-crashed-run", "other")),
+        );
+        assert_eq!(code, 423, "{holder}");
+        assert!(holder.contains("held-by-a-crashed-run"), "{holder}");
+        std::fs::write(dirs[0].join("main.tf"), main_tf("3")).expect("write");
+        let refused = tf(
+            &bin,
+            &dirs[0],
+            &cli_config,
+            &["apply", "-auto-approve", "-no-color", "-input=false"],
+        );
+        assert!(
+            !refused.status.success() && text(&refused).contains("Error acquiring the state lock"),
+            "{v}:\n{}",
+            text(&refused)
+        );
+
+        // Writes that would lose state, with and without the lock: refused.
+        let state = |serial: i64, lineage: &str, extra: &str| {
+            format!(
+                r#"{{"version":4,"terraform_version":"1.11.4","serial":{serial},"lineage":"{lineage}","outputs":{{}},"resources":[]{extra}}}"#
+            )
+        };
+        let path = format!("v1/workspaces/{ws}/state");
+        for (query, body, status, code) in [
+            (
+                "",
+                state(last_serial + 1, &lineage, ""),
+                423,
+                "not_lock_holder",
+            ),
+            (
+                "?ID=other",
+                state(last_serial + 1, &lineage, ""),
+                423,
+                "not_lock_holder",
+            ),
+            (
+                "?ID=held-by-a-crashed-run",
+                state(last_serial - 1, &lineage, ""),
+                409,
+                "state_conflict",
+            ),
+            (
+                "?ID=held-by-a-crashed-run",
+                state(last_serial + 1, "another-lineage", ""),
+                409,
+                "state_conflict",
+            ),
+            (
+                "?ID=held-by-a-crashed-run",
+                state(last_serial, &lineage, r#","check_results":null"#),
+                409,
+                "state_conflict",
+            ),
+            (
+                "?ID=held-by-a-crashed-run",
+                "{\"version\":3}".to_owned(),
+                400,
+                "invalid",
+            ),
+        ] {
+            let (got, body_text) =
+                raw_call(&server, "POST", &format!("{path}{query}"), Some(&body));
+            assert_eq!(got, status, "{v} POST{query}: {body_text}");
+            assert!(body_text.contains(code), "{v} POST{query}: {body_text}");
+        }
+        let (code, holder) = raw_call(
+            &server,
+            "UNLOCK",
+            &format!("v1/workspaces/{ws}/lock"),
+            Some(&info.replace("held-by-a-crashed-run", "other")),
+        );
+        assert_eq!(code, 409, "UNLOCK by another ID: {holder}");
+        let unlock = tf(
+            &bin,
+            &dirs[0],
+            &cli_config,
+            &["force-unlock", "-force", "held-by-a-crashed-run"],
+        );
+        assert!(
+            unlock.status.success(),
+            "{v} force-unlock:\n{}",
+            text(&unlock)
+        );
+        let apply = tf(
+            &bin,
+            &dirs[0],
+            &cli_config,
+            &["apply", "-auto-approve", "-no-color", "-input=false"],
+        );
+        assert!(
+            apply.status.success(),
+            "{v} apply after force-unlock:\n{}",
+            text(&apply)
+        );
+        // Nothing the attacks sent was kept; every version stays readable.
+        let (_, after) = call(
+            &server,
+            "GET",
+            &format!("v1/workspaces/{ws}/state/versions"),
+            Some("alice"),
+            None,
+        );
+        let after = after["versions"].as_array().expect("versions").clone();
+        assert!(after.len() > versions.len(), "{v}");
+        assert!(
+            after.iter().all(|x| x["lineage"] == lineage.as_str()),
+            "{v}"
+        );
+        for x in &after {
+            let (code, body) = raw_call(
+                &server,
+                "GET",
+                &format!("v1/workspaces/{ws}/state/versions/{}", x["version"]),
+                None,
+            );
+            assert_eq!(code, 200);
+            let doc: serde_json::Value = serde_json::from_str(&body).expect("state JSON");
+            assert_eq!(doc["serial"], x["serial"], "{v}");
+        }
+        let pulled = tf(&bin, &dirs[1], &cli_config, &["state", "pull"]);
+        let pulled: serde_json::Value = serde_json::from_slice(&pulled.stdout).expect("state pull");
+        assert_eq!(
+            pulled["serial"],
+            after.last().expect("last")["serial"],
+            "{v}"
+        );
+    }
+}
+
+#[test]
+fn store_state_lock_has_one_holder_and_versions_only_grow() {
+    use broker::store::state::{Locked, StateRefused, Unlocked};
+    each_store("store_state_lock", |kind, url| {
+        let rt = runtime();
+        let store = rt.block_on(Store::open(url)).expect("open");
+        let ws = rt
+            .block_on(store.create_workspace(&workspace("locked"), "dev:t"))
+            .expect("create")
+            .expect("created");
+        // 16 racing LOCKs: one holder; every other is told who holds it.
+        let results = rt.block_on(async {
+            let locks = (0..16).map(|i| {
+                let (store, id) = (store.clone(), ws.id.clone());
+                async move {
+                    let info = format!(r#"{{"ID":"lock-{i}"}}"#);
+                    store
+                        .state_lock(&id, &format!("lock-{i}"), &info, "dev:t")
+                        .await
+                }
+            });
+            futures_join_all(locks).await
+        });
+        let results: Vec<Locked> = results.into_iter().map(|r| r.expect("lock")).collect();
+        assert_eq!(
+            results.iter().filter(|r| **r == Locked::Acquired).count(),
+            1,
+            "{kind}: {results:?}"
+        );
+        let (holder, _) = rt
+            .block_on(store.state_lock_holder(&ws.id))
+            .expect("holder")
+            .expect("held");
+        for r in &results {
+            if let Locked::HeldBy(info) = r {
+                assert!(info.contains(&holder), "{kind}: {info} vs {holder}");
+            }
+        }
+        // Only the holder writes; versions only grow.
+        let state = |serial: i64| {
+            format!(r#"{{"version":4,"serial":{serial},"lineage":"L","resources":[]}}"#)
+                .into_bytes()
+        };
+        let write = |id: Option<&str>, body: Vec<u8>| {
+            rt.block_on(store.state_write(&ws.id, id, &body, "dev:t"))
+                .expect("write")
+        };
+        assert_eq!(
+            write(Some("not-the-holder"), state(1)),
+            Err(StateRefused::LockedByOther(holder.clone())),
+            "{kind}"
+        );
+        assert_eq!(write(Some(&holder), state(1)).expect("v1").version, 1);
+        assert_eq!(
+            write(Some(&holder), state(1)).expect("same again").version,
+            1
+        );
+        assert_eq!(write(Some(&holder), state(3)).expect("v2").version, 2);
+        assert!(matches!(
+            write(Some(&holder), state(2)),
+            Err(StateRefused::Serial { have: 3, got: 2 })
+        ));
+        assert_eq!(
+            rt.block_on(store.state_unlock(&ws.id, Some("not-the-holder")))
+                .expect("unlock"),
+            Unlocked::HeldBy(format!(r#"{{"ID":"{holder}"}}"#)),
+            "{kind}"
+        );
+        assert_eq!(
+            rt.block_on(store.state_unlock(&ws.id, Some(&holder)))
+                .expect("unlock"),
+            Unlocked::Released
+        );
+        assert_eq!(write(Some(&holder), state(4)), Err(StateRefused::NotLocked));
+        let versions = rt.block_on(store.state_versions(&ws.id)).expect("versions");
+        assert_eq!(
+            versions.iter().map(|v| v.serial).collect::<Vec<_>>(),
+            [1, 3],
+            "{kind}"
+        );
+        rt.block_on(store.close());
+    });
+}
