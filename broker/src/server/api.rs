@@ -184,9 +184,20 @@ pub struct WorkspaceList {
 #[openapi(
     info(
         title = "platform-broker control plane",
-        description = "Workspaces, runs, state and the audit trail of the platform's Terraform."
+        description = "Workspaces, runs, state and the audit trail of the platform's Terraform. \
+            The state lock also takes Terraform's LOCK and UNLOCK methods on \
+            /v1/workspaces/{name}/lock (outside OpenAPI's method set)."
     ),
-    paths(health, list_workspaces, create_workspace, get_workspace),
+    paths(
+        health,
+        list_workspaces,
+        create_workspace,
+        get_workspace,
+        state::get_state,
+        state::post_state,
+        state::list_versions,
+        state::get_version
+    ),
     components(schemas(
         ErrorBody,
         ErrorDetail,
@@ -194,14 +205,28 @@ pub struct WorkspaceList {
         Workspace,
         WorkspaceList,
         NewWorkspace,
-        Source
+        Source,
+        state::StateVersionList,
+        state::TerraformState,
+        crate::store::state::StateVersion
     ))
 )]
 pub struct ApiDoc;
 
 /// The OpenAPI 3.1 document of this API.
 pub fn openapi_document() -> serde_json::Value {
-    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    // utoipa does not carry `deny_unknown_fields` into the variants of an
+    // internally tagged enum; serde refuses unknown fields there, so say so.
+    if let Some(variants) = doc
+        .pointer_mut("/components/schemas/Source/oneOf")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for variant in variants {
+            variant["additionalProperties"] = serde_json::Value::Bool(false);
+        }
+    }
+    doc
 }
 
 async fn openapi() -> Response {

@@ -103,14 +103,13 @@ pub async fn get_state(
         ("name" = String, Path, description = "the workspace"),
         ("ID" = Option<String>, Query, description = "the lock ID Terraform holds"),
     ),
-    request_body(content = String, description = "the state (Terraform's JSON)", content_type = "application/json"),
+    request_body(content = TerraformState, description = "the state (Terraform's JSON)", content_type = "application/json"),
     responses(
         (status = 200, body = StateVersion),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody),
-        (status = 423, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not the lock's holder, or a write that would lose state"),
     ))]
 pub async fn post_state(
     State(state): State<Shared>,
@@ -134,7 +133,7 @@ pub async fn post_state(
             let (status, code) = match &refused {
                 StateRefused::Malformed(_) => (StatusCode::BAD_REQUEST, "invalid"),
                 StateRefused::NotLocked | StateRefused::LockedByOther(_) => {
-                    (StatusCode::LOCKED, "not_lock_holder")
+                    (StatusCode::CONFLICT, "not_lock_holder")
                 }
                 StateRefused::Lineage { .. }
                 | StateRefused::Serial { .. }
@@ -218,6 +217,18 @@ pub async fn lock(
         )
         .into_response(),
     }
+}
+
+/// The fields of a Terraform state the server checks (the rest is kept as sent).
+#[derive(Serialize, ToSchema)]
+pub struct TerraformState {
+    /// The state format: 4.
+    #[schema(minimum = 4, maximum = 4)]
+    pub version: i64,
+    #[schema(minimum = 0)]
+    pub serial: i64,
+    #[schema(min_length = 1, max_length = 128)]
+    pub lineage: String,
 }
 
 #[derive(Serialize, ToSchema)]

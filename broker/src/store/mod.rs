@@ -90,12 +90,30 @@ pub struct Store {
 pub enum Source {
     /// A git repository the server clones: any URL git takes (`file://` too).
     Git {
+        /// No leading `-`, no space or control characters.
+        #[schema(
+            min_length = 1,
+            max_length = 2048,
+            pattern = r"^[^-\x00-\x20\x7f-\x9f][^\x00-\x20\x7f-\x9f]*$"
+        )]
         url: String,
         /// Branch, tag or commit (default: the remote's HEAD).
         #[serde(default, skip_serializing_if = "Option::is_none", rename = "ref")]
+        #[schema(
+            min_length = 1,
+            max_length = 256,
+            pattern = r"^[^-\x00-\x20\x7f-\x9f][^\x00-\x20\x7f-\x9f]*$"
+        )]
         reference: Option<String>,
-        /// The Terraform directory inside the repository (default: its root).
+        /// The Terraform directory inside the repository (default: its root):
+        /// `/`-separated names of letters, digits, `.`, `_` and `-`, none
+        /// starting with `.` (so never `..`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(
+            min_length = 1,
+            max_length = 1024,
+            pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$"
+        )]
         path: Option<String>,
     },
     /// Configuration versions uploaded by `platform-broker plan DIR --server URL`.
@@ -107,20 +125,38 @@ pub enum Source {
 #[serde(deny_unknown_fields)]
 pub struct NewWorkspace {
     /// Lowercase letters, digits, `-` and `_`; 1-64 characters; unique.
+    #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub name: String,
     /// The owning team (same characters as the name).
+    #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub team: String,
     /// The environment its runs are evaluated for (`production`, …).
+    #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub environment: String,
     pub source: Source,
     /// Policy configuration (HCL) path on the server; default: none.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub policy: Option<String>,
     /// Price book path on the server; default: the embedded one.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub pricebook: Option<String>,
     /// Catalog directory on the server; default: the embedded catalog.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub catalog: Option<String>,
 }
 
@@ -193,7 +229,9 @@ impl NewWorkspace {
         } = &self.source
         {
             check_text("source.url", url, 2048)?;
-            if url.starts_with('-') || url.chars().any(char::is_whitespace) {
+            let plain =
+                |v: &str| !v.starts_with('-') && !v.chars().any(|c| c <= ' ' || c.is_control());
+            if !plain(url) {
                 return Err(Refused::Invalid {
                     field: "source.url",
                     message: "not a git URL (no leading '-', no spaces)".into(),
@@ -201,7 +239,7 @@ impl NewWorkspace {
             }
             if let Some(reference) = reference {
                 check_text("source.ref", reference, 256)?;
-                if reference.starts_with('-') || reference.chars().any(char::is_whitespace) {
+                if !plain(reference) {
                     return Err(Refused::Invalid {
                         field: "source.ref",
                         message: "not a git ref (no leading '-', no spaces)".into(),
@@ -210,14 +248,18 @@ impl NewWorkspace {
             }
             if let Some(path) = path {
                 check_text("source.path", path, 1024)?;
-                let p = std::path::Path::new(path);
-                if p.is_absolute()
-                    || p.components()
-                        .any(|c| matches!(c, std::path::Component::ParentDir))
-                {
+                let name_ok = |n: &str| {
+                    !n.is_empty()
+                        && !n.starts_with('.')
+                        && n.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                };
+                if !path.split('/').all(name_ok) {
                     return Err(Refused::Invalid {
                         field: "source.path",
-                        message: "a relative path inside the repository (no '..')".into(),
+                        message: "a relative path inside the repository: '/'-separated names \
+                                  of letters, digits, '.', '_' and '-', none starting with '.'"
+                            .into(),
                     });
                 }
             }

@@ -428,7 +428,14 @@ fn serve_keeps_workspaces_and_answers_in_one_shape() {
     let (code, doc) = call(&server, "GET", "openapi.json", None, None);
     assert_eq!(code, 200);
     assert_eq!(doc["openapi"], "3.1.0");
-    for path in ["/healthz", "/v1/workspaces", "/v1/workspaces/{name}"] {
+    for path in [
+        "/healthz",
+        "/v1/workspaces",
+        "/v1/workspaces/{name}",
+        "/v1/workspaces/{name}/state",
+        "/v1/workspaces/{name}/state/versions",
+        "/v1/workspaces/{name}/state/versions/{version}",
+    ] {
         assert!(
             doc["paths"][path].is_object(),
             "{path} missing from the document"
@@ -711,13 +718,13 @@ resource "null_resource" "a" {{
             (
                 "",
                 state(last_serial + 1, &lineage, ""),
-                423,
+                409,
                 "not_lock_holder",
             ),
             (
                 "?ID=other",
                 state(last_serial + 1, &lineage, ""),
-                423,
+                409,
                 "not_lock_holder",
             ),
             (
@@ -896,4 +903,67 @@ fn store_state_lock_has_one_holder_and_versions_only_grow() {
         );
         rt.block_on(store.close());
     });
+}
+
+/// schemathesis generates requests from `/openapi.json` (positive and
+/// negative, every operation, stateful sequences) and checks every answer
+/// against the document: no 5xx, documented statuses, content types and
+/// bodies, valid data accepted, invalid data rejected.
+#[test]
+fn the_api_keeps_to_its_openapi_document() {
+    let Some(pythonpath) = std::env::var_os("SCHEMATHESIS_PYTHONPATH").filter(|p| !p.is_empty())
+    else {
+        assert!(
+            std::env::var("TF_ACC").as_deref() != Ok("1"),
+            "SCHEMATHESIS_PYTHONPATH is not set (scripts/setup --test installs schemathesis)"
+        );
+        eprintln!(
+            "** SKIPPED: set SCHEMATHESIS_PYTHONPATH (scripts/setup --test) to run schemathesis"
+        );
+        return;
+    };
+    let python = std::env::var("SCHEMATHESIS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let server = serve(&tmp.path().join("data"), &["--insecure-dev-auth"]);
+    let out = Command::new(python)
+        .args(["-s", "-m", "schemathesis.cli", "run"])
+        .arg(format!("{}openapi.json", server.url))
+        .args(["--checks", "all", "-H", "x-platform-dev-user: schemathesis"])
+        .args(["--max-examples", "40", "--seed", "20261207", "--no-color"])
+        .env("PYTHONPATH", pythonpath)
+        .env("HOME", tmp.path())
+        .current_dir(tmp.path())
+        .output()
+        .expect("run schemathesis");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "schemathesis found failures:\n{report}"
+    );
+    let summary = report
+        .lines()
+        .find(|l| l.contains(" generated, "))
+        .unwrap_or_else(|| panic!("no summary in:\n{report}"));
+    let generated: u32 = summary
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!(generated >= 300, "only {generated} requests: {summary}");
+    eprintln!("schemathesis: {}", summary.trim());
+    // And the server's own log: no request ended in a 5xx.
+    let log = std::fs::read_to_string(&server.log).expect("log");
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(2)
+                .is_some_and(|s| s.starts_with('5'))
+        })
+        .collect();
+    assert!(errors.is_empty(), "5xx answers: {errors:#?}");
 }
