@@ -104,8 +104,8 @@ fn tag(key: &hmac::Key, domain: &str, data: &[u8]) -> hmac::Tag {
 
 impl BrokerKey {
     /// A key from its bytes (surrounding whitespace, such as the newline of a
-    /// key file, is not part of it).
-    fn from_text(bytes: &[u8]) -> Result<BrokerKey, usize> {
+    /// key file, is not part of it). `Err` holds the length when it is too short.
+    pub fn from_text(bytes: &[u8]) -> Result<BrokerKey, usize> {
         let text = bytes.trim_ascii();
         if text.len() < MIN_KEY_LEN {
             return Err(text.len());

@@ -321,6 +321,41 @@ fn push_mac(line: &mut String, mac_hex: &str) {
     line.push_str("\"}");
 }
 
+/// One event's line chained after `prev` (the previous line's link, hex;
+/// [`GENESIS_PREV`] first) at `seq`, sealed with `key` when there is one:
+/// `(line, link)`, the link being what the next line's `prev` records. For
+/// logs kept elsewhere than a file (the server's store).
+pub fn chain_line(
+    type_: &str,
+    subject: Option<&str>,
+    data: serde_json::Value,
+    seq: u64,
+    prev: &str,
+    key: Option<&BrokerKey>,
+) -> Result<(String, String), AuditError> {
+    let mut event = Event {
+        id: IdGen::new().next_id(),
+        source: SOURCE.to_owned(),
+        type_: type_.to_owned(),
+        time: now_rfc3339()?,
+        subject: subject.map(str::to_owned),
+        data,
+        seq,
+        prev: prev.to_owned(),
+        key_id: None,
+        mac: None,
+    };
+    let (line, link) = match key {
+        Some(key) => event.seal(key)?,
+        None => {
+            let line = event.to_line()?;
+            let link = sha256(line.as_bytes());
+            (line, link)
+        }
+    };
+    Ok((line, hex(&link)))
+}
+
 pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }

@@ -336,6 +336,40 @@ fn decode_slot(slot: &[u8], size: usize) -> Option<Sidecar> {
     })
 }
 
+/// The head of a chain kept outside a file (the server's store): the MAC
+/// that vouches for `seq` and `link` with `key` (the sidecar's), to keep next
+/// to them.
+pub(crate) fn head_mac(seq: u64, link: &str, key: &BrokerKey) -> Option<String> {
+    let hash = event::unhex(link)?;
+    Sidecar::new(Head { seq, hash }, None, Some(key)).mac
+}
+
+/// Writes the sidecar of a log at `path` from a head kept elsewhere (seq,
+/// link, and the key id and MAC recorded with them), for `verify`.
+pub(crate) fn write_stored_head(
+    path: &Path,
+    seq: u64,
+    link: &str,
+    key_id: Option<String>,
+    mac: Option<String>,
+) -> Result<(), AuditError> {
+    let hash = event::unhex(link).ok_or_else(|| {
+        AuditError::new(
+            ErrorKind::Tampered,
+            path,
+            "the stored head's link is not a hash",
+        )
+    })?;
+    let sidecar = Sidecar {
+        seq,
+        hash,
+        pending: None,
+        key_id,
+        mac,
+    };
+    write_head(path, &sidecar, true)
+}
+
 /// Writes `sidecar` to its slot (`seq % 2`), or to both slots when the head
 /// goes back or clears a pending range (`both`), and syncs.
 pub(crate) fn write_head(path: &Path, sidecar: &Sidecar, both: bool) -> Result<(), AuditError> {

@@ -63,9 +63,10 @@ mod verify;
 pub mod webhook;
 
 pub use error::{AuditError, ErrorKind};
-pub use event::{Event, GENESIS_PREV, SOURCE};
+pub use event::{Event, GENESIS_PREV, SOURCE, chain_line};
 pub use group::SharedLog;
 pub use log::{AuditLog, Sink, StdoutSink};
+pub(crate) use log::{head_mac, write_stored_head};
 pub use repair::{RepairMode, RepairReport, RepairedEvent, repair, repair_with};
 pub use verify::{export, export_with, tail, verify, verify_with};
 pub use webhook::{FlushReport, Secret, Webhook, WebhookError};

@@ -40,6 +40,8 @@ pub fn router(state: Shared) -> Router {
             "/v1/workspaces/{name}/lock",
             axum::routing::any(state::lock),
         )
+        .route("/v1/audit/events", get(audit_events))
+        .route("/v1/audit/verify", get(audit_verify))
         .route(
             "/v1/workspaces/{name}/state/versions",
             get(state::list_versions),
@@ -196,7 +198,9 @@ pub struct WorkspaceList {
         state::get_state,
         state::post_state,
         state::list_versions,
-        state::get_version
+        state::get_version,
+        audit_events,
+        audit_verify
     ),
     components(schemas(
         ErrorBody,
@@ -208,6 +212,9 @@ pub struct WorkspaceList {
         Source,
         state::StateVersionList,
         state::TerraformState,
+        AuditEvents,
+        AuditReport,
+        AuditBad,
         crate::store::state::StateVersion
     ))
 )]
@@ -329,6 +336,136 @@ async fn get_workspace(
     match state.store.workspace(&name).await {
         Ok(Some(workspace)) => ok_json(StatusCode::OK, &workspace),
         Ok(None) => ApiError::not_found(format!("no workspace named {name:?}")).into_response(),
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditEvents {
+    /// CloudEvents lines of the chain, in order (`platformseq` from 1).
+    pub events: Vec<String>,
+    /// Pass as `after` for the next page; absent at the end.
+    pub next: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditReport {
+    pub events: u64,
+    /// The chain is intact (and, with the broker key, every line authenticates).
+    pub ok: bool,
+    pub authenticated: bool,
+    /// The first event that does not hold, when `ok` is false.
+    pub first_bad: Option<AuditBad>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditBad {
+    pub line: usize,
+    pub seq: Option<u64>,
+    pub reason: String,
+}
+
+/// Refuses query parameters other than `allowed` (a typo is an error, not
+/// silently a default).
+pub(super) fn only_query(uri: &axum::http::Uri, allowed: &[&str]) -> Result<(), ApiError> {
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        if !allowed.contains(&name) {
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter (this path takes: {})",
+                allowed.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A query parameter as a whole number (`None` when absent; `Err` when not).
+fn query_i64(uri: &axum::http::Uri, name: &str) -> Result<Option<i64>, ApiError> {
+    let Some(query) = uri.query() else {
+        return Ok(None);
+    };
+    for pair in query.split('&') {
+        if let Some(value) = pair.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            return value
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("{name} must be a whole number")));
+        }
+    }
+    Ok(None)
+}
+
+/// The server's audit events, oldest first, a page at a time.
+#[utoipa::path(get, path = "/v1/audit/events",
+    params(
+        ("after" = Option<i64>, Query, description = "return events after this seq (default 0)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "at most this many (1-1000, default 100)"),
+        ("x-platform-dev-user" = String, Header, description = "caller (development auth)"),
+    ),
+    responses(
+        (status = 200, body = AuditEvents),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    ))]
+async fn audit_events(
+    State(state): State<Shared>,
+    _who: Principal,
+    uri: axum::http::Uri,
+) -> Response {
+    if let Err(e) = only_query(&uri, &["after", "limit"]) {
+        return e.into_response();
+    }
+    let after = match query_i64(&uri, "after") {
+        Ok(v) => v.unwrap_or(0),
+        Err(e) => return e.into_response(),
+    };
+    let limit = match query_i64(&uri, "limit") {
+        Ok(v) => v.unwrap_or(100),
+        Err(e) => return e.into_response(),
+    };
+    if !(1..=1000).contains(&limit) {
+        return ApiError::bad_request("limit must be 1-1000").into_response();
+    }
+    match state.store.audit_lines(after, limit).await {
+        Ok(rows) => {
+            let next = (rows.len() as i64 == limit)
+                .then(|| rows.last().map(|(s, _)| *s))
+                .flatten();
+            let events = rows.into_iter().map(|(_, line)| line).collect();
+            ok_json(StatusCode::OK, &AuditEvents { events, next })
+        }
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+/// Checks the whole audit chain (with the broker key, every line's MAC).
+#[utoipa::path(get, path = "/v1/audit/verify",
+    params(("x-platform-dev-user" = String, Header, description = "caller (development auth)")),
+    responses(
+        (status = 200, body = AuditReport),
+        (status = 401, body = ErrorBody),
+    ))]
+async fn audit_verify(State(state): State<Shared>, _who: Principal) -> Response {
+    match state.store.audit_verify().await {
+        Ok(report) => ok_json(
+            StatusCode::OK,
+            &AuditReport {
+                events: report.events,
+                ok: report.ok,
+                authenticated: report.authenticated,
+                first_bad: report.first_bad.map(|b| AuditBad {
+                    line: b.line,
+                    seq: b.seq,
+                    reason: b.reason,
+                }),
+            },
+        ),
         Err(e) => ApiError::internal(&e).into_response(),
     }
 }

@@ -75,8 +75,16 @@ pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()>
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
+    // The broker key (PLATFORM_BROKER_KEY) seals the audit chain; a key file
+    // under the data directory is refused, as under a working directory.
+    let key = crate::key::load(&Default::default(), &[options.data_dir.as_path()])?;
+    if key.is_none() {
+        eprintln!(
+            "warning: no broker key (PLATFORM_BROKER_KEY): the audit chain is not authenticated"
+        );
+    }
     runtime.block_on(async move {
-        let store = Store::open(&url).await?;
+        let store = Store::open(&url).await?.with_key(key);
         let described = format!(
             "store {} ({:?}, schema {})",
             crate::store::redact_url(&url),

@@ -122,6 +122,9 @@ pub async fn post_state(
         Ok(ws) => ws,
         Err(r) => return r,
     };
+    if let Err(e) = super::api::only_query(&uri, &["ID"]) {
+        return e.into_response();
+    }
     let id = lock_id(&uri);
     match state
         .store
@@ -195,7 +198,11 @@ pub async fn lock(
             if info.is_some() && id.is_none() {
                 return ApiError::bad_request("UNLOCK lock info has no `ID`").into_response();
             }
-            match state.store.state_unlock(&ws.id, id.as_deref()).await {
+            match state
+                .store
+                .state_unlock(&ws.id, id.as_deref(), &who.name)
+                .await
+            {
                 Ok(Unlocked::Released) => {
                     if id.is_none() {
                         eprintln!(

@@ -11,6 +11,7 @@
 //! migrate once); a store whose schema is newer than this binary knows is
 //! refused, never written. Times are Unix milliseconds (UTC).
 
+pub mod audit;
 pub mod state;
 
 use anyhow::{Context, Result, bail};
@@ -70,6 +71,24 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             )",
         ],
     ),
+    (
+        3,
+        &[
+            "CREATE TABLE audit_events (
+                seq        BIGINT PRIMARY KEY,
+                line       TEXT NOT NULL,
+                link       TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )",
+            "CREATE TABLE audit_head (
+                id     INTEGER PRIMARY KEY CHECK (id = 1),
+                seq    BIGINT NOT NULL,
+                link   TEXT NOT NULL,
+                key_id TEXT,
+                mac    TEXT
+            )",
+        ],
+    ),
 ];
 
 /// The schema version this binary writes.
@@ -82,6 +101,8 @@ const MIGRATION_LOCK: i64 = 0x706c_6174_666f_726d;
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// Seals the audit chain's events (`store/audit.rs`) when set.
+    key: Option<std::sync::Arc<crate::key::BrokerKey>>,
 }
 
 /// Where a workspace's configuration comes from.
@@ -331,9 +352,19 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("cannot open the store {}", redact_url(&url)))?;
-        let store = Store { pool, dialect };
+        let store = Store {
+            pool,
+            dialect,
+            key: None,
+        };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Audit events from now on are sealed with `key` (the broker key).
+    pub fn with_key(mut self, key: Option<crate::key::BrokerKey>) -> Store {
+        self.key = key.map(std::sync::Arc::new);
+        self
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -444,6 +475,7 @@ impl Store {
             created_at: now_ms(),
             created_by: principal.to_owned(),
         };
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO workspaces (id, name, team, environment, source_kind, git_url, git_ref,
                  git_path, policy, pricebook, catalog, created_at, created_by)
@@ -463,12 +495,27 @@ impl Store {
         .bind(&workspace.catalog)
         .bind(workspace.created_at)
         .bind(&workspace.created_by)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .context("store: insert workspace")?;
         if inserted.rows_affected() == 0 {
             return Ok(Err(Refused::Exists(new.name.clone())));
         }
+        self.audit_in(
+            &mut tx,
+            "workspace.created",
+            Some(&workspace.name),
+            serde_json::json!({
+                "principal": principal,
+                "workspace": workspace.name,
+                "id": workspace.id,
+                "team": workspace.team,
+                "environment": workspace.environment,
+                "source": workspace.source,
+            }),
+        )
+        .await?;
+        tx.commit().await.context("store: commit workspace")?;
         Ok(Ok(workspace))
     }
 

@@ -139,6 +139,7 @@ impl Store {
         info: &str,
         who: &str,
     ) -> Result<Locked> {
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO state_locks (workspace_id, lock_id, info, created_at, created_by)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workspace_id) DO NOTHING",
@@ -148,12 +149,21 @@ impl Store {
         .bind(info)
         .bind(now_ms())
         .bind(who)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .context("store: lock state")?;
         if inserted.rows_affected() == 1 {
+            self.audit_in(
+                &mut tx,
+                "state.locked",
+                Some(workspace),
+                serde_json::json!({"principal": who, "workspace_id": workspace, "lock_id": id}),
+            )
+            .await?;
+            tx.commit().await.context("store: commit lock")?;
             return Ok(Locked::Acquired);
         }
+        tx.rollback().await.ok();
         match self.state_lock_holder(workspace).await? {
             Some((holder, _)) if holder == id => Ok(Locked::Acquired),
             Some((_, info)) => Ok(Locked::HeldBy(info)),
@@ -174,26 +184,51 @@ impl Store {
     }
 
     /// UNLOCK by the holder's ID, or by anyone with `None` (force-unlock).
-    pub async fn state_unlock(&self, workspace: &str, id: Option<&str>) -> Result<Unlocked> {
-        let deleted = match id {
-            Some(id) => {
-                sqlx::query("DELETE FROM state_locks WHERE workspace_id = $1 AND lock_id = $2")
-                    .bind(workspace)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await
-            }
-            None => {
-                sqlx::query("DELETE FROM state_locks WHERE workspace_id = $1")
-                    .bind(workspace)
-                    .execute(&self.pool)
-                    .await
-            }
-        }
-        .context("store: unlock state")?;
-        if deleted.rows_affected() == 1 {
+    pub async fn state_unlock(
+        &self,
+        workspace: &str,
+        id: Option<&str>,
+        who: &str,
+    ) -> Result<Unlocked> {
+        let mut tx = self.begin_write().await?;
+        let holder: Option<String> =
+            sqlx::query("SELECT lock_id FROM state_locks WHERE workspace_id = $1")
+                .bind(workspace)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("lock_id"))
+                .transpose()?;
+        let release = match (&holder, id) {
+            (Some(holder), Some(id)) => holder == id,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if release {
+            sqlx::query("DELETE FROM state_locks WHERE workspace_id = $1")
+                .bind(workspace)
+                .execute(&mut *tx)
+                .await
+                .context("store: unlock state")?;
+            let (kind, forced) = match id {
+                Some(_) => ("state.unlocked", false),
+                None => ("state.force_unlocked", true),
+            };
+            self.audit_in(
+                &mut tx,
+                kind,
+                Some(workspace),
+                serde_json::json!({
+                    "principal": who,
+                    "workspace_id": workspace,
+                    "lock_id": holder,
+                    "forced": forced,
+                }),
+            )
+            .await?;
+            tx.commit().await.context("store: commit unlock")?;
             return Ok(Unlocked::Released);
         }
+        tx.rollback().await.ok();
         Ok(match self.state_lock_holder(workspace).await? {
             Some((_, info)) => Unlocked::HeldBy(info),
             None => Unlocked::NotLocked,
@@ -203,6 +238,33 @@ impl Store {
     /// Stores `body` as the workspace's next state version, for the holder
     /// of lock `lock_id`.
     pub async fn state_write(
+        &self,
+        workspace: &str,
+        lock_id: Option<&str>,
+        body: &[u8],
+        who: &str,
+    ) -> Result<std::result::Result<StateVersion, StateRefused>> {
+        let result = self
+            .state_write_inner(workspace, lock_id, body, who)
+            .await?;
+        if let Err(refused) = &result {
+            // A refused write changes nothing, but who tried is on record.
+            self.audit(
+                "state.write_refused",
+                Some(workspace),
+                serde_json::json!({
+                    "principal": who,
+                    "workspace_id": workspace,
+                    "lock_id": lock_id,
+                    "reason": refused.to_string(),
+                }),
+            )
+            .await?;
+        }
+        Ok(result)
+    }
+
+    async fn state_write_inner(
         &self,
         workspace: &str,
         lock_id: Option<&str>,
@@ -295,6 +357,21 @@ impl Store {
         .execute(&mut *tx)
         .await
         .context("store: insert state version")?;
+        self.audit_in(
+            &mut tx,
+            "state.written",
+            Some(workspace),
+            serde_json::json!({
+                "principal": who,
+                "workspace_id": workspace,
+                "lock_id": lock_id,
+                "version": stored.version,
+                "serial": stored.serial,
+                "lineage": stored.lineage,
+                "sha256": stored.sha256,
+            }),
+        )
+        .await?;
         tx.commit().await.context("store: commit state version")?;
         Ok(Ok(stored))
     }

@@ -191,6 +191,23 @@ fn store_gives_a_name_to_one_workspace_only() {
         assert_eq!((won, told), (1, 15), "{kind}: {results:?}");
         let all = rt.block_on(store.workspaces()).expect("list");
         assert_eq!(all.len(), 1, "{kind}");
+        // 16 racing creates of different names: 16 events, one chain, no fork.
+        rt.block_on(async {
+            let creates = (0..16).map(|i| {
+                let store = store.clone();
+                async move {
+                    store
+                        .create_workspace(&workspace(&format!("team-{i}")), "dev:racer")
+                        .await
+                }
+            });
+            for created in futures_join_all(creates).await {
+                created.expect("store").expect("created");
+            }
+        });
+        let report = rt.block_on(store.audit_verify()).expect("verify");
+        assert!(report.ok, "{kind}: {:?}", report.first_bad);
+        assert_eq!(report.events, 17, "{kind}: one event per workspace created");
         let stored = &all[0];
         assert_eq!(stored.source, workspace("orders").source, "{kind}");
         assert!(stored.created_by.starts_with("dev:user"), "{kind}");
@@ -210,7 +227,7 @@ fn store_gives_a_name_to_one_workspace_only() {
             ),
             "{kind}: {refused:?}"
         );
-        assert_eq!(rt.block_on(store.workspaces()).expect("list").len(), 1);
+        assert_eq!(rt.block_on(store.workspaces()).expect("list").len(), 17);
         assert!(
             rt.block_on(store.workspace("nope"))
                 .expect("read")
@@ -441,6 +458,38 @@ fn serve_keeps_workspaces_and_answers_in_one_shape() {
             "{path} missing from the document"
         );
     }
+
+    // The audit chain names who did what, and holds.
+    let (code, events) = call(
+        &server,
+        "GET",
+        "v1/audit/events?after=0&limit=10",
+        Some("alice"),
+        None,
+    );
+    assert_eq!(code, 200, "{events}");
+    let first = events["events"][0].as_str().expect("an event");
+    assert!(
+        first.contains("dev.platform.broker.workspace.created") && first.contains("dev:alice"),
+        "{first}"
+    );
+    let (code, report) = call(&server, "GET", "v1/audit/verify", Some("alice"), None);
+    assert_eq!(
+        (code, report["ok"].as_bool()),
+        (200, Some(true)),
+        "{report}"
+    );
+    let (code, doc) = call(
+        &server,
+        "GET",
+        "v1/audit/events?limit=0",
+        Some("alice"),
+        None,
+    );
+    assert_eq!(
+        (code, doc["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
 
     // SIGTERM: the server stops by itself, exit 0.
     let pid = server.child.id();
@@ -884,13 +933,13 @@ fn store_state_lock_has_one_holder_and_versions_only_grow() {
             Err(StateRefused::Serial { have: 3, got: 2 })
         ));
         assert_eq!(
-            rt.block_on(store.state_unlock(&ws.id, Some("not-the-holder")))
+            rt.block_on(store.state_unlock(&ws.id, Some("not-the-holder"), "dev:t"))
                 .expect("unlock"),
             Unlocked::HeldBy(format!(r#"{{"ID":"{holder}"}}"#)),
             "{kind}"
         );
         assert_eq!(
-            rt.block_on(store.state_unlock(&ws.id, Some(&holder)))
+            rt.block_on(store.state_unlock(&ws.id, Some(&holder), "dev:t"))
                 .expect("unlock"),
             Unlocked::Released
         );
@@ -966,4 +1015,122 @@ fn the_api_keeps_to_its_openapi_document() {
         })
         .collect();
     assert!(errors.is_empty(), "5xx answers: {errors:#?}");
+}
+
+#[test]
+fn store_audit_chain_catches_an_edited_row() {
+    each_store("store_audit", |kind, url| {
+        let rt = runtime();
+        let key = broker::key::BrokerKey::from_text(b"0123456789abcdef0123456789abcdef")
+            .unwrap_or_else(|_| panic!("key"));
+        let store = rt
+            .block_on(Store::open(url))
+            .expect("open")
+            .with_key(Some(key.clone()));
+        let ws = rt
+            .block_on(store.create_workspace(&workspace("audited"), "dev:alice"))
+            .expect("store")
+            .expect("created");
+        let body = br#"{"version":4,"serial":1,"lineage":"L","resources":[]}"#;
+        assert!(matches!(
+            rt.block_on(store.state_write(&ws.id, Some("nobody"), body, "dev:mallory"))
+                .expect("store"),
+            Err(broker::store::state::StateRefused::NotLocked)
+        ));
+        rt.block_on(store.state_lock(&ws.id, "L1", r#"{"ID":"L1"}"#, "dev:alice"))
+            .expect("lock");
+        rt.block_on(store.state_write(&ws.id, Some("L1"), body, "dev:alice"))
+            .expect("store")
+            .expect("written");
+        rt.block_on(store.state_unlock(&ws.id, None, "dev:admin"))
+            .expect("force-unlock");
+        let lines: Vec<String> = rt
+            .block_on(store.audit_lines(0, 100))
+            .expect("lines")
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        let types: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).expect("event")["type"]
+                    .as_str()
+                    .expect("type")
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "dev.platform.broker.workspace.created",
+                "dev.platform.broker.state.write_refused",
+                "dev.platform.broker.state.locked",
+                "dev.platform.broker.state.written",
+                "dev.platform.broker.state.force_unlocked",
+            ],
+            "{kind}"
+        );
+        assert!(
+            lines[1].contains("dev:mallory") && lines[4].contains("dev:admin"),
+            "{kind}"
+        );
+        let report = rt.block_on(store.audit_verify()).expect("verify");
+        assert!(
+            report.ok && report.authenticated,
+            "{kind}: {:?}",
+            report.first_bad
+        );
+        // Someone with the database but not the key rewrites who did it.
+        rt.block_on(async {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(url).await.expect("connect");
+            sqlx::query("UPDATE audit_events SET line = REPLACE(line, 'dev:mallory', 'dev:alice') WHERE seq = 2")
+                .execute(&pool)
+                .await
+                .expect("edit");
+            pool.close().await;
+        });
+        let report = rt.block_on(store.audit_verify()).expect("verify");
+        assert!(!report.ok, "{kind}: an edited event went unnoticed");
+        let bad = report.first_bad.expect("first bad");
+        assert_eq!(bad.line, 2, "{kind}: {bad:?}");
+        // Without the key the keyed lines' links still hold (their link is
+        // their MAC), so only the key catches the edit; verify says it could
+        // not authenticate.
+        let unkeyed = rt.block_on(Store::open(url)).expect("open");
+        let report = rt.block_on(unkeyed.audit_verify()).expect("verify");
+        assert!(!report.authenticated, "{kind}");
+        // Rows cut at the end, head row rewritten to match: the key catches it.
+        rt.block_on(async {
+            let pool = sqlx::AnyPool::connect(url).await.expect("connect");
+            sqlx::query("UPDATE audit_events SET line = REPLACE(line, 'dev:alice', 'dev:mallory') WHERE seq = 2")
+                .execute(&pool)
+                .await
+                .expect("restore");
+            let link: String = sqlx::Row::get(
+                &sqlx::query("SELECT link FROM audit_events WHERE seq = 3")
+                    .fetch_one(&pool)
+                    .await
+                    .expect("link"),
+                "link",
+            );
+            sqlx::query("DELETE FROM audit_events WHERE seq > 3")
+                .execute(&pool)
+                .await
+                .expect("cut");
+            sqlx::query("UPDATE audit_head SET seq = 3, link = $1 WHERE id = 1")
+                .bind(link)
+                .execute(&pool)
+                .await
+                .expect("head");
+            pool.close().await;
+        });
+        let report = rt.block_on(store.audit_verify()).expect("verify");
+        assert!(
+            !report.ok,
+            "{kind}: a cut with a rewritten head went unnoticed with the key"
+        );
+        rt.block_on(store.close());
+        rt.block_on(unkeyed.close());
+    });
 }
