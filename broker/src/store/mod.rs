@@ -12,6 +12,7 @@
 //! refused, never written. Times are Unix milliseconds (UTC).
 
 pub mod audit;
+pub mod runs;
 pub mod state;
 
 use anyhow::{Context, Result, bail};
@@ -87,6 +88,25 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
                 key_id TEXT,
                 mac    TEXT
             )",
+        ],
+    ),
+    (
+        4,
+        &[
+            "CREATE TABLE runs (
+                id           TEXT PRIMARY KEY,
+                workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+                number       BIGINT NOT NULL,
+                status       TEXT NOT NULL,
+                created_at   BIGINT NOT NULL,
+                created_by   TEXT NOT NULL,
+                updated_at   BIGINT NOT NULL,
+                claimed_by   TEXT,
+                lease_until  BIGINT,
+                reason       TEXT,
+                UNIQUE (workspace_id, number)
+            )",
+            "CREATE INDEX runs_by_status ON runs (status, created_at)",
         ],
     ),
 ];

@@ -1134,3 +1134,171 @@ fn store_audit_chain_catches_an_edited_row() {
         rt.block_on(unkeyed.close());
     });
 }
+
+#[test]
+fn queue_claims_each_run_once_in_order_one_per_workspace() {
+    use broker::store::runs::{Fenced, RunStatus};
+    use std::sync::Mutex;
+    each_store("queue", |kind, url| {
+        let rt = runtime();
+        // Two "servers": two pools on one store.
+        let servers = [
+            rt.block_on(Store::open(url)).expect("open"),
+            rt.block_on(Store::open(url)).expect("open"),
+        ];
+        let store = &servers[0];
+        let mut spaces = Vec::new();
+        for w in 0..4 {
+            let ws = rt
+                .block_on(store.create_workspace(&workspace(&format!("queue-{w}")), "dev:t"))
+                .expect("store")
+                .expect("created");
+            spaces.push(ws.id);
+        }
+        let mut queued = 0;
+        for round in 0..6 {
+            for ws in &spaces {
+                rt.block_on(store.queue_run(ws, &format!("dev:u{round}")))
+                    .expect("queue");
+                queued += 1;
+            }
+        }
+        // 8 workers, 4 on each server, claim until nothing is left; each
+        // claimed run is planned after a moment. Track what is active.
+        let active: std::sync::Arc<Mutex<std::collections::HashMap<String, usize>>> =
+            Default::default();
+        let claims: std::sync::Arc<Mutex<Vec<(String, i64, String)>>> = Default::default();
+        let max_active = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        rt.block_on(async {
+            let workers = (0..8).map(|i| {
+                let store = servers[i % 2].clone();
+                let (active, claims, max_active) =
+                    (active.clone(), claims.clone(), max_active.clone());
+                async move {
+                    let me = format!("worker-{i}");
+                    let mut idle = 0;
+                    while idle < 40 {
+                        let Some(run) = store.claim_run(&me, 30_000).await.expect("claim") else {
+                            idle += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                            continue;
+                        };
+                        idle = 0;
+                        {
+                            let mut a = active.lock().expect("lock");
+                            let n = a.entry(run.workspace_id.clone()).or_default();
+                            *n += 1;
+                            max_active.fetch_max(*n, std::sync::atomic::Ordering::SeqCst);
+                            claims.lock().expect("lock").push((
+                                run.workspace_id.clone(),
+                                run.number,
+                                run.id.clone(),
+                            ));
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                        *active
+                            .lock()
+                            .expect("lock")
+                            .get_mut(&run.workspace_id)
+                            .expect("entry") -= 1;
+                        store
+                            .finish_run(&run.id, &me, RunStatus::Planned, None)
+                            .await
+                            .expect("store")
+                            .expect("fenced");
+                    }
+                }
+            });
+            futures_join_all(workers).await;
+        });
+        let claims = claims.lock().expect("lock").clone();
+        assert_eq!(
+            claims.len(),
+            queued,
+            "{kind}: every run claimed exactly once"
+        );
+        let mut ids: Vec<&String> = claims.iter().map(|(_, _, id)| id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), queued, "{kind}: a run was claimed twice");
+        assert_eq!(
+            max_active.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{kind}: two runs of one workspace at once"
+        );
+        for ws in &spaces {
+            let order: Vec<i64> = claims
+                .iter()
+                .filter(|(w, _, _)| w == ws)
+                .map(|(_, n, _)| *n)
+                .collect();
+            assert_eq!(
+                order,
+                (1..=6).collect::<Vec<_>>(),
+                "{kind}: per-workspace order"
+            );
+        }
+        // A worker that stops renewing: its run is errored with the reason,
+        // and its late report is refused.
+        let ws = &spaces[0];
+        let run = rt.block_on(store.queue_run(ws, "dev:t")).expect("queue");
+        let claimed = rt
+            .block_on(store.claim_run("doomed", 50))
+            .expect("claim")
+            .expect("a run");
+        assert_eq!(
+            (claimed.id.as_str(), claimed.status),
+            (run.id.as_str(), RunStatus::Planning)
+        );
+        assert!(
+            rt.block_on(servers[1].claim_run("other", 50))
+                .expect("claim")
+                .is_none(),
+            "{kind}: the workspace is busy"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        let reaped = rt.block_on(servers[1].reap_expired()).expect("reap");
+        assert_eq!(reaped.len(), 1, "{kind}");
+        assert!(
+            reaped[0]
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("doomed") && r.contains("not retried")),
+            "{kind}: {:?}",
+            reaped[0].reason
+        );
+        let late = rt
+            .block_on(store.finish_run(&run.id, "doomed", RunStatus::Planned, None))
+            .expect("store");
+        assert_eq!(late, Err(Fenced::NotHolder(run.id.clone())), "{kind}");
+        assert_eq!(
+            rt.block_on(store.renew_lease(&run.id, "doomed", 1000))
+                .expect("store"),
+            Err(Fenced::NotHolder(run.id.clone()))
+        );
+        let stored = rt.block_on(store.run(&run.id)).expect("read").expect("run");
+        assert_eq!(stored.status, RunStatus::Errored, "{kind}");
+        // A worker may not skip the states: planning cannot become applied.
+        rt.block_on(store.queue_run(ws, "dev:t")).expect("queue");
+        let next = rt
+            .block_on(store.claim_run("w", 30_000))
+            .expect("claim")
+            .expect("a run");
+        assert!(matches!(
+            rt.block_on(store.finish_run(&next.id, "w", RunStatus::Applied, None))
+                .expect("store"),
+            Err(Fenced::Transition { .. })
+        ));
+        // Every transition is in the chain, which holds.
+        let report = rt.block_on(store.audit_verify()).expect("verify");
+        assert!(report.ok, "{kind}: {:?}", report.first_bad);
+        let expected = 4 + queued as u64 * 3 + 3 + 2;
+        assert_eq!(
+            report.events, expected,
+            "{kind}: workspaces, queued/claimed/planned, the reaped run, the last two"
+        );
+        for s in &servers {
+            rt.block_on(s.close());
+        }
+    });
+}

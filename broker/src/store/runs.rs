@@ -1,0 +1,471 @@
+//! Runs and their queue, in the store.
+//!
+//! A run moves queued → planning → planned | needs_approval | denied →
+//! approved → applying → applied | errored | discarded | expired. Workers
+//! claim the runs that wait (`queued` to plan, `approved` to apply) under a
+//! lease; what they report is fenced by it.
+//!
+//! **Invariants:** a run is claimed by one worker at a time, however many
+//! servers share the store (PostgreSQL: `FOR UPDATE SKIP LOCKED` plus a
+//! per-workspace advisory lock; SQLite: one writer); a workspace has at most
+//! one run in `planning`/`applying`, and its runs are claimed in the order
+//! they were queued; a report from a worker that no longer holds the run's
+//! lease is refused; a run whose lease ran out is `errored` with the reason,
+//! never retried (an apply is never repeated blindly); every transition is an
+//! audit event in its own transaction.
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Dialect, Store, now_ms};
+
+/// Where a run is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Planning,
+    Planned,
+    NeedsApproval,
+    Denied,
+    Approved,
+    Applying,
+    Applied,
+    Errored,
+    Discarded,
+    Expired,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Planning => "planning",
+            RunStatus::Planned => "planned",
+            RunStatus::NeedsApproval => "needs_approval",
+            RunStatus::Denied => "denied",
+            RunStatus::Approved => "approved",
+            RunStatus::Applying => "applying",
+            RunStatus::Applied => "applied",
+            RunStatus::Errored => "errored",
+            RunStatus::Discarded => "discarded",
+            RunStatus::Expired => "expired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RunStatus> {
+        ALL.iter().copied().find(|s| s.as_str() == text)
+    }
+
+    /// Nothing more happens to a run in this state.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Denied
+                | RunStatus::Applied
+                | RunStatus::Errored
+                | RunStatus::Discarded
+                | RunStatus::Expired
+        )
+    }
+
+    /// A worker holds the run.
+    pub fn is_active(self) -> bool {
+        matches!(self, RunStatus::Planning | RunStatus::Applying)
+    }
+
+    /// Where a worker may take a run it holds.
+    fn reachable_from_active(self, from: RunStatus) -> bool {
+        match from {
+            RunStatus::Planning => matches!(
+                self,
+                RunStatus::Planned
+                    | RunStatus::NeedsApproval
+                    | RunStatus::Denied
+                    | RunStatus::Errored
+            ),
+            RunStatus::Applying => matches!(self, RunStatus::Applied | RunStatus::Errored),
+            _ => false,
+        }
+    }
+}
+
+const ALL: [RunStatus; 11] = [
+    RunStatus::Queued,
+    RunStatus::Planning,
+    RunStatus::Planned,
+    RunStatus::NeedsApproval,
+    RunStatus::Denied,
+    RunStatus::Approved,
+    RunStatus::Applying,
+    RunStatus::Applied,
+    RunStatus::Errored,
+    RunStatus::Discarded,
+    RunStatus::Expired,
+];
+
+/// A run as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Run {
+    pub id: String,
+    pub workspace_id: String,
+    /// 1, 2, … per workspace: the order runs were queued in.
+    pub number: i64,
+    pub status: RunStatus,
+    pub created_at: i64,
+    pub created_by: String,
+    pub updated_at: i64,
+    /// The worker holding it (while planning or applying).
+    pub claimed_by: Option<String>,
+    /// Unix ms; past it, the run is the reaper's.
+    pub lease_until: Option<i64>,
+    /// Why it ended as it did (errors, reaping).
+    pub reason: Option<String>,
+}
+
+/// Why a worker's report was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Fenced {
+    #[error("run {0} is not held by this worker (its lease ended or another worker holds it)")]
+    NotHolder(String),
+    #[error("run {run}: {from:?} cannot become {to:?}")]
+    Transition {
+        run: String,
+        from: RunStatus,
+        to: RunStatus,
+    },
+}
+
+/// PostgreSQL advisory lock namespace for a workspace's claims.
+const CLAIM_LOCK: i32 = 0x7275_6e73; // "runs"
+
+const SELECT_RUN: &str = "SELECT id, workspace_id, number, status, created_at, created_by,
+    updated_at, claimed_by, lease_until, reason FROM runs";
+
+fn run_from(row: &sqlx::any::AnyRow) -> Result<Run> {
+    let status: String = row.try_get("status")?;
+    Ok(Run {
+        id: row.try_get("id")?,
+        workspace_id: row.try_get("workspace_id")?,
+        number: row.try_get("number")?,
+        status: RunStatus::parse(&status)
+            .with_context(|| format!("store: run status {status:?} unknown"))?,
+        created_at: row.try_get("created_at")?,
+        created_by: row.try_get("created_by")?,
+        updated_at: row.try_get("updated_at")?,
+        claimed_by: row.try_get("claimed_by")?,
+        lease_until: row.try_get("lease_until")?,
+        reason: row.try_get("reason")?,
+    })
+}
+
+impl Store {
+    /// Queues a run of a workspace.
+    pub async fn queue_run(&self, workspace: &str, who: &str) -> Result<Run> {
+        let mut tx = self.begin_write().await?;
+        if self.dialect == Dialect::Postgres {
+            // Numbers per workspace are handed out one at a time.
+            sqlx::query(
+                "SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1, hashtext($2))) AS l",
+            )
+            .bind(CLAIM_LOCK)
+            .bind(workspace)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let number: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(number), 0) + 1 AS next FROM runs WHERE workspace_id = $1",
+        )
+        .bind(workspace)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("next")?;
+        let now = now_ms();
+        let run = Run {
+            id: uuid::Uuid::new_v4().to_string(),
+            workspace_id: workspace.to_owned(),
+            number,
+            status: RunStatus::Queued,
+            created_at: now,
+            created_by: who.to_owned(),
+            updated_at: now,
+            claimed_by: None,
+            lease_until: None,
+            reason: None,
+        };
+        sqlx::query(
+            "INSERT INTO runs (id, workspace_id, number, status, created_at, created_by, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&run.id)
+        .bind(&run.workspace_id)
+        .bind(run.number)
+        .bind(run.status.as_str())
+        .bind(run.created_at)
+        .bind(&run.created_by)
+        .bind(run.updated_at)
+        .execute(&mut *tx)
+        .await
+        .context("store: insert run")?;
+        self.audit_in(
+            &mut tx,
+            "run.queued",
+            Some(workspace),
+            serde_json::json!({"principal": who, "run": run.id, "number": number}),
+        )
+        .await?;
+        tx.commit().await.context("store: commit run")?;
+        Ok(run)
+    }
+
+    pub async fn run(&self, id: &str) -> Result<Option<Run>> {
+        let row = sqlx::query(&format!("{SELECT_RUN} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .context("store: read run")?;
+        row.as_ref().map(run_from).transpose()
+    }
+
+    /// A workspace's runs, in order.
+    pub async fn runs(&self, workspace: &str) -> Result<Vec<Run>> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_RUN} WHERE workspace_id = $1 ORDER BY number"
+        ))
+        .bind(workspace)
+        .fetch_all(&self.pool)
+        .await
+        .context("store: list runs")?;
+        rows.iter().map(run_from).collect()
+    }
+
+    /// Claims the next run that waits (`queued` → `planning`, `approved` →
+    /// `applying`) for `worker`, under a lease of `lease_ms`; `None` when
+    /// nothing can be claimed now.
+    pub async fn claim_run(&self, worker: &str, lease_ms: i64) -> Result<Option<Run>> {
+        let mut tx = self.begin_write().await?;
+        // The oldest waiting run of a workspace with no active run and no
+        // earlier waiting run.
+        let pick = format!(
+            "SELECT r.id, r.workspace_id FROM runs r
+             WHERE r.status IN ('queued', 'approved')
+               AND NOT EXISTS (SELECT 1 FROM runs a WHERE a.workspace_id = r.workspace_id
+                               AND a.status IN ('planning', 'applying'))
+               AND NOT EXISTS (SELECT 1 FROM runs e WHERE e.workspace_id = r.workspace_id
+                               AND e.number < r.number AND e.status IN ('queued', 'approved'))
+             ORDER BY r.created_at, r.number LIMIT 1{}",
+            match self.dialect {
+                Dialect::Postgres => " FOR UPDATE OF r SKIP LOCKED",
+                Dialect::Sqlite => "",
+            }
+        );
+        let Some(row) = sqlx::query(&pick).fetch_optional(&mut *tx).await? else {
+            return Ok(None);
+        };
+        let id: String = row.try_get("id")?;
+        let workspace: String = row.try_get("workspace_id")?;
+        if self.dialect == Dialect::Postgres {
+            // Another server may have claimed an earlier run of this
+            // workspace since our snapshot: serialise claims per workspace
+            // and look again.
+            sqlx::query(
+                "SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock($1, hashtext($2))) AS l",
+            )
+            .bind(CLAIM_LOCK)
+            .bind(&workspace)
+            .execute(&mut *tx)
+            .await?;
+            let busy: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM runs WHERE workspace_id = $1
+                 AND status IN ('planning', 'applying')",
+            )
+            .bind(&workspace)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+            if busy > 0 {
+                return Ok(None);
+            }
+        }
+        let now = now_ms();
+        let updated = sqlx::query(
+            "UPDATE runs SET
+                 status = CASE status WHEN 'queued' THEN 'planning' ELSE 'applying' END,
+                 claimed_by = $1, lease_until = $2, updated_at = $3
+             WHERE id = $4 AND status IN ('queued', 'approved')",
+        )
+        .bind(worker)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let run = run_from(
+            &sqlx::query(&format!("{SELECT_RUN} WHERE id = $1"))
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await?,
+        )?;
+        self.audit_in(
+            &mut tx,
+            &format!("run.{}", run.status.as_str()),
+            Some(&workspace),
+            serde_json::json!({"worker": worker, "run": id, "number": run.number}),
+        )
+        .await?;
+        tx.commit().await.context("store: commit claim")?;
+        Ok(Some(run))
+    }
+
+    /// Extends the lease of a run `worker` holds.
+    pub async fn renew_lease(
+        &self,
+        id: &str,
+        worker: &str,
+        lease_ms: i64,
+    ) -> Result<std::result::Result<(), Fenced>> {
+        let now = now_ms();
+        let updated = sqlx::query(
+            "UPDATE runs SET lease_until = $1, updated_at = $2
+             WHERE id = $3 AND claimed_by = $4 AND status IN ('planning', 'applying')
+               AND lease_until >= $2",
+        )
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await
+        .context("store: renew lease")?;
+        Ok(if updated.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(Fenced::NotHolder(id.to_owned()))
+        })
+    }
+
+    /// A worker's report on a run it holds: `to` must follow its state.
+    pub async fn finish_run(
+        &self,
+        id: &str,
+        worker: &str,
+        to: RunStatus,
+        reason: Option<&str>,
+    ) -> Result<std::result::Result<Run, Fenced>> {
+        let mut tx = self.begin_write().await?;
+        let Some(row) = sqlx::query(&format!("{SELECT_RUN} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            bail!("store: no run {id}");
+        };
+        let run = run_from(&row)?;
+        let now = now_ms();
+        let holds = run.claimed_by.as_deref() == Some(worker)
+            && run.status.is_active()
+            && run.lease_until.is_some_and(|l| l >= now);
+        if !holds {
+            return Ok(Err(Fenced::NotHolder(id.to_owned())));
+        }
+        if !to.reachable_from_active(run.status) {
+            return Ok(Err(Fenced::Transition {
+                run: id.to_owned(),
+                from: run.status,
+                to,
+            }));
+        }
+        // The same conditions again, in the UPDATE itself: a reaper (or
+        // another server) that changed the run since the read wins.
+        let updated = sqlx::query(
+            "UPDATE runs SET status = $1, reason = $2, claimed_by = NULL, lease_until = NULL,
+                 updated_at = $3
+             WHERE id = $4 AND claimed_by = $5 AND status = $6 AND lease_until >= $3",
+        )
+        .bind(to.as_str())
+        .bind(reason)
+        .bind(now)
+        .bind(id)
+        .bind(worker)
+        .bind(run.status.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(Err(Fenced::NotHolder(id.to_owned())));
+        }
+        self.audit_in(
+            &mut tx,
+            &format!("run.{}", to.as_str()),
+            Some(&run.workspace_id),
+            serde_json::json!({"worker": worker, "run": id, "number": run.number, "reason": reason}),
+        )
+        .await?;
+        tx.commit().await.context("store: commit run report")?;
+        Ok(Ok(Run {
+            status: to,
+            reason: reason.map(str::to_owned),
+            claimed_by: None,
+            lease_until: None,
+            updated_at: now,
+            ..run
+        }))
+    }
+
+    /// Every active run whose lease ran out becomes `errored`, with the
+    /// reason; returns them. Never requeued: an apply may have half-run.
+    pub async fn reap_expired(&self) -> Result<Vec<Run>> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(&format!(
+            "{SELECT_RUN} WHERE status IN ('planning', 'applying') AND lease_until < $1{}",
+            match self.dialect {
+                Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+                Dialect::Sqlite => "",
+            }
+        ))
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut reaped = Vec::new();
+        for row in &rows {
+            let run = run_from(row)?;
+            let reason = format!(
+                "the worker {} stopped renewing its lease during {} (it ran out at {} ms); \
+                 not retried",
+                run.claimed_by.as_deref().unwrap_or("?"),
+                run.status.as_str(),
+                run.lease_until.unwrap_or_default()
+            );
+            sqlx::query(
+                "UPDATE runs SET status = 'errored', reason = $1, claimed_by = NULL,
+                     lease_until = NULL, updated_at = $2 WHERE id = $3",
+            )
+            .bind(&reason)
+            .bind(now)
+            .bind(&run.id)
+            .execute(&mut *tx)
+            .await?;
+            self.audit_in(
+                &mut tx,
+                "run.errored",
+                Some(&run.workspace_id),
+                serde_json::json!({"run": run.id, "number": run.number, "reason": reason, "reaped": true}),
+            )
+            .await?;
+            reaped.push(Run {
+                status: RunStatus::Errored,
+                reason: Some(reason),
+                claimed_by: None,
+                lease_until: None,
+                updated_at: now,
+                ..run
+            });
+        }
+        tx.commit().await.context("store: commit reaping")?;
+        Ok(reaped)
+    }
+}
