@@ -282,6 +282,9 @@ pub struct ServeArgs {
     /// After SIGTERM, how long open requests get to finish (e.g. 10s, 1m).
     #[arg(long, default_value = "10s")]
     pub grace: String,
+    /// Workers executing runs in this process (0: serve the API only).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
 }
 
 #[derive(clap::Subcommand)]
@@ -820,7 +823,7 @@ pub fn mirror(command: MirrorCommand) -> Result<u8> {
     Ok(0)
 }
 
-pub fn serve(args: ServeArgs) -> Result<u8> {
+pub fn serve(global: &Global, args: ServeArgs) -> Result<u8> {
     let grace = crate::dates::parse_duration(&args.grace)
         .map_err(|e| anyhow::anyhow!("--grace {:?}: {e}", args.grace))?;
     let scheme = if args.tls_cert.is_some() {
@@ -835,6 +838,8 @@ pub fn serve(args: ServeArgs) -> Result<u8> {
         tls: args.tls_cert.zip(args.tls_key),
         insecure_dev_auth: args.insecure_dev_auth,
         grace,
+        workers: args.workers,
+        terraform: global.terraform.clone(),
     };
     crate::server::run(options, |addr, store| {
         use std::io::Write as _;

@@ -123,7 +123,7 @@ fn main() -> ExitCode {
         Command::Policy(command) => broker::cli::policy(&global, command),
         Command::Audit(command) => broker::cli::audit(&global, command),
         Command::Mirror(command) => broker::cli::mirror(command),
-        Command::Serve(args) => broker::cli::serve(args),
+        Command::Serve(args) => broker::cli::serve(&global, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -756,6 +756,54 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// Clones `url` into `dest` (a new directory) and checks out `reference`
+/// when given (a branch, tag or commit). Never prompts; an argument cannot be
+/// taken for an option (`--`, `--end-of-options`). Errors carry git's last
+/// line of stderr, which names the URL and reason, never a credential that
+/// is not already in the URL the caller chose.
+pub fn git_clone(url: &str, reference: Option<&str>, dest: &Path) -> Result<(), String> {
+    let run = |args: &[&std::ffi::OsStr]| -> Result<(), String> {
+        let out = Command::new("git")
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_ASKPASS", "true")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        Err(format!("git failed: {}", last.trim()))
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    run(&[
+        &os("clone"),
+        &os("--quiet"),
+        &os("--no-hardlinks"),
+        &os("--"),
+        &os(url),
+        dest.as_os_str(),
+    ])?;
+    if let Some(reference) = reference {
+        run(&[
+            &os("-C"),
+            dest.as_os_str(),
+            &os("checkout"),
+            &os("--quiet"),
+            &os("--detach"),
+            &os("--end-of-options"),
+            &os(reference),
+        ])?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

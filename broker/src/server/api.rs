@@ -12,6 +12,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use super::AppState;
+use super::runs;
 use super::state;
 use crate::http::ApiError;
 use crate::store::{NewWorkspace, Refused, Source, Workspace};
@@ -40,6 +41,12 @@ pub fn router(state: Shared) -> Router {
             "/v1/workspaces/{name}/lock",
             axum::routing::any(state::lock),
         )
+        .route(
+            "/v1/workspaces/{name}/runs",
+            get(runs::list).post(runs::queue),
+        )
+        .route("/v1/runs/{id}", get(runs::get))
+        .route("/v1/runs/{id}/approve", axum::routing::post(runs::approve))
         .route("/v1/audit/events", get(audit_events))
         .route("/v1/audit/verify", get(audit_verify))
         .route(
@@ -158,8 +165,9 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable: `not_found`, `bad_request`, `invalid`,
-    /// `conflict`, `unauthenticated`, `method_not_allowed`,
-    /// `unsupported_media_type`, `too_large`, `internal`.
+    /// `conflict`, `unauthenticated`, `four_eyes`, `not_lock_holder`,
+    /// `state_conflict`, `method_not_allowed`, `unsupported_media_type`,
+    /// `too_large`, `internal`.
     pub code: String,
     /// For people; never holds a secret.
     pub message: String,
@@ -199,6 +207,10 @@ pub struct WorkspaceList {
         state::post_state,
         state::list_versions,
         state::get_version,
+        runs::queue,
+        runs::list,
+        runs::get,
+        runs::approve,
         audit_events,
         audit_verify
     ),
@@ -215,6 +227,10 @@ pub struct WorkspaceList {
         AuditEvents,
         AuditReport,
         AuditBad,
+        runs::RunList,
+        runs::Approval,
+        crate::store::runs::Run,
+        crate::store::runs::RunStatus,
         crate::store::state::StateVersion
     ))
 )]

@@ -9,7 +9,9 @@
 //! listens on loopback; without it the server does not start.
 
 pub mod api;
+pub mod runs;
 pub mod state;
+pub mod worker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +32,11 @@ pub struct Options {
     pub insecure_dev_auth: bool,
     /// How long open requests get to finish after SIGTERM.
     pub grace: Duration,
+    /// Workers executing runs in this process (0: this server only serves
+    /// the API; another one executes).
+    pub workers: usize,
+    /// The terraform the workers run (default: `terraform` on PATH).
+    pub terraform: Option<PathBuf>,
 }
 
 /// What every handler shares.
@@ -95,8 +102,23 @@ pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()>
             store: store.clone(),
             dev_auth: options.insecure_dev_auth,
         });
-        let app = api::router(state);
+        let app = api::router(state.clone());
         let (listener, bound) = crate::http::bind(options.listen).await?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let host = if bound.ip().is_unspecified() {
+            std::net::SocketAddr::new([127, 0, 0, 1].into(), bound.port())
+        } else {
+            bound
+        };
+        worker::spawn(
+            state.clone(),
+            worker::WorkerConfig {
+                data_dir: options.data_dir.clone(),
+                self_url: format!("{scheme}://{host}/"),
+                terraform: options.terraform.clone(),
+            },
+            options.workers,
+        );
         ready(bound, &described);
         crate::http::serve(
             listener,

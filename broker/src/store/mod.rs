@@ -109,6 +109,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX runs_by_status ON runs (status, created_at)",
         ],
     ),
+    (5, &["ALTER TABLE runs ADD COLUMN plan_run TEXT"]),
 ];
 
 /// The schema version this binary writes.
@@ -131,11 +132,13 @@ pub struct Store {
 pub enum Source {
     /// A git repository the server clones: any URL git takes (`file://` too).
     Git {
-        /// No leading `-`, no space or control characters.
+        /// `https://`, `http://`, `ssh://`, `file://` or `git@host:path`; no
+        /// space or control characters (git's other transports, `ext::` among
+        /// them, are refused).
         #[schema(
             min_length = 1,
             max_length = 2048,
-            pattern = r"^[^-\x00-\x20\x7f-\x9f][^\x00-\x20\x7f-\x9f]*$"
+            pattern = r"^(https://|http://|ssh://|file://|git@)[^\x00-\x20\x7f-\x9f]+$"
         )]
         url: String,
         /// Branch, tag or commit (default: the remote's HEAD).
@@ -272,10 +275,15 @@ impl NewWorkspace {
             check_text("source.url", url, 2048)?;
             let plain =
                 |v: &str| !v.starts_with('-') && !v.chars().any(|c| c <= ' ' || c.is_control());
-            if !plain(url) {
+            let scheme_ok = ["https://", "http://", "ssh://", "file://", "git@"]
+                .iter()
+                .any(|p| url.starts_with(p) && url.len() > p.len());
+            if !plain(url) || !scheme_ok {
                 return Err(Refused::Invalid {
                     field: "source.url",
-                    message: "not a git URL (no leading '-', no spaces)".into(),
+                    message: "a git URL: https://, http://, ssh://, file:// or git@host:path, \
+                              without spaces"
+                        .into(),
                 });
             }
             if let Some(reference) = reference {
@@ -548,6 +556,15 @@ impl Store {
         row.map(|r| workspace_from(&r)).transpose()
     }
 
+    pub async fn workspace_by_id(&self, id: &str) -> Result<Option<Workspace>> {
+        let row = sqlx::query(&format!("{SELECT_WORKSPACE} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .context("store: read workspace")?;
+        row.map(|r| workspace_from(&r)).transpose()
+    }
+
     /// Every workspace, by name.
     pub async fn workspaces(&self) -> Result<Vec<Workspace>> {
         let rows = sqlx::query(&format!("{SELECT_WORKSPACE} ORDER BY name"))
@@ -653,6 +670,16 @@ mod tests {
                 Box::new(|w| {
                     w.source = Source::Git {
                         url: "--upload-pack=evil".into(),
+                        reference: None,
+                        path: None,
+                    }
+                }),
+                "source.url:",
+            ),
+            (
+                Box::new(|w| {
+                    w.source = Source::Git {
+                        url: "ext::sh%20-c%20id".into(),
                         reference: None,
                         path: None,
                     }

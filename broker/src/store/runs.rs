@@ -120,8 +120,11 @@ pub struct Run {
     pub claimed_by: Option<String>,
     /// Unix ms; past it, the run is the reaper's.
     pub lease_until: Option<i64>,
-    /// Why it ended as it did (errors, reaping).
+    /// Why it is where it is (an error, a verdict, reaping).
+    #[serde(rename = "status_detail")]
     pub reason: Option<String>,
+    /// The plan bundle's run id in the server's broker home (once planned).
+    pub plan_run: Option<String>,
 }
 
 /// Why a worker's report was refused.
@@ -141,7 +144,7 @@ pub enum Fenced {
 const CLAIM_LOCK: i32 = 0x7275_6e73; // "runs"
 
 const SELECT_RUN: &str = "SELECT id, workspace_id, number, status, created_at, created_by,
-    updated_at, claimed_by, lease_until, reason FROM runs";
+    updated_at, claimed_by, lease_until, reason, plan_run FROM runs";
 
 fn run_from(row: &sqlx::any::AnyRow) -> Result<Run> {
     let status: String = row.try_get("status")?;
@@ -157,6 +160,7 @@ fn run_from(row: &sqlx::any::AnyRow) -> Result<Run> {
         claimed_by: row.try_get("claimed_by")?,
         lease_until: row.try_get("lease_until")?,
         reason: row.try_get("reason")?,
+        plan_run: row.try_get("plan_run")?,
     })
 }
 
@@ -193,6 +197,7 @@ impl Store {
             claimed_by: None,
             lease_until: None,
             reason: None,
+            plan_run: None,
         };
         sqlx::query(
             "INSERT INTO runs (id, workspace_id, number, status, created_at, created_by, updated_at)
@@ -356,6 +361,18 @@ impl Store {
         to: RunStatus,
         reason: Option<&str>,
     ) -> Result<std::result::Result<Run, Fenced>> {
+        self.finish_run_with(id, worker, to, reason, None).await
+    }
+
+    /// `finish_run`, also recording the plan bundle's run id.
+    pub async fn finish_run_with(
+        &self,
+        id: &str,
+        worker: &str,
+        to: RunStatus,
+        reason: Option<&str>,
+        plan_run: Option<&str>,
+    ) -> Result<std::result::Result<Run, Fenced>> {
         let mut tx = self.begin_write().await?;
         let Some(row) = sqlx::query(&format!("{SELECT_RUN} WHERE id = $1"))
             .bind(id)
@@ -383,7 +400,7 @@ impl Store {
         // another server) that changed the run since the read wins.
         let updated = sqlx::query(
             "UPDATE runs SET status = $1, reason = $2, claimed_by = NULL, lease_until = NULL,
-                 updated_at = $3
+                 updated_at = $3, plan_run = COALESCE($7, plan_run)
              WHERE id = $4 AND claimed_by = $5 AND status = $6 AND lease_until >= $3",
         )
         .bind(to.as_str())
@@ -392,6 +409,7 @@ impl Store {
         .bind(id)
         .bind(worker)
         .bind(run.status.as_str())
+        .bind(plan_run)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
@@ -408,6 +426,7 @@ impl Store {
         Ok(Ok(Run {
             status: to,
             reason: reason.map(str::to_owned),
+            plan_run: plan_run.map(str::to_owned).or(run.plan_run.clone()),
             claimed_by: None,
             lease_until: None,
             updated_at: now,
@@ -467,5 +486,66 @@ impl Store {
         }
         tx.commit().await.context("store: commit reaping")?;
         Ok(reaped)
+    }
+}
+
+/// Why an approval was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NotApprovable {
+    #[error("run {0} is {1:?}: only a planned run, or one that needs an approval, can be approved")]
+    State(String, RunStatus),
+    #[error("run {0} needs an approval from someone other than who queued it ({1})")]
+    FourEyes(String, String),
+}
+
+impl Store {
+    /// Approves a run for apply (`planned`/`needs_approval` → `approved`); a
+    /// run that needs an approval takes someone other than who queued it.
+    pub async fn approve_run(
+        &self,
+        id: &str,
+        who: &str,
+        reason: &str,
+    ) -> Result<std::result::Result<Run, NotApprovable>> {
+        let mut tx = self.begin_write().await?;
+        let Some(row) = sqlx::query(&format!("{SELECT_RUN} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            bail!("store: no run {id}");
+        };
+        let run = run_from(&row)?;
+        if !matches!(run.status, RunStatus::Planned | RunStatus::NeedsApproval) {
+            return Ok(Err(NotApprovable::State(id.to_owned(), run.status)));
+        }
+        if run.status == RunStatus::NeedsApproval && run.created_by == who {
+            return Ok(Err(NotApprovable::FourEyes(id.to_owned(), who.to_owned())));
+        }
+        let now = now_ms();
+        let updated = sqlx::query(
+            "UPDATE runs SET status = 'approved', updated_at = $1 WHERE id = $2 AND status = $3",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(run.status.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(Err(NotApprovable::State(id.to_owned(), run.status)));
+        }
+        self.audit_in(
+            &mut tx,
+            "run.approved",
+            Some(&run.workspace_id),
+            serde_json::json!({"principal": who, "run": id, "number": run.number, "reason": reason}),
+        )
+        .await?;
+        tx.commit().await.context("store: commit approval")?;
+        Ok(Ok(Run {
+            status: RunStatus::Approved,
+            updated_at: now,
+            ..run
+        }))
     }
 }

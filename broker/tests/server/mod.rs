@@ -266,8 +266,16 @@ impl Drop for Server {
 }
 
 fn serve(data: &Path, extra: &[&str]) -> Server {
+    serve_with_env(data, extra, &[])
+}
+
+fn serve_with_env(data: &Path, extra: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Server {
     let log = data.with_extension(format!("log-{}", random_hex()));
-    let mut child = Command::new(broker_bin())
+    let mut cmd = Command::new(broker_bin());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .args(extra)
@@ -973,7 +981,11 @@ fn the_api_keeps_to_its_openapi_document() {
     };
     let python = std::env::var("SCHEMATHESIS_PYTHON").unwrap_or_else(|_| "python3".into());
     let tmp = tempfile::tempdir().expect("tempdir");
-    let server = serve(&tmp.path().join("data"), &["--insecure-dev-auth"]);
+    // No workers: the generated runs are queued, never executed.
+    let server = serve(
+        &tmp.path().join("data"),
+        &["--insecure-dev-auth", "--workers", "0"],
+    );
     let out = Command::new(python)
         .args(["-s", "-m", "schemathesis.cli", "run"])
         .arg(format!("{}openapi.json", server.url))
@@ -1301,4 +1313,176 @@ fn queue_claims_each_run_once_in_order_one_per_workspace() {
             rt.block_on(s.close());
         }
     });
+}
+
+/// Polls a run until it leaves `waiting`, at most `secs`.
+fn wait_run(server: &Server, id: &str, waiting: &[&str], secs: u64) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (code, run) = call(server, "GET", &format!("v1/runs/{id}"), Some("alice"), None);
+        assert_eq!(code, 200, "{run}");
+        let status = run["status"].as_str().unwrap_or_default().to_owned();
+        if !waiting.contains(&status.as_str()) {
+            return run;
+        }
+        assert!(
+            started.elapsed().as_secs() < secs,
+            "run {id} still {status} after {secs} s\n{}",
+            std::fs::read_to_string(&server.log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.email=test@localhost", "-c", "user.name=test"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A workspace whose source is a git repository: the server clones it, plans
+/// with the CLI's `run` layer (state on the server), waits for an approval
+/// by someone else, applies exactly that plan, and keeps every step in the
+/// audit chain.
+#[test]
+fn a_run_is_planned_approved_and_applied_by_the_server() {
+    crate::require_acc!();
+    let null_mirror = std::env::var("NULL_MIRROR").expect("NULL_MIRROR (scripts/test sets it)");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(repo.join("infra")).expect("mkdir");
+    std::fs::write(
+        repo.join("infra/main.tf"),
+        "terraform {\n  required_providers {\n    null = { source = \"hashicorp/null\", version = \"2.1.2\" }\n  }\n}\n\
+         resource \"null_resource\" \"a\" {\n  triggers = { v = \"1\" }\n}\n",
+    )
+    .expect("write");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "infra"]);
+    let cli_config = tmp.path().join("cli.tfrc");
+    std::fs::write(
+        &cli_config,
+        format!("provider_installation {{\n  filesystem_mirror {{\n    path = \"{null_mirror}\"\n  }}\n}}\n"),
+    )
+    .expect("write");
+    for bin in terraform_bins() {
+        let v = version(&bin);
+        let data = tmp.path().join(format!("data-{}", version_tag(&bin)));
+        let server = serve_with_env(
+            &data,
+            &[
+                "--insecure-dev-auth",
+                "--terraform",
+                bin.to_str().expect("utf8"),
+            ],
+            &[("TF_CLI_CONFIG_FILE", cli_config.as_os_str())],
+        );
+        let new = format!(
+            r#"{{"name":"infra","team":"t","environment":"dev",
+                "source":{{"kind":"git","url":"file://{}","ref":"main","path":"infra"}}}}"#,
+            repo.display()
+        );
+        let (code, _) = call(&server, "POST", "v1/workspaces", Some("alice"), Some(&new));
+        assert_eq!(code, 201);
+        let (code, run) = call(
+            &server,
+            "POST",
+            "v1/workspaces/infra/runs",
+            Some("alice"),
+            None,
+        );
+        assert_eq!(code, 202, "{run}");
+        let id = run["id"].as_str().expect("id").to_owned();
+        let planned = wait_run(&server, &id, &["queued", "planning"], 120);
+        assert_eq!(planned["status"], "planned", "{v}: {planned}");
+        assert!(
+            planned["plan_run"].as_str().is_some_and(|r| !r.is_empty()),
+            "{planned}"
+        );
+        // Nothing applied before the approval: no state yet.
+        let (code, versions) = call(
+            &server,
+            "GET",
+            "v1/workspaces/infra/state/versions",
+            Some("alice"),
+            None,
+        );
+        assert_eq!(
+            (code, versions["versions"].as_array().map(Vec::len)),
+            (200, Some(0)),
+            "{v}: {versions}"
+        );
+        let approve = |who: &str| {
+            call(
+                &server,
+                "POST",
+                &format!("v1/runs/{id}/approve"),
+                Some(who),
+                Some(r#"{"reason":"reviewed"}"#),
+            )
+        };
+        let (code, approved) = approve("bob");
+        assert_eq!(
+            (code, approved["status"].as_str()),
+            (200, Some("approved")),
+            "{approved}"
+        );
+        let (code, again) = approve("carol");
+        assert_eq!(
+            (code, again["error"]["code"].as_str()),
+            (409, Some("conflict")),
+            "{again}"
+        );
+        let applied = wait_run(&server, &id, &["approved", "applying"], 120);
+        assert_eq!(applied["status"], "applied", "{v}: {applied}");
+        // The state is on the server, written by the run.
+        let (_, versions) = call(
+            &server,
+            "GET",
+            "v1/workspaces/infra/state/versions",
+            Some("alice"),
+            None,
+        );
+        let versions = versions["versions"].as_array().expect("versions").clone();
+        assert!(!versions.is_empty(), "{v}: no state version after apply");
+        // Every step is in the chain, which holds.
+        let (_, events) = call(
+            &server,
+            "GET",
+            "v1/audit/events?limit=1000",
+            Some("alice"),
+            None,
+        );
+        let types: Vec<String> = events["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.as_str()?).ok())
+            .filter_map(|e| e["type"].as_str().map(str::to_owned))
+            .filter(|t| t.contains(".run."))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "dev.platform.broker.run.queued",
+                "dev.platform.broker.run.planning",
+                "dev.platform.broker.run.planned",
+                "dev.platform.broker.run.approved",
+                "dev.platform.broker.run.applying",
+                "dev.platform.broker.run.applied",
+            ],
+            "{v}"
+        );
+        let (_, report) = call(&server, "GET", "v1/audit/verify", Some("alice"), None);
+        assert_eq!(report["ok"], true, "{v}: {report}");
+    }
 }

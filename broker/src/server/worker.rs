@@ -1,0 +1,274 @@
+//! The server's workers: claim runs from the queue and execute them with the
+//! same `run` layer as the CLI (`run::plan`, `run::apply`), in a working
+//! directory per run under the data directory, with the workspace's state on
+//! this server (an `http` backend override). A reaper errors runs whose
+//! worker stopped renewing its lease.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::AppState;
+use crate::store::Workspace;
+use crate::store::runs::{Run, RunStatus};
+
+/// How long a claim lasts without renewal, and how often it is renewed.
+const LEASE_MS: i64 = 60_000;
+const RENEW_EVERY: Duration = Duration::from_secs(15);
+
+/// What workers need besides the store.
+#[derive(Clone)]
+pub struct WorkerConfig {
+    pub data_dir: PathBuf,
+    /// This server's base URL as Terraform reaches it (`http://127.0.0.1:PORT/`).
+    pub self_url: String,
+    pub terraform: Option<PathBuf>,
+}
+
+/// Starts `n` workers and the reaper on the current runtime.
+pub fn spawn(state: Arc<AppState>, config: WorkerConfig, n: usize) {
+    for i in 0..n {
+        let (state, config) = (state.clone(), config.clone());
+        let name = format!("{}-{}-w{i}", hostname(), std::process::id());
+        tokio::spawn(async move { work(state, config, name).await });
+    }
+    let reaper = state.clone();
+    tokio::spawn(async move {
+        loop {
+            match reaper.store.reap_expired().await {
+                Ok(reaped) => {
+                    for run in reaped {
+                        eprintln!("run {} errored: {}", run.id, run.reason.unwrap_or_default());
+                    }
+                }
+                Err(e) => eprintln!("reaper: {}", crate::render_error(&e)),
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "server".into())
+}
+
+async fn work(state: Arc<AppState>, config: WorkerConfig, name: String) {
+    loop {
+        let run = match state.store.claim_run(&name, LEASE_MS).await {
+            Ok(Some(run)) => run,
+            Ok(None) => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+            Err(e) => {
+                eprintln!("worker {name}: claim: {}", crate::render_error(&e));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        // Renew the lease while the run executes.
+        let renewer = {
+            let (store, id, name) = (state.store.clone(), run.id.clone(), name.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(RENEW_EVERY).await;
+                    if !matches!(store.renew_lease(&id, &name, LEASE_MS).await, Ok(Ok(()))) {
+                        return;
+                    }
+                }
+            })
+        };
+        let outcome = match state.store.workspace_by_id(&run.workspace_id).await {
+            Ok(Some(ws)) => {
+                let (config, run2) = (config.clone(), run.clone());
+                tokio::task::spawn_blocking(move || execute(&config, &ws, &run2))
+                    .await
+                    .unwrap_or_else(|_| Outcome::errored("the run's task panicked"))
+            }
+            Ok(None) => Outcome::errored("its workspace is gone"),
+            Err(e) => Outcome::errored(&crate::render_error(&e)),
+        };
+        renewer.abort();
+        match state
+            .store
+            .finish_run_with(
+                &run.id,
+                &name,
+                outcome.status,
+                outcome.reason.as_deref(),
+                outcome.plan_run.as_deref(),
+            )
+            .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(fenced)) => eprintln!("worker {name}: {fenced}"),
+            Err(e) => eprintln!("worker {name}: report: {}", crate::render_error(&e)),
+        }
+    }
+}
+
+struct Outcome {
+    status: RunStatus,
+    reason: Option<String>,
+    plan_run: Option<String>,
+}
+
+impl Outcome {
+    fn errored(reason: &str) -> Outcome {
+        Outcome {
+            status: RunStatus::Errored,
+            reason: Some(reason.to_owned()),
+            plan_run: None,
+        }
+    }
+}
+
+/// Where a run's configuration is checked out.
+fn run_dir(config: &WorkerConfig, run: &Run) -> PathBuf {
+    config.data_dir.join("runs").join(&run.id)
+}
+
+/// The Terraform directory of a run (inside its checkout).
+fn tf_dir(config: &WorkerConfig, ws: &Workspace, run: &Run) -> PathBuf {
+    let src = run_dir(config, run).join("src");
+    match &ws.source {
+        crate::store::Source::Git { path: Some(p), .. } => src.join(p),
+        _ => src,
+    }
+}
+
+fn execute(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
+    match run.status {
+        RunStatus::Planning => plan(config, ws, run),
+        RunStatus::Applying => apply(config, ws, run),
+        other => Outcome::errored(&format!("a worker got a run in {other:?}")),
+    }
+}
+
+fn context(config: &WorkerConfig, ws: &Workspace, run: &Run) -> crate::run::Context {
+    crate::run::Context {
+        terraform: config.terraform.clone(),
+        home: Some(config.data_dir.join("homes").join(&ws.name)),
+        config: crate::config::BrokerConfig::default(),
+        actor: run.created_by.clone(),
+    }
+}
+
+fn inputs(ws: &Workspace) -> crate::run::Inputs {
+    crate::run::Inputs {
+        policy: ws.policy.as_ref().map(PathBuf::from),
+        pricebook: ws.pricebook.as_ref().map(PathBuf::from),
+        catalog: ws.catalog.as_ref().map(PathBuf::from),
+    }
+}
+
+/// The backend every run of the workspace uses: its state on this server.
+fn backend_override(config: &WorkerConfig, ws: &Workspace) -> String {
+    let base = format!("{}v1/workspaces/{}", config.self_url, ws.name);
+    format!(
+        "# Written by platform-broker serve: this workspace's state lives on the server.\n\
+         terraform {{\n  backend \"http\" {{\n    address        = \"{base}/state\"\n    \
+         lock_address   = \"{base}/lock\"\n    unlock_address = \"{base}/lock\"\n    \
+         username       = \"platform-server\"\n  }}\n}}\n"
+    )
+}
+
+fn checkout(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Result<PathBuf, String> {
+    let crate::store::Source::Git { url, reference, .. } = &ws.source else {
+        return Err(
+            "uploaded configurations are not supported yet (plan --server comes next)".into(),
+        );
+    };
+    let dir = run_dir(config, run);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let src = dir.join("src");
+    if src.exists() {
+        std::fs::remove_dir_all(&src)
+            .map_err(|e| format!("cannot clean {}: {e}", src.display()))?;
+    }
+    crate::tf::git_clone(url, reference.as_deref(), &src)?;
+    let tf = tf_dir(config, ws, run);
+    if !tf.is_dir() {
+        return Err(format!("the repository has no directory {:?}", ws.source));
+    }
+    write_override(&tf, &backend_override(config, ws))?;
+    Ok(tf)
+}
+
+fn write_override(dir: &Path, text: &str) -> Result<(), String> {
+    let path = dir.join("zz_platform_backend_override.tf");
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn plan(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
+    let dir = match checkout(config, ws, run) {
+        Ok(dir) => dir,
+        Err(reason) => return Outcome::errored(&reason),
+    };
+    let ctx = context(config, ws, run);
+    let request = crate::run::plan::PlanRequest {
+        dir,
+        inputs: inputs(ws),
+        environment: ws.environment.clone(),
+        expires_hours: 24,
+        ..Default::default()
+    };
+    let mut log = Vec::new();
+    let mut say = |line: &str| log.push(line.to_owned());
+    let mut warnings = Vec::new();
+    let mut warn = |line: &str| warnings.push(line.to_owned());
+    match crate::run::plan::plan(&ctx, &request, &mut say, &mut warn) {
+        Ok(planned) => {
+            let status = match planned.exit_code {
+                crate::run::EXIT_OK | crate::run::EXIT_CHANGES => RunStatus::Planned,
+                crate::run::EXIT_NEEDS_APPROVAL => RunStatus::NeedsApproval,
+                crate::run::EXIT_DENIED => RunStatus::Denied,
+                _ => RunStatus::Errored,
+            };
+            Outcome {
+                status,
+                reason: (status != RunStatus::Planned).then(|| {
+                    format!(
+                        "verdict: {} ({} finding(s){})",
+                        planned.report.verdict,
+                        planned.report.findings.len(),
+                        planned
+                            .report
+                            .policy_error
+                            .as_deref()
+                            .map(|e| format!("; policy error: {e}"))
+                            .unwrap_or_default()
+                    )
+                }),
+                plan_run: Some(planned.run),
+            }
+        }
+        Err(e) => Outcome::errored(&crate::render_error(&e)),
+    }
+}
+
+fn apply(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
+    let Some(plan_run) = &run.plan_run else {
+        return Outcome::errored("approved without a plan");
+    };
+    let dir = tf_dir(config, ws, run);
+    let ctx = context(config, ws, run);
+    let request = crate::run::apply::ApplyRequest {
+        dir,
+        run: Some(plan_run.clone()),
+        inputs: inputs(ws),
+    };
+    let mut say = |_: &str| {};
+    let mut warn = |_: &str| {};
+    match crate::run::apply::apply(&ctx, &request, &mut say, &mut warn) {
+        Ok(applied) if applied.exit_code == crate::run::EXIT_OK => Outcome {
+            status: RunStatus::Applied,
+            reason: None,
+            plan_run: None,
+        },
+        Ok(applied) => Outcome::errored(&format!("apply exited {}", applied.exit_code)),
+        Err(e) => Outcome::errored(&crate::render_error(&e)),
+    }
+}
