@@ -429,6 +429,45 @@ impl WorkspaceLock {
     }
 }
 
+impl WorkspaceLock {
+    /// Removes the apply locks in `home` held for `run` by a process that is
+    /// gone (the server that ran it died; its run has been reaped). A lock
+    /// whose holder still lives, or held for another run, stays. Returns the
+    /// files removed.
+    pub fn release_stale_for(home: &Home, run: &str) -> Result<Vec<PathBuf>, BundleError> {
+        let mut removed = Vec::new();
+        let entries = match fs::read_dir(&home.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+            Err(e) => return Err(io(&home.root)(e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !(name.starts_with("apply-") && name.ends_with(".lock")) {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(holder) = crate::fsx::read_to_string(&path) else {
+                continue;
+            };
+            let names_run = holder
+                .split_whitespace()
+                .any(|w| w.strip_prefix("run=") == Some(run));
+            let pid = holder
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("pid="))
+                .and_then(|p| p.parse::<u32>().ok());
+            let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if names_run && !alive {
+                fs::remove_file(&path).map_err(io(&path))?;
+                removed.push(path);
+            }
+        }
+        Ok(removed)
+    }
+}
+
 impl Drop for WorkspaceLock {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
@@ -443,6 +482,27 @@ pub fn set_private(path: &Path) -> Result<(), BundleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_dead_holders_lock_for_that_run_is_released() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::new(dir.path().to_path_buf());
+        let write = |name: &str, text: &str| {
+            std::fs::write(dir.path().join(name), text).expect("write");
+        };
+        write("apply-a.lock", "pid=4000000000 run=R1\n");
+        write("apply-b.lock", "pid=4000000000 run=R2\n");
+        write(
+            "apply-c.lock",
+            &format!("pid={} run=R1\n", std::process::id()),
+        );
+        write("other.lock", "pid=4000000000 run=R1\n");
+        let removed = WorkspaceLock::release_stale_for(&home, "R1").expect("release");
+        assert_eq!(removed, [dir.path().join("apply-a.lock")]);
+        for kept in ["apply-b.lock", "apply-c.lock", "other.lock"] {
+            assert!(dir.path().join(kept).exists(), "{kept}");
+        }
+    }
 
     #[test]
     fn consume_once_and_lock() {

@@ -285,6 +285,10 @@ pub struct ServeArgs {
     /// Workers executing runs in this process (0: serve the API only).
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// A worker's lease on a run: a run whose worker stops renewing it for this long is
+    /// errored (never retried) and its state lock released.
+    #[arg(long, default_value = "60s")]
+    pub lease: String,
 }
 
 #[derive(clap::Subcommand)]
@@ -840,6 +844,8 @@ pub fn serve(global: &Global, args: ServeArgs) -> Result<u8> {
         grace,
         workers: args.workers,
         terraform: global.terraform.clone(),
+        lease: crate::dates::parse_duration(&args.lease)
+            .map_err(|e| anyhow::anyhow!("--lease {:?}: {e}", args.lease))?,
     };
     crate::server::run(options, |addr, store| {
         use std::io::Write as _;

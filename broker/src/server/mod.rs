@@ -37,12 +37,18 @@ pub struct Options {
     pub workers: usize,
     /// The terraform the workers run (default: `terraform` on PATH).
     pub terraform: Option<PathBuf>,
+    /// A worker's lease on a run (renewed every quarter of it).
+    pub lease: Duration,
 }
 
 /// What every handler shares.
 pub struct AppState {
     pub store: Store,
     pub dev_auth: bool,
+    /// Set on SIGTERM: workers claim nothing more.
+    pub draining: std::sync::atomic::AtomicBool,
+    /// Runs executing in this process.
+    pub busy: std::sync::atomic::AtomicUsize,
 }
 
 /// Runs the server until SIGINT/SIGTERM. `ready` gets the bound address and
@@ -101,6 +107,8 @@ pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()>
         let state = Arc::new(AppState {
             store: store.clone(),
             dev_auth: options.insecure_dev_auth,
+            draining: Default::default(),
+            busy: Default::default(),
         });
         let app = api::router(state.clone());
         let (listener, bound) = crate::http::bind(options.listen).await?;
@@ -116,6 +124,7 @@ pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()>
                 data_dir: options.data_dir.clone(),
                 self_url: format!("{scheme}://{host}/"),
                 terraform: options.terraform.clone(),
+                lease: options.lease,
             },
             options.workers,
         );
@@ -128,6 +137,24 @@ pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()>
             options.grace,
         )
         .await?;
+        // Drain: claim nothing more; runs in flight get the grace period to
+        // finish and report. One still running after it is left to its lease
+        // (errored by the next reaper, never retried).
+        state
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + options.grace;
+        while state.busy.load(std::sync::atomic::Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let left = state.busy.load(std::sync::atomic::Ordering::SeqCst);
+        if left > 0 {
+            eprintln!(
+                "shutting down with {left} run(s) still executing: their leases will run out"
+            );
+        }
         store.close().await;
         Ok(())
     })

@@ -12,10 +12,6 @@ use super::AppState;
 use crate::store::Workspace;
 use crate::store::runs::{Run, RunStatus};
 
-/// How long a claim lasts without renewal, and how often it is renewed.
-const LEASE_MS: i64 = 60_000;
-const RENEW_EVERY: Duration = Duration::from_secs(15);
-
 /// What workers need besides the store.
 #[derive(Clone)]
 pub struct WorkerConfig {
@@ -23,6 +19,8 @@ pub struct WorkerConfig {
     /// This server's base URL as Terraform reaches it (`http://127.0.0.1:PORT/`).
     pub self_url: String,
     pub terraform: Option<PathBuf>,
+    /// How long a claim lasts without renewal (renewed every quarter of it).
+    pub lease: Duration,
 }
 
 /// Starts `n` workers and the reaper on the current runtime.
@@ -33,11 +31,13 @@ pub fn spawn(state: Arc<AppState>, config: WorkerConfig, n: usize) {
         tokio::spawn(async move { work(state, config, name).await });
     }
     let reaper = state.clone();
+    let data_dir = config.data_dir.clone();
     tokio::spawn(async move {
         loop {
             match reaper.store.reap_expired().await {
                 Ok(reaped) => {
                     for run in reaped {
+                        release_apply_lock(&reaper, &data_dir, &run).await;
                         eprintln!("run {} errored: {}", run.id, run.reason.unwrap_or_default());
                     }
                 }
@@ -48,6 +48,30 @@ pub fn spawn(state: Arc<AppState>, config: WorkerConfig, n: usize) {
     });
 }
 
+/// A reaped run's apply lock in its workspace's broker home, left by a
+/// server that died mid-apply, is released (only when its holder is gone).
+async fn release_apply_lock(state: &AppState, data_dir: &Path, run: &Run) {
+    let Some(plan_run) = &run.plan_run else {
+        return;
+    };
+    let Ok(Some(ws)) = state.store.workspace_by_id(&run.workspace_id).await else {
+        return;
+    };
+    let home = crate::bundle::Home::new(data_dir.join("homes").join(&ws.name));
+    match crate::bundle::WorkspaceLock::release_stale_for(&home, plan_run) {
+        Ok(removed) => {
+            for path in removed {
+                eprintln!(
+                    "run {}: released {} (its apply died)",
+                    run.id,
+                    path.display()
+                );
+            }
+        }
+        Err(e) => eprintln!("run {}: cannot release its apply lock: {e}", run.id),
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
@@ -55,8 +79,13 @@ fn hostname() -> String {
 }
 
 async fn work(state: Arc<AppState>, config: WorkerConfig, name: String) {
+    let lease_ms = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX);
+    let renew_every = config.lease / 4;
     loop {
-        let run = match state.store.claim_run(&name, LEASE_MS).await {
+        if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let run = match state.store.claim_run(&name, lease_ms).await {
             Ok(Some(run)) => run,
             Ok(None) => {
                 tokio::time::sleep(Duration::from_millis(250)).await;
@@ -68,13 +97,14 @@ async fn work(state: Arc<AppState>, config: WorkerConfig, name: String) {
                 continue;
             }
         };
+        state.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         // Renew the lease while the run executes.
         let renewer = {
             let (store, id, name) = (state.store.clone(), run.id.clone(), name.clone());
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(RENEW_EVERY).await;
-                    if !matches!(store.renew_lease(&id, &name, LEASE_MS).await, Ok(Ok(()))) {
+                    tokio::time::sleep(renew_every).await;
+                    if !matches!(store.renew_lease(&id, &name, lease_ms).await, Ok(Ok(()))) {
                         return;
                     }
                 }
@@ -106,6 +136,7 @@ async fn work(state: Arc<AppState>, config: WorkerConfig, name: String) {
             Ok(Err(fenced)) => eprintln!("worker {name}: {fenced}"),
             Err(e) => eprintln!("worker {name}: report: {}", crate::render_error(&e)),
         }
+        state.busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -165,13 +196,20 @@ fn inputs(ws: &Workspace) -> crate::run::Inputs {
 }
 
 /// The backend every run of the workspace uses: its state on this server.
-fn backend_override(config: &WorkerConfig, ws: &Workspace) -> String {
+/// The state lock a run's terraform takes is recorded under this user, so
+/// the reaper can release it when the run's worker died.
+pub fn run_principal(run_id: &str) -> String {
+    format!("run-{run_id}")
+}
+
+fn backend_override(config: &WorkerConfig, ws: &Workspace, run: &Run) -> String {
     let base = format!("{}v1/workspaces/{}", config.self_url, ws.name);
+    let user = run_principal(&run.id);
     format!(
         "# Written by platform-broker serve: this workspace's state lives on the server.\n\
          terraform {{\n  backend \"http\" {{\n    address        = \"{base}/state\"\n    \
          lock_address   = \"{base}/lock\"\n    unlock_address = \"{base}/lock\"\n    \
-         username       = \"platform-server\"\n  }}\n}}\n"
+         username       = \"{user}\"\n  }}\n}}\n"
     )
 }
 
@@ -193,7 +231,7 @@ fn checkout(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Result<PathBuf,
     if !tf.is_dir() {
         return Err(format!("the repository has no directory {:?}", ws.source));
     }
-    write_override(&tf, &backend_override(config, ws))?;
+    write_override(&tf, &backend_override(config, ws, run))?;
     Ok(tf)
 }
 

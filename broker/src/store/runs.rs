@@ -475,6 +475,27 @@ impl Store {
                 serde_json::json!({"run": run.id, "number": run.number, "reason": reason, "reaped": true}),
             )
             .await?;
+            // The state lock its terraform took (recorded under the run's
+            // backend user) is released: nobody will unlock it otherwise.
+            let user = format!("run-{}", run.id);
+            let released = sqlx::query(
+                "DELETE FROM state_locks WHERE workspace_id = $1
+                 AND (created_by = $2 OR created_by = $3)",
+            )
+            .bind(&run.workspace_id)
+            .bind(&user)
+            .bind(format!("dev:{user}"))
+            .execute(&mut *tx)
+            .await?;
+            if released.rows_affected() > 0 {
+                self.audit_in(
+                    &mut tx,
+                    "state.unlocked",
+                    Some(&run.workspace_id),
+                    serde_json::json!({"run": run.id, "reaped": true, "forced": true}),
+                )
+                .await?;
+            }
             reaped.push(Run {
                 status: RunStatus::Errored,
                 reason: Some(reason),

@@ -275,8 +275,12 @@ fn serve_with_env(data: &Path, extra: &[&str], env: &[(&str, &std::ffi::OsStr)])
     for (k, v) in env {
         cmd.env(k, v);
     }
+    cmd.arg("serve");
+    if !extra.contains(&"--listen") {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
     let mut child = cmd
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg("--data-dir")
         .arg(data)
         .args(extra)
         .env_remove("PLATFORM_STORE")
@@ -1485,4 +1489,151 @@ fn a_run_is_planned_approved_and_applied_by_the_server() {
         let (_, report) = call(&server, "GET", "v1/audit/verify", Some("alice"), None);
         assert_eq!(report["ok"], true, "{v}: {report}");
     }
+}
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// kill -9 of the server while a worker applies, then a restart on the same
+/// store: the run ends `errored` with the reason once its lease runs out
+/// (never retried), the workspace's state lock does not stay held, the next
+/// run plans and applies, and the audit chain holds.
+#[test]
+fn a_server_killed_mid_apply_leaves_no_run_stuck() {
+    crate::require_acc!();
+    let null_mirror = std::env::var("NULL_MIRROR").expect("NULL_MIRROR (scripts/test sets it)");
+    let bin = terraform_bins().into_iter().next().expect("a terraform");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    let main_tf = |v: &str| {
+        format!(
+            "terraform {{\n  required_providers {{\n    null = {{ source = \"hashicorp/null\", version = \"2.1.2\" }}\n  }}\n}}\n\
+             resource \"null_resource\" \"slow\" {{\n  triggers = {{ v = \"{v}\" }}\n  \
+             provisioner \"local-exec\" {{\n    command = \"sleep 4\"\n  }}\n}}\n"
+        )
+    };
+    std::fs::write(repo.join("main.tf"), main_tf("1")).expect("write");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "slow"]);
+    let cli_config = tmp.path().join("cli.tfrc");
+    std::fs::write(
+        &cli_config,
+        format!("provider_installation {{\n  filesystem_mirror {{\n    path = \"{null_mirror}\"\n  }}\n}}\n"),
+    )
+    .expect("write");
+    let data = tmp.path().join("data");
+    let port = free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let start = || {
+        serve_with_env(
+            &data,
+            &[
+                "--insecure-dev-auth",
+                "--listen",
+                &listen,
+                "--lease",
+                "2s",
+                "--workers",
+                "1",
+                "--terraform",
+                bin.to_str().expect("utf8"),
+            ],
+            &[("TF_CLI_CONFIG_FILE", cli_config.as_os_str())],
+        )
+    };
+    let server = start();
+    let new = format!(
+        r#"{{"name":"slow","team":"t","environment":"dev","source":{{"kind":"git","url":"file://{}"}}}}"#,
+        repo.display()
+    );
+    assert_eq!(
+        call(&server, "POST", "v1/workspaces", Some("alice"), Some(&new)).0,
+        201
+    );
+    let (_, run) = call(
+        &server,
+        "POST",
+        "v1/workspaces/slow/runs",
+        Some("alice"),
+        None,
+    );
+    let id = run["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        wait_run(&server, &id, &["queued", "planning"], 120)["status"],
+        "planned"
+    );
+    let (code, _) = call(
+        &server,
+        "POST",
+        &format!("v1/runs/{id}/approve"),
+        Some("bob"),
+        Some(r#"{"reason":"go"}"#),
+    );
+    assert_eq!(code, 200);
+    wait_run(&server, &id, &["approved"], 60);
+    // Terraform is in the provisioner's sleep now: kill the server.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut server = server;
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+
+    let server = start();
+    let errored = wait_run(&server, &id, &["applying"], 60);
+    assert_eq!(errored["status"], "errored", "{errored}");
+    let detail = errored["status_detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("stopped renewing its lease during applying")
+            && detail.contains("not retried"),
+        "{detail}"
+    );
+    // The workspace is not stuck: the next run plans and applies (the lock
+    // its dead terraform held was released, or it released it itself).
+    std::fs::write(repo.join("main.tf"), main_tf("2")).expect("write");
+    git(&repo, &["commit", "-qam", "next"]);
+    let (_, next) = call(
+        &server,
+        "POST",
+        "v1/workspaces/slow/runs",
+        Some("alice"),
+        None,
+    );
+    let next_id = next["id"].as_str().expect("id").to_owned();
+    let planned = wait_run(&server, &next_id, &["queued", "planning"], 120);
+    assert_eq!(planned["status"], "planned", "{planned}");
+    call(
+        &server,
+        "POST",
+        &format!("v1/runs/{next_id}/approve"),
+        Some("bob"),
+        Some(r#"{"reason":"again"}"#),
+    );
+    let applied = wait_run(&server, &next_id, &["approved", "applying"], 120);
+    assert_eq!(applied["status"], "applied", "{applied}");
+    let (_, report) = call(&server, "GET", "v1/audit/verify", Some("alice"), None);
+    assert_eq!(report["ok"], true, "{report}");
+    let (_, versions) = call(
+        &server,
+        "GET",
+        "v1/workspaces/slow/state/versions",
+        Some("alice"),
+        None,
+    );
+    let serials: Vec<i64> = versions["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter_map(|v| v["serial"].as_i64())
+        .collect();
+    assert!(
+        !serials.is_empty() && serials.windows(2).all(|w| w[0] < w[1]),
+        "{serials:?}"
+    );
 }
