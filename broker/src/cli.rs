@@ -845,7 +845,19 @@ pub fn serve(global: &Global, args: ServeArgs) -> Result<u8> {
         workers: args.workers,
         terraform: global.terraform.clone(),
         lease: crate::dates::parse_duration(&args.lease)
-            .map_err(|e| anyhow::anyhow!("--lease {:?}: {e}", args.lease))?,
+            .map_err(|e| anyhow::anyhow!("--lease {:?}: {e}", args.lease))
+            .and_then(|lease| {
+                if (std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(86_400))
+                    .contains(&lease)
+                {
+                    Ok(lease)
+                } else {
+                    Err(anyhow::anyhow!(
+                        "--lease {:?}: between 1s and 24h",
+                        args.lease
+                    ))
+                }
+            })?,
     };
     crate::server::run(options, |addr, store| {
         use std::io::Write as _;

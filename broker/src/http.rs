@@ -125,6 +125,32 @@ async fn with_request_id(response: Response, id: &str) -> Response {
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if !is_json {
+        // An error of axum's own (a path segment that is not UTF-8, a body
+        // over its limit): the same shape as ours, with its words.
+        let status = response.status();
+        let (_, body) = response.into_parts();
+        let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+        let message = String::from_utf8_lossy(&text).trim().to_owned();
+        let code = match status {
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            s if s.is_server_error() => "internal",
+            _ => "bad_request",
+        };
+        let message = if message.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_owned()
+        } else {
+            message
+        };
+        let body = serde_json::json!({
+            "error": { "code": code, "message": message, "request_id": id }
+        });
+        let mut response = json(status, &body);
+        if let Ok(value) = HeaderValue::from_str(id) {
+            response.headers_mut().insert(REQUEST_ID, value);
+        }
         return response;
     }
     let (parts, body) = response.into_parts();
@@ -176,7 +202,11 @@ pub async fn serve(
         tokio::spawn(async move {
             let _guard = guard;
             let service = hyper_util::service::TowerToHyperService::new(app);
-            let http = hyper::server::conn::http1::Builder::new();
+            let mut http = hyper::server::conn::http1::Builder::new();
+            // A client that sends no complete request head in time is
+            // dropped instead of holding a connection (and shutdown).
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30));
             match tls {
                 Some(acceptor) => {
                     // A handshake that stalls or fails costs this task only.

@@ -764,9 +764,21 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 pub fn git_clone(url: &str, reference: Option<&str>, dest: &Path) -> Result<(), String> {
     let run = |args: &[&std::ffi::OsStr]| -> Result<(), String> {
         let out = Command::new("git")
+            // A stalled remote gives up instead of holding the run (and its
+            // lease) forever.
+            .args([
+                "-c",
+                "http.lowSpeedLimit=1000",
+                "-c",
+                "http.lowSpeedTime=60",
+            ])
             .args(args)
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_ASKPASS", "true")
+            .env(
+                "GIT_SSH_COMMAND",
+                "ssh -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=15",
+            )
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run git: {e}"))?;
@@ -791,14 +803,25 @@ pub fn git_clone(url: &str, reference: Option<&str>, dest: &Path) -> Result<(), 
         dest.as_os_str(),
     ])?;
     if let Some(reference) = reference {
+        // Any branch, tag or commit: fetched by name, then checked out
+        // detached (`checkout --detach BRANCH` fails for a branch that is
+        // not the default one).
+        run(&[
+            &os("-C"),
+            dest.as_os_str(),
+            &os("fetch"),
+            &os("--quiet"),
+            &os("--end-of-options"),
+            &os("origin"),
+            &os(reference),
+        ])?;
         run(&[
             &os("-C"),
             dest.as_os_str(),
             &os("checkout"),
             &os("--quiet"),
             &os("--detach"),
-            &os("--end-of-options"),
-            &os(reference),
+            &os("FETCH_HEAD"),
         ])?;
     }
     Ok(())

@@ -129,32 +129,32 @@ pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()>
             options.workers,
         );
         ready(bound, &described);
-        crate::http::serve(
-            listener,
-            tls,
-            app,
-            crate::http::shutdown_signal(),
-            options.grace,
-        )
-        .await?;
-        // Drain: claim nothing more; runs in flight get the grace period to
-        // finish and report. One still running after it is left to its lease
-        // (errored by the next reaper, never retried).
-        state
-            .draining
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        let deadline = tokio::time::Instant::now() + options.grace;
-        while state.busy.load(std::sync::atomic::Ordering::SeqCst) > 0
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let left = state.busy.load(std::sync::atomic::Ordering::SeqCst);
-        if left > 0 {
-            eprintln!(
-                "shutting down with {left} run(s) still executing: their leases will run out"
-            );
-        }
+        // On SIGTERM: claim nothing more, and keep serving — the runs in
+        // flight talk to this server's state endpoints — until they are done
+        // or the grace period is over; then stop accepting. A run still
+        // executing after that is left to its lease (errored by the next
+        // reaper, never retried).
+        let drain = {
+            let state = state.clone();
+            let grace = options.grace;
+            async move {
+                crate::http::shutdown_signal().await;
+                state.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+                let deadline = tokio::time::Instant::now() + grace;
+                while state.busy.load(std::sync::atomic::Ordering::SeqCst) > 0
+                    && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let left = state.busy.load(std::sync::atomic::Ordering::SeqCst);
+                if left > 0 {
+                    eprintln!(
+                        "shutting down with {left} run(s) still executing: their leases will run out"
+                    );
+                }
+            }
+        };
+        crate::http::serve(listener, tls, app, drain, Duration::from_secs(2)).await?;
         store.close().await;
         Ok(())
     })

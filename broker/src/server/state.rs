@@ -135,7 +135,7 @@ pub async fn post_state(
         Ok(Err(refused)) => {
             let (status, code) = match &refused {
                 StateRefused::Malformed(_) => (StatusCode::BAD_REQUEST, "invalid"),
-                StateRefused::NotLocked | StateRefused::LockedByOther(_) => {
+                StateRefused::NotLocked | StateRefused::LockedByOther => {
                     (StatusCode::CONFLICT, "not_lock_holder")
                 }
                 StateRefused::Lineage { .. }

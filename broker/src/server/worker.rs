@@ -104,8 +104,16 @@ async fn work(state: Arc<AppState>, config: WorkerConfig, name: String) {
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(renew_every).await;
-                    if !matches!(store.renew_lease(&id, &name, lease_ms).await, Ok(Ok(()))) {
-                        return;
+                    match store.renew_lease(&id, &name, lease_ms).await {
+                        Ok(Ok(())) => {}
+                        // Lost for good (reaped, or taken): nothing to renew.
+                        Ok(Err(_)) => return,
+                        // A store hiccup: try again sooner; the lease still
+                        // has three quarters to go.
+                        Err(e) => {
+                            eprintln!("worker {name}: renewing {id}: {}", crate::render_error(&e));
+                            tokio::time::sleep(renew_every / 4).await;
+                        }
                     }
                 }
             })
@@ -187,12 +195,27 @@ fn context(config: &WorkerConfig, ws: &Workspace, run: &Run) -> crate::run::Cont
     }
 }
 
-fn inputs(ws: &Workspace) -> crate::run::Inputs {
-    crate::run::Inputs {
-        policy: ws.policy.as_ref().map(PathBuf::from),
-        pricebook: ws.pricebook.as_ref().map(PathBuf::from),
-        catalog: ws.catalog.as_ref().map(PathBuf::from),
-    }
+/// A workspace's policy, price book and catalog are names under the
+/// server's `DATA/config/` (what the platform team put there), never a path
+/// of the caller's choosing; one that leads outside (a symbolic link) is
+/// refused.
+fn inputs(config: &WorkerConfig, ws: &Workspace) -> Result<crate::run::Inputs, String> {
+    let root = config.data_dir.join("config");
+    let resolve = |field: &str, name: &Option<String>| -> Result<Option<PathBuf>, String> {
+        let Some(name) = name else { return Ok(None) };
+        let path = root.join(name);
+        match (path.canonicalize(), root.canonicalize()) {
+            (Ok(real), Ok(root)) if real.starts_with(&root) => Ok(Some(real)),
+            _ => Err(format!(
+                "{field} {name:?} is not in the server's config directory"
+            )),
+        }
+    };
+    Ok(crate::run::Inputs {
+        policy: resolve("policy", &ws.policy)?,
+        pricebook: resolve("pricebook", &ws.pricebook)?,
+        catalog: resolve("catalog", &ws.catalog)?,
+    })
 }
 
 /// The backend every run of the workspace uses: its state on this server.
@@ -228,8 +251,13 @@ fn checkout(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Result<PathBuf,
     }
     crate::tf::git_clone(url, reference.as_deref(), &src)?;
     let tf = tf_dir(config, ws, run);
-    if !tf.is_dir() {
-        return Err(format!("the repository has no directory {:?}", ws.source));
+    // A symbolic link in the repository must not lead outside the checkout.
+    let inside = match (tf.canonicalize(), src.canonicalize()) {
+        (Ok(tf), Ok(src)) => tf.starts_with(&src) && tf.is_dir(),
+        _ => false,
+    };
+    if !inside {
+        return Err("the workspace's source.path is not a directory inside the repository".into());
     }
     write_override(&tf, &backend_override(config, ws, run))?;
     Ok(tf)
@@ -245,10 +273,14 @@ fn plan(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
         Ok(dir) => dir,
         Err(reason) => return Outcome::errored(&reason),
     };
+    let inputs = match inputs(config, ws) {
+        Ok(inputs) => inputs,
+        Err(reason) => return Outcome::errored(&reason),
+    };
     let ctx = context(config, ws, run);
     let request = crate::run::plan::PlanRequest {
         dir,
-        inputs: inputs(ws),
+        inputs,
         environment: ws.environment.clone(),
         expires_hours: 24,
         ..Default::default()
@@ -291,12 +323,16 @@ fn apply(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
     let Some(plan_run) = &run.plan_run else {
         return Outcome::errored("approved without a plan");
     };
+    let inputs = match inputs(config, ws) {
+        Ok(inputs) => inputs,
+        Err(reason) => return Outcome::errored(&reason),
+    };
     let dir = tf_dir(config, ws, run);
     let ctx = context(config, ws, run);
     let request = crate::run::apply::ApplyRequest {
         dir,
         run: Some(plan_run.clone()),
-        inputs: inputs(ws),
+        inputs,
     };
     let mut say = |_: &str| {};
     let mut warn = |_: &str| {};

@@ -138,7 +138,7 @@ pub enum Source {
         #[schema(
             min_length = 1,
             max_length = 2048,
-            pattern = r"^(https://|http://|ssh://|file://|git@)[^\x00-\x20\x7f-\x9f]+$"
+            pattern = r"^((https|http|ssh|file)://([^/@:\x00-\x20\x7f-\x9f]*@)?[^/@\x00-\x20\x7f-\x9f]*(/[^\x00-\x20\x7f-\x9f]*)?|git@[^\x00-\x20\x7f-\x9f]+)$"
         )]
         url: String,
         /// Branch, tag or commit (default: the remote's HEAD).
@@ -178,28 +178,28 @@ pub struct NewWorkspace {
     #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub environment: String,
     pub source: Source,
-    /// Policy configuration (HCL) path on the server; default: none.
+    /// Policy configuration (HCL): a name under the server's `DATA/config/`; default: none.
     #[serde(default)]
     #[schema(
         min_length = 1,
         max_length = 1024,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+        pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$"
     )]
     pub policy: Option<String>,
-    /// Price book path on the server; default: the embedded one.
+    /// Price book: a name under the server's `DATA/config/`; default: the embedded one.
     #[serde(default)]
     #[schema(
         min_length = 1,
         max_length = 1024,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+        pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$"
     )]
     pub pricebook: Option<String>,
-    /// Catalog directory on the server; default: the embedded catalog.
+    /// Catalog directory: a name under the server's `DATA/config/`; default: the embedded catalog.
     #[serde(default)]
     #[schema(
         min_length = 1,
         max_length = 1024,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+        pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$"
     )]
     pub catalog: Option<String>,
 }
@@ -251,7 +251,7 @@ fn check_label(field: &'static str, value: &str) -> Result<(), Refused> {
 }
 
 fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), Refused> {
-    if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
+    if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
         return Err(Refused::Invalid {
             field,
             message: format!("1-{max} characters, no control characters"),
@@ -275,14 +275,14 @@ impl NewWorkspace {
             check_text("source.url", url, 2048)?;
             let plain =
                 |v: &str| !v.starts_with('-') && !v.chars().any(|c| c <= ' ' || c.is_control());
-            let scheme_ok = ["https://", "http://", "ssh://", "file://", "git@"]
-                .iter()
-                .any(|p| url.starts_with(p) && url.len() > p.len());
-            if !plain(url) || !scheme_ok {
+            // The same pattern as the schema's: https/http/ssh/file URLs
+            // (user names but no passwords in them) or git@host:path.
+            if !git_url_ok(url) {
                 return Err(Refused::Invalid {
                     field: "source.url",
                     message: "a git URL: https://, http://, ssh://, file:// or git@host:path, \
-                              without spaces"
+                              without spaces and without a password (give the server its git \
+                              credentials: a credential helper, an SSH key)"
                         .into(),
                 });
             }
@@ -297,13 +297,7 @@ impl NewWorkspace {
             }
             if let Some(path) = path {
                 check_text("source.path", path, 1024)?;
-                let name_ok = |n: &str| {
-                    !n.is_empty()
-                        && !n.starts_with('.')
-                        && n.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-                };
-                if !path.split('/').all(name_ok) {
+                if !relative_name(path) {
                     return Err(Refused::Invalid {
                         field: "source.path",
                         message: "a relative path inside the repository: '/'-separated names \
@@ -320,10 +314,39 @@ impl NewWorkspace {
         ] {
             if let Some(value) = value {
                 check_text(field, value, 1024)?;
+                if !relative_name(value) {
+                    return Err(Refused::Invalid {
+                        field,
+                        message: "a name under the server's config directory: '/'-separated \
+                                  names of letters, digits, '.', '_' and '-', none starting \
+                                  with '.'"
+                            .into(),
+                    });
+                }
             }
         }
         Ok(())
     }
+}
+
+/// `Source::Git.url`'s rule (also its schema `pattern`).
+pub const GIT_URL_PATTERN: &str = r"^((https|http|ssh|file)://([^/@:\x00-\x20\x7f-\x9f]*@)?[^/@\x00-\x20\x7f-\x9f]*(/[^\x00-\x20\x7f-\x9f]*)?|git@[^\x00-\x20\x7f-\x9f]+)$";
+
+fn git_url_ok(url: &str) -> bool {
+    static RE: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(GIT_URL_PATTERN).ok());
+    RE.as_ref().is_some_and(|re| re.is_match(url))
+}
+
+/// `/`-separated names of letters, digits, `.`, `_` and `-`, none starting
+/// with `.` (so never `..`, never absolute).
+fn relative_name(path: &str) -> bool {
+    path.split('/').all(|n| {
+        !n.is_empty()
+            && !n.starts_with('.')
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    })
 }
 
 /// Now, in Unix milliseconds.
@@ -417,6 +440,15 @@ impl Store {
             Dialect::Postgres => self.pool.begin().await,
         };
         tx.context("store: begin a transaction")
+    }
+
+    /// ` FOR UPDATE` on PostgreSQL (row locks until commit); nothing on
+    /// SQLite, where `begin_write` already holds the only write lock.
+    pub(crate) fn for_update(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Postgres => " FOR UPDATE",
+            Dialect::Sqlite => "",
+        }
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -610,8 +642,26 @@ fn workspace_from(row: &AnyRow) -> Result<Workspace> {
     })
 }
 
-/// A store URL without its password, for messages.
+/// A store URL without its password (userinfo or `password=` in the
+/// query), for messages.
 pub fn redact_url(url: &str) -> String {
+    let url = redact_userinfo(url);
+    match url.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => url,
+    }
+}
+
+fn redact_userinfo(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -713,6 +763,31 @@ mod tests {
             edit(&mut w);
             let error = w.check().expect_err(needle).to_string();
             assert!(error.starts_with(needle), "{needle}: {error}");
+        }
+    }
+
+    #[test]
+    fn git_urls_take_no_password_and_no_other_transport() {
+        for ok in [
+            "https://github.com/acme/infra.git",
+            "https://ci@github.com/acme/infra.git",
+            "http://git.internal:8080/infra",
+            "ssh://git@git.internal:2222/infra.git",
+            "file:///srv/infra.git",
+            "git@github.com:acme/infra.git",
+        ] {
+            assert!(git_url_ok(ok), "{ok}");
+        }
+        for bad in [
+            "https://user:token@github.com/acme/infra.git",
+            "ext::sh -c id",
+            "ext::sh%20-c%20id",
+            "--upload-pack=touch /tmp/x",
+            "/srv/infra.git",
+            "https://github.com/acme/in fra",
+            "fd::17",
+        ] {
+            assert!(!git_url_ok(bad), "{bad}");
         }
     }
 

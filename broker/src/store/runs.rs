@@ -301,7 +301,7 @@ impl Store {
              WHERE id = $4 AND status IN ('queued', 'approved')",
         )
         .bind(worker)
-        .bind(now + lease_ms)
+        .bind(now.saturating_add(lease_ms))
         .bind(now)
         .bind(&id)
         .execute(&mut *tx)
@@ -339,7 +339,7 @@ impl Store {
              WHERE id = $3 AND claimed_by = $4 AND status IN ('planning', 'applying')
                AND lease_until >= $2",
         )
-        .bind(now + lease_ms)
+        .bind(now.saturating_add(lease_ms))
         .bind(now)
         .bind(id)
         .bind(worker)

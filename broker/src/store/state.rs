@@ -51,8 +51,8 @@ pub enum Unlocked {
 pub enum StateRefused {
     #[error("the state is not locked: take the lock first (Terraform does unless -lock=false)")]
     NotLocked,
-    #[error("the state is locked by another operation (lock ID {0})")]
-    LockedByOther(String),
+    #[error("the state is locked by another operation (or by this lock ID for another caller)")]
+    LockedByOther,
     #[error("not a Terraform state: {0}")]
     Malformed(String),
     #[error("lineage {got:?} is not this workspace's state lineage {have:?}")]
@@ -191,21 +191,24 @@ impl Store {
         who: &str,
     ) -> Result<Unlocked> {
         let mut tx = self.begin_write().await?;
-        let holder: Option<String> =
-            sqlx::query("SELECT lock_id FROM state_locks WHERE workspace_id = $1")
-                .bind(workspace)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("lock_id"))
-                .transpose()?;
+        let holder: Option<String> = sqlx::query(&format!(
+            "SELECT lock_id FROM state_locks WHERE workspace_id = $1{}",
+            self.for_update()
+        ))
+        .bind(workspace)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| r.try_get("lock_id"))
+        .transpose()?;
         let release = match (&holder, id) {
             (Some(holder), Some(id)) => holder == id,
             (Some(_), None) => true,
             (None, _) => false,
         };
         if release {
-            sqlx::query("DELETE FROM state_locks WHERE workspace_id = $1")
+            sqlx::query("DELETE FROM state_locks WHERE workspace_id = $1 AND lock_id = $2")
                 .bind(workspace)
+                .bind(&holder)
                 .execute(&mut *tx)
                 .await
                 .context("store: unlock state")?;
@@ -276,21 +279,27 @@ impl Store {
             Err(refused) => return Ok(Err(refused)),
         };
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .context("store: begin state write")?;
-        let holder: Option<String> =
-            sqlx::query("SELECT lock_id FROM state_locks WHERE workspace_id = $1")
-                .bind(workspace)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("lock_id"))
-                .transpose()?;
+        // The lock row is held until commit (PostgreSQL): a force-unlock and
+        // a new LOCK cannot slip in between this check and the insert.
+        let holder = sqlx::query(&format!(
+            "SELECT lock_id, created_by FROM state_locks WHERE workspace_id = $1{}",
+            self.for_update()
+        ))
+        .bind(workspace)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let holder: Option<(String, String)> = holder
+            .map(|r| -> Result<_> { Ok((r.try_get("lock_id")?, r.try_get("created_by")?)) })
+            .transpose()?;
         match (holder, lock_id) {
             (None, _) => return Ok(Err(StateRefused::NotLocked)),
-            (Some(holder), Some(id)) if holder == id => {}
-            (Some(holder), _) => return Ok(Err(StateRefused::LockedByOther(holder))),
+            // The lock ID alone is not enough (Terraform shows it to anyone
+            // who hits the lock): the writer must also be who took it.
+            (Some((holder, owner)), Some(id)) if holder == id && owner == who => {}
+            (Some(_), _) => return Ok(Err(StateRefused::LockedByOther)),
         }
         let sha256 = hex(&Sha256::digest(body));
         let latest = sqlx::query(

@@ -404,6 +404,34 @@ fn serve_keeps_workspaces_and_answers_in_one_shape() {
         ),
         ("GET", "nothing", None, None, 404, "not_found"),
         (
+            "GET",
+            "v1/workspaces/%FF",
+            Some("alice"),
+            None,
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "v1/workspaces",
+            Some("alice"),
+            Some(
+                r#"{"name":"x","team":"t","environment":"e","source":{"kind":"git","url":"https://u:secret@git.example.com/x"}}"#,
+            ),
+            400,
+            "invalid",
+        ),
+        (
+            "POST",
+            "v1/workspaces",
+            Some("alice"),
+            Some(
+                r#"{"name":"x","team":"t","environment":"e","source":{"kind":"upload"},"policy":"/etc/passwd"}"#,
+            ),
+            400,
+            "invalid",
+        ),
+        (
             "POST",
             "v1/workspaces",
             Some("alice"),
@@ -818,6 +846,19 @@ resource "null_resource" "a" {{
             assert_eq!(got, status, "{v} POST{query}: {body_text}");
             assert!(body_text.contains(code), "{v} POST{query}: {body_text}");
         }
+        // The lock ID alone does not let another caller write.
+        let (code, doc) = call(
+            &server,
+            "POST",
+            &format!("{path}?ID=held-by-a-crashed-run"),
+            Some("mallory"),
+            Some(&state(last_serial + 1, &lineage, "")),
+        );
+        assert_eq!(
+            (code, doc["error"]["code"].as_str()),
+            (409, Some("not_lock_holder")),
+            "{v}: {doc}"
+        );
         let (code, holder) = raw_call(
             &server,
             "UNLOCK",
@@ -931,7 +972,7 @@ fn store_state_lock_has_one_holder_and_versions_only_grow() {
         };
         assert_eq!(
             write(Some("not-the-holder"), state(1)),
-            Err(StateRefused::LockedByOther(holder.clone())),
+            Err(StateRefused::LockedByOther),
             "{kind}"
         );
         assert_eq!(write(Some(&holder), state(1)).expect("v1").version, 1);
@@ -1370,8 +1411,12 @@ fn a_run_is_planned_approved_and_applied_by_the_server() {
     )
     .expect("write");
     git(&repo, &["init", "-q", "-b", "main"]);
+    // A symbolic link out of the checkout, for a workspace that tries it.
+    std::os::unix::fs::symlink("/", repo.join("escape")).expect("symlink");
     git(&repo, &["add", "."]);
     git(&repo, &["commit", "-qm", "infra"]);
+    // The runs use a branch that is not the default one.
+    git(&repo, &["branch", "release"]);
     let cli_config = tmp.path().join("cli.tfrc");
     std::fs::write(
         &cli_config,
@@ -1392,7 +1437,7 @@ fn a_run_is_planned_approved_and_applied_by_the_server() {
         );
         let new = format!(
             r#"{{"name":"infra","team":"t","environment":"dev",
-                "source":{{"kind":"git","url":"file://{}","ref":"main","path":"infra"}}}}"#,
+                "source":{{"kind":"git","url":"file://{}","ref":"release","path":"infra"}}}}"#,
             repo.display()
         );
         let (code, _) = call(&server, "POST", "v1/workspaces", Some("alice"), Some(&new));
@@ -1488,6 +1533,43 @@ fn a_run_is_planned_approved_and_applied_by_the_server() {
         );
         let (_, report) = call(&server, "GET", "v1/audit/verify", Some("alice"), None);
         assert_eq!(report["ok"], true, "{v}: {report}");
+        // Workspaces that reach outside what the server lets them: errored.
+        let url = format!("file://{}", repo.display());
+        for (name, body, needle) in [
+            (
+                "escape",
+                format!(
+                    r#"{{"name":"escape","team":"t","environment":"dev","source":{{"kind":"git","url":"{url}","path":"escape"}}}}"#
+                ),
+                "not a directory inside the repository",
+            ),
+            (
+                "elsewhere",
+                format!(
+                    r#"{{"name":"elsewhere","team":"t","environment":"dev","source":{{"kind":"git","url":"{url}","path":"infra"}},"policy":"policy.hcl"}}"#
+                ),
+                "not in the server's config directory",
+            ),
+        ] {
+            let (code, doc) = call(&server, "POST", "v1/workspaces", Some("alice"), Some(&body));
+            assert_eq!(code, 201, "{body}: {doc}");
+            let (_, run) = call(
+                &server,
+                "POST",
+                &format!("v1/workspaces/{name}/runs"),
+                Some("alice"),
+                None,
+            );
+            let id = run["id"].as_str().expect("id").to_owned();
+            let done = wait_run(&server, &id, &["queued", "planning"], 60);
+            assert_eq!(done["status"], "errored", "{name}: {done}");
+            assert!(
+                done["status_detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(needle)),
+                "{name}: {done}"
+            );
+        }
     }
 }
 
