@@ -46,6 +46,7 @@ pub fn router(state: Shared) -> Router {
             get(runs::list).post(runs::queue),
         )
         .route("/v1/runs/{id}", get(runs::get))
+        .route("/v1/runs/{id}/log", get(runs::log))
         .route("/v1/runs/{id}/approve", axum::routing::post(runs::approve))
         .route("/v1/audit/events", get(audit_events))
         .route("/v1/audit/verify", get(audit_verify))
@@ -211,6 +212,7 @@ pub struct WorkspaceList {
         runs::list,
         runs::get,
         runs::approve,
+        runs::log,
         audit_events,
         audit_verify
     ),
@@ -229,6 +231,8 @@ pub struct WorkspaceList {
         AuditBad,
         runs::RunList,
         runs::Approval,
+        runs::RunLog,
+        crate::store::runs::LogLine,
         crate::store::runs::Run,
         crate::store::runs::RunStatus,
         crate::store::state::StateVersion

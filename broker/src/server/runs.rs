@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::api::{ApiJson, ErrorBody, Principal, ok_json};
 use crate::http::ApiError;
-use crate::store::runs::{NotApprovable, Run};
+use crate::store::runs::{LogLine, NotApprovable, Run};
 
 type Shared = Arc<AppState>;
 
@@ -163,6 +163,34 @@ pub async fn approve(
             ApiError::new(StatusCode::FORBIDDEN, "four_eyes", e.to_string()).into_response()
         }
         Ok(Err(e)) => ApiError::conflict(e.to_string()).into_response(),
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RunLog {
+    pub lines: Vec<LogLine>,
+}
+
+/// What the run's plan and apply printed (the CLI's output for them).
+#[utoipa::path(get, path = "/v1/runs/{id}/log",
+    params(
+        ("id" = String, Path, description = "the run"),
+        ("x-platform-dev-user" = String, Header, description = "caller (development auth)"),
+    ),
+    responses(
+        (status = 200, body = RunLog),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn log(State(state): State<Shared>, _who: Principal, Path(id): Path<String>) -> Response {
+    match state.store.run(&id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return ApiError::not_found("no such run").into_response(),
+        Err(e) => return ApiError::internal(&e).into_response(),
+    }
+    match state.store.run_log(&id).await {
+        Ok(lines) => ok_json(StatusCode::OK, &RunLog { lines }),
         Err(e) => ApiError::internal(&e).into_response(),
     }
 }

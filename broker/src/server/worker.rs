@@ -129,6 +129,18 @@ async fn work(state: Arc<AppState>, config: WorkerConfig, name: String) {
             Err(e) => Outcome::errored(&crate::render_error(&e)),
         };
         renewer.abort();
+        let phase = if run.status == RunStatus::Applying {
+            "apply"
+        } else {
+            "plan"
+        };
+        if let Err(e) = state
+            .store
+            .append_run_log(&run.id, phase, &outcome.log)
+            .await
+        {
+            eprintln!("worker {name}: run log: {}", crate::render_error(&e));
+        }
         match state
             .store
             .finish_run_with(
@@ -152,6 +164,8 @@ struct Outcome {
     status: RunStatus,
     reason: Option<String>,
     plan_run: Option<String>,
+    /// What the phase printed, for the run's log.
+    log: Vec<String>,
 }
 
 impl Outcome {
@@ -160,7 +174,14 @@ impl Outcome {
             status: RunStatus::Errored,
             reason: Some(reason.to_owned()),
             plan_run: None,
+            log: vec![format!("error: {reason}")],
         }
+    }
+
+    fn with_log(mut self, mut lines: Vec<String>) -> Outcome {
+        lines.append(&mut self.log);
+        self.log = lines;
+        self
     }
 }
 
@@ -285,11 +306,12 @@ fn plan(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
         expires_hours: 24,
         ..Default::default()
     };
-    let mut log = Vec::new();
-    let mut say = |line: &str| log.push(line.to_owned());
-    let mut warnings = Vec::new();
-    let mut warn = |line: &str| warnings.push(line.to_owned());
-    match crate::run::plan::plan(&ctx, &request, &mut say, &mut warn) {
+    let log = std::cell::RefCell::new(Vec::new());
+    let mut say = |line: &str| log.borrow_mut().push(line.to_owned());
+    let mut warn = |line: &str| log.borrow_mut().push(format!("warning: {line}"));
+    let result = crate::run::plan::plan(&ctx, &request, &mut say, &mut warn);
+    let log = log.into_inner();
+    let outcome = match result {
         Ok(planned) => {
             let status = match planned.exit_code {
                 crate::run::EXIT_OK | crate::run::EXIT_CHANGES => RunStatus::Planned,
@@ -297,7 +319,19 @@ fn plan(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
                 crate::run::EXIT_DENIED => RunStatus::Denied,
                 _ => RunStatus::Errored,
             };
+            let mut lines: Vec<String> = crate::report::text(&planned.report)
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            lines.insert(
+                0,
+                format!(
+                    "verdict: {} (exit {})",
+                    planned.report.verdict, planned.exit_code
+                ),
+            );
             Outcome {
+                log: lines,
                 status,
                 reason: (status != RunStatus::Planned).then(|| {
                     format!(
@@ -316,7 +350,8 @@ fn plan(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
             }
         }
         Err(e) => Outcome::errored(&crate::render_error(&e)),
-    }
+    };
+    outcome.with_log(log)
 }
 
 fn apply(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
@@ -334,15 +369,20 @@ fn apply(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
         run: Some(plan_run.clone()),
         inputs,
     };
-    let mut say = |_: &str| {};
-    let mut warn = |_: &str| {};
-    match crate::run::apply::apply(&ctx, &request, &mut say, &mut warn) {
+    let log = std::cell::RefCell::new(Vec::new());
+    let mut say = |line: &str| log.borrow_mut().push(line.to_owned());
+    let mut warn = |line: &str| log.borrow_mut().push(format!("warning: {line}"));
+    let result = crate::run::apply::apply(&ctx, &request, &mut say, &mut warn);
+    let log = log.into_inner();
+    let outcome = match result {
         Ok(applied) if applied.exit_code == crate::run::EXIT_OK => Outcome {
             status: RunStatus::Applied,
             reason: None,
             plan_run: None,
+            log: vec![format!("applied run {}", applied.run)],
         },
         Ok(applied) => Outcome::errored(&format!("apply exited {}", applied.exit_code)),
         Err(e) => Outcome::errored(&crate::render_error(&e)),
-    }
+    };
+    outcome.with_log(log)
 }

@@ -110,6 +110,16 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (5, &["ALTER TABLE runs ADD COLUMN plan_run TEXT"]),
+    (
+        6,
+        &["CREATE TABLE run_logs (
+            run_id TEXT NOT NULL REFERENCES runs (id),
+            seq    BIGINT NOT NULL,
+            phase  TEXT NOT NULL,
+            line   TEXT NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        )"],
+    ),
 ];
 
 /// The schema version this binary writes.

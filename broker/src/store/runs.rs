@@ -570,3 +570,57 @@ impl Store {
         }))
     }
 }
+
+/// One line of a run's log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct LogLine {
+    /// `plan` or `apply`.
+    pub phase: String,
+    pub line: String,
+}
+
+impl Store {
+    /// Appends what a run's phase printed (the `run` layer's progress and
+    /// warnings: the CLI's own output, secrets already redacted).
+    pub async fn append_run_log(&self, run: &str, phase: &str, lines: &[String]) -> Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        let next: i64 =
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM run_logs WHERE run_id = $1")
+                .bind(run)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("next")?;
+        for (i, line) in lines.iter().enumerate() {
+            sqlx::query("INSERT INTO run_logs (run_id, seq, phase, line) VALUES ($1, $2, $3, $4)")
+                .bind(run)
+                .bind(next + i64::try_from(i).unwrap_or(i64::MAX - next))
+                .bind(phase)
+                .bind(line)
+                .execute(&mut *tx)
+                .await
+                .context("store: append run log")?;
+        }
+        tx.commit().await.context("store: commit run log")?;
+        Ok(())
+    }
+
+    /// A run's log, in order.
+    pub async fn run_log(&self, run: &str) -> Result<Vec<LogLine>> {
+        let rows = sqlx::query("SELECT phase, line FROM run_logs WHERE run_id = $1 ORDER BY seq")
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+            .context("store: read run log")?;
+        rows.iter()
+            .map(|r| {
+                Ok(LogLine {
+                    phase: r.try_get("phase")?,
+                    line: r.try_get("line")?,
+                })
+            })
+            .collect()
+    }
+}

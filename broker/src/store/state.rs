@@ -81,7 +81,7 @@ fn header(body: &[u8]) -> std::result::Result<(i64, String), StateRefused> {
     let lineage = doc
         .get("lineage")
         .and_then(serde_json::Value::as_str)
-        .filter(|l| !l.is_empty() && l.len() <= 128)
+        .filter(|l| !l.is_empty() && l.chars().count() <= 128)
         .ok_or_else(|| StateRefused::Malformed("`lineage` must be a string".into()))?;
     Ok((serial, lineage.to_owned()))
 }

@@ -1493,6 +1493,30 @@ fn a_run_is_planned_approved_and_applied_by_the_server() {
         );
         let applied = wait_run(&server, &id, &["approved", "applying"], 120);
         assert_eq!(applied["status"], "applied", "{v}: {applied}");
+        // The run's log holds what the CLI would have printed for both phases.
+        let (code, log) = call(
+            &server,
+            "GET",
+            &format!("v1/runs/{id}/log"),
+            Some("alice"),
+            None,
+        );
+        assert_eq!(code, 200, "{log}");
+        let lines = log["lines"].as_array().expect("lines");
+        let phase_text = |phase: &str| -> String {
+            lines
+                .iter()
+                .filter(|l| l["phase"] == phase)
+                .filter_map(|l| l["line"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert!(
+            phase_text("plan").contains("verdict: allowed"),
+            "{v}: {log}"
+        );
+        assert!(phase_text("plan").contains("null_resource.a"), "{v}: {log}");
+        assert!(phase_text("apply").contains("applied run"), "{v}: {log}");
         // The state is on the server, written by the run.
         let (_, versions) = call(
             &server,
