@@ -258,10 +258,20 @@ struct Server {
     log: std::path::PathBuf,
 }
 
+impl Server {
+    /// SIGKILL to the server's whole process group (a crash of the host's
+    /// process tree: terraform and its providers die with it).
+    fn crash(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.crash();
     }
 }
 
@@ -275,6 +285,9 @@ fn serve_with_env(data: &Path, extra: &[&str], env: &[(&str, &std::ffi::OsStr)])
     for (k, v) in env {
         cmd.env(k, v);
     }
+    // Its own process group: a crash test can kill the server with
+    // everything it started (terraform, providers), and nothing outlives it.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.arg("serve");
     if !extra.contains(&"--listen") {
         cmd.args(["--listen", "127.0.0.1:0"]);
@@ -575,8 +588,7 @@ fn serve_keeps_workspaces_and_answers_in_one_shape() {
     );
     assert_eq!(code, 201);
     let mut server = server;
-    let _ = server.child.kill();
-    let _ = server.child.wait();
+    server.crash();
     let server = serve(&data, &["--insecure-dev-auth"]);
     let (code, list) = call(&server, "GET", "v1/workspaces", Some("carol"), None);
     assert_eq!(code, 200);
@@ -1689,11 +1701,11 @@ fn a_server_killed_mid_apply_leaves_no_run_stuck() {
     );
     assert_eq!(code, 200);
     wait_run(&server, &id, &["approved"], 60);
-    // Terraform is in the provisioner's sleep now: kill the server.
+    // Terraform is in the provisioner's sleep now: kill the server and
+    // everything it runs.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let mut server = server;
-    let _ = server.child.kill();
-    let _ = server.child.wait();
+    server.crash();
 
     let server = start();
     let errored = wait_run(&server, &id, &["applying"], 60);
