@@ -146,6 +146,18 @@ const CLAIM_LOCK: i32 = 0x7275_6e73; // "runs"
 const SELECT_RUN: &str = "SELECT id, workspace_id, number, status, created_at, created_by,
     updated_at, claimed_by, lease_until, reason, plan_run FROM runs";
 
+/// The run `id`, read inside `tx`.
+async fn run_in(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Result<Run> {
+    let Some(row) = sqlx::query(&format!("{SELECT_RUN} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        bail!("store: no run {id}");
+    };
+    run_from(&row)
+}
+
 fn run_from(row: &sqlx::any::AnyRow) -> Result<Run> {
     let status: String = row.try_get("status")?;
     Ok(Run {
@@ -309,12 +321,7 @@ impl Store {
         if updated.rows_affected() != 1 {
             return Ok(None);
         }
-        let run = run_from(
-            &sqlx::query(&format!("{SELECT_RUN} WHERE id = $1"))
-                .bind(&id)
-                .fetch_one(&mut *tx)
-                .await?,
-        )?;
+        let run = run_in(&mut tx, &id).await?;
         self.audit_in(
             &mut tx,
             &format!("run.{}", run.status.as_str()),
@@ -374,14 +381,7 @@ impl Store {
         plan_run: Option<&str>,
     ) -> Result<std::result::Result<Run, Fenced>> {
         let mut tx = self.begin_write().await?;
-        let Some(row) = sqlx::query(&format!("{SELECT_RUN} WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            bail!("store: no run {id}");
-        };
-        let run = run_from(&row)?;
+        let run = run_in(&mut tx, id).await?;
         let now = now_ms();
         let holds = run.claimed_by.as_deref() == Some(worker)
             && run.status.is_active()
@@ -529,14 +529,7 @@ impl Store {
         reason: &str,
     ) -> Result<std::result::Result<Run, NotApprovable>> {
         let mut tx = self.begin_write().await?;
-        let Some(row) = sqlx::query(&format!("{SELECT_RUN} WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            bail!("store: no run {id}");
-        };
-        let run = run_from(&row)?;
+        let run = run_in(&mut tx, id).await?;
         if !matches!(run.status, RunStatus::Planned | RunStatus::NeedsApproval) {
             return Ok(Err(NotApprovable::State(id.to_owned(), run.status)));
         }

@@ -329,6 +329,24 @@ fn call(
     user: Option<&str>,
     body: Option<&str>,
 ) -> (u16, serde_json::Value) {
+    let (code, body) = curl(server, method, path, user, body);
+    let json = if body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {body}"))
+    };
+    (code, json)
+}
+
+/// (status, body text) of a curl request, as `user` when given.
+fn curl(
+    server: &Server,
+    method: &str,
+    path: &str,
+    user: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}"]);
     if let Some(user) = user {
@@ -348,13 +366,7 @@ fn call(
         .expect("curl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').expect("status");
-    let json = if body.is_empty() {
-        serde_json::Value::Null
-    } else {
-        serde_json::from_str(body)
-            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {body}"))
-    };
-    (code.parse().expect("code"), json)
+    (code.parse().expect("code"), body.to_owned())
 }
 
 #[test]
@@ -603,24 +615,7 @@ fn serve_keeps_workspaces_and_answers_in_one_shape() {
 
 /// curl with the dev user: (status, body text).
 fn raw_call(server: &Server, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}"])
-        .args(["-H", "x-platform-dev-user: attacker"]);
-    if let Some(body) = body {
-        cmd.args([
-            "-H",
-            "content-type: application/json",
-            "--data-binary",
-            body,
-        ]);
-    }
-    let out = cmd
-        .arg(format!("{}{path}", server.url))
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').expect("status");
-    (code.parse().expect("code"), body.to_owned())
+    curl(server, method, path, Some("attacker"), body)
 }
 
 fn tf(bin: &Path, dir: &Path, cli_config: &Path, args: &[&str]) -> std::process::Output {
