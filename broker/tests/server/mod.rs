@@ -1754,3 +1754,52 @@ fn a_server_killed_mid_apply_leaves_no_run_stuck() {
         "{serials:?}"
     );
 }
+
+/// A run the policy held for approval cannot be approved by who queued it;
+/// a run that is not waiting for one cannot be approved at all.
+#[test]
+fn four_eyes_on_runs_that_need_an_approval() {
+    use broker::store::runs::{NotApprovable, RunStatus};
+    each_store("four_eyes", |kind, url| {
+        let rt = runtime();
+        let store = rt.block_on(Store::open(url)).expect("open");
+        let ws = rt
+            .block_on(store.create_workspace(&workspace("held"), "dev:alice"))
+            .expect("store")
+            .expect("created");
+        let run = rt
+            .block_on(store.queue_run(&ws.id, "dev:alice"))
+            .expect("queue");
+        // Queued, not planned: nobody approves it.
+        assert!(matches!(
+            rt.block_on(store.approve_run(&run.id, "dev:bob", "early"))
+                .expect("store"),
+            Err(NotApprovable::State(_, RunStatus::Queued))
+        ));
+        let claimed = rt
+            .block_on(store.claim_run("w", 30_000))
+            .expect("claim")
+            .expect("run");
+        rt.block_on(store.finish_run(&claimed.id, "w", RunStatus::NeedsApproval, Some("held")))
+            .expect("store")
+            .expect("finished");
+        assert_eq!(
+            rt.block_on(store.approve_run(&run.id, "dev:alice", "mine"))
+                .expect("store"),
+            Err(NotApprovable::FourEyes(run.id.clone(), "dev:alice".into())),
+            "{kind}"
+        );
+        let approved = rt
+            .block_on(store.approve_run(&run.id, "dev:bob", "reviewed"))
+            .expect("store")
+            .expect("approved");
+        assert_eq!(approved.status, RunStatus::Approved, "{kind}");
+        // Approved once: a second approval is refused.
+        assert!(matches!(
+            rt.block_on(store.approve_run(&run.id, "dev:carol", "again"))
+                .expect("store"),
+            Err(NotApprovable::State(_, RunStatus::Approved))
+        ));
+        rt.block_on(store.close());
+    });
+}
