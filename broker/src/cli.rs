@@ -111,6 +111,12 @@ pub struct PlanArgs {
     /// Also write policy findings as JUnit XML to this file.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// A control-plane server (`platform-broker serve`): the server runs it.
+    #[arg(long, env = "PLATFORM_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// With --server: the workspace on the server.
+    #[arg(long, env = "PLATFORM_WORKSPACE", value_name = "NAME")]
+    pub workspace: Option<String>,
 }
 
 fn parse_var(text: &str) -> Result<(String, String), String> {
@@ -156,8 +162,12 @@ impl clap::builder::TypedValueParser for VarParser {
 
 #[derive(clap::Args)]
 pub struct ApplyArgs {
-    /// The run to apply (default: the newest bundle).
+    /// The run to apply (default: the newest bundle; required with --server).
     pub run: Option<String>,
+    /// A control-plane server (`platform-broker serve`): the server runs it.
+    #[arg(long, env = "PLATFORM_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
     /// Terraform working directory.
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
@@ -172,6 +182,10 @@ pub struct ApproveArgs {
     /// Why it is approved (recorded in the approval and the audit trail).
     #[arg(long)]
     pub reason: String,
+    /// A control-plane server (`platform-broker serve`): the server runs it.
+    #[arg(long, env = "PLATFORM_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
     /// Terraform working directory.
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
@@ -205,6 +219,13 @@ pub struct RunsArgs {
     /// Terraform working directory.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
+    /// A control-plane server (`platform-broker serve`): the server runs it.
+    #[arg(long, env = "PLATFORM_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// With --server: the workspace on the server.
+    #[arg(long, env = "PLATFORM_WORKSPACE", value_name = "NAME")]
+    pub workspace: Option<String>,
+
     /// Print the runs as JSON.
     #[arg(long)]
     pub json: bool,
@@ -368,7 +389,50 @@ pub enum AuditCommand {
     },
 }
 
+/// `--workspace` of a `--server` command.
+fn server_workspace(workspace: Option<&String>) -> Result<&str> {
+    workspace
+        .map(String::as_str)
+        .ok_or_else(|| anyhow!("--server needs --workspace NAME (or PLATFORM_WORKSPACE)"))
+}
+
+/// `plan --server`: what the server's workspace settings decide is refused
+/// as a flag rather than silently ignored.
+fn plan_on_server(server: &str, args: &PlanArgs) -> Result<u8> {
+    let local_only = [
+        ("--var", !args.vars.is_empty()),
+        ("--var-file", !args.var_files.is_empty()),
+        ("--target", !args.targets.is_empty()),
+        ("--replace", !args.replace.is_empty()),
+        ("--destroy", args.destroy),
+        ("--markdown", args.markdown),
+        ("--sarif", args.sarif.is_some()),
+        ("--junit", args.junit.is_some()),
+    ];
+    if let Some((flag, _)) = local_only.iter().find(|(_, set)| *set) {
+        bail!("{flag} is not taken with --server: the server plans with the workspace's settings");
+    }
+    if args.inputs.policy.is_some()
+        || args.inputs.pricebook.is_some()
+        || args.inputs.catalog.is_some()
+    {
+        warning(
+            "--policy, --pricebook and --catalog (and PLATFORM_POLICY/PRICEBOOK/CATALOG) are \
+             ignored with --server: the workspace's selection on the server applies",
+        );
+    }
+    crate::remote::plan(&crate::remote::PlanRequest {
+        server,
+        workspace: server_workspace(args.workspace.as_ref())?,
+        dir: &args.dir,
+        json: args.json,
+    })
+}
+
 pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
+    if let Some(server) = &args.server {
+        return plan_on_server(server, &args);
+    }
     let ctx = global.context();
     let request = run::plan::PlanRequest {
         dir: args.dir.clone(),
@@ -409,6 +473,12 @@ pub fn plan(global: &Global, args: PlanArgs) -> Result<u8> {
 }
 
 pub fn apply(global: &Global, args: ApplyArgs) -> Result<u8> {
+    if let Some(server) = &args.server {
+        let Some(run) = &args.run else {
+            bail!("apply --server needs the run (as `plan --server` printed it)");
+        };
+        return crate::remote::apply(server, run);
+    }
     let ctx = global.context();
     let request = run::apply::ApplyRequest {
         dir: args.dir.clone(),
@@ -423,6 +493,9 @@ pub fn apply(global: &Global, args: ApplyArgs) -> Result<u8> {
 }
 
 pub fn approve(global: &Global, args: ApproveArgs) -> Result<u8> {
+    if let Some(server) = &args.server {
+        return crate::remote::approve(server, &args.run, &args.reason);
+    }
     let ctx = global.context();
     let request = run::approve::ApproveRequest {
         dir: args.dir.clone(),
@@ -453,6 +526,13 @@ fn report_audit_warnings(ctx: &Context, session: &mut run::Session) {
 }
 
 pub fn runs(global: &Global, args: RunsArgs) -> Result<u8> {
+    if let Some(server) = &args.server {
+        return crate::remote::runs(
+            server,
+            server_workspace(args.workspace.as_ref())?,
+            args.json,
+        );
+    }
     let ctx = global.context();
     report_audit_warnings(&ctx, &mut ctx.session(&args.dir)?);
     let rows = run::runs::list(&ctx, &args.dir)?;

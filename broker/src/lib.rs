@@ -6,10 +6,12 @@
 //! value, so they can never disagree about what the plan does. Only `tf`
 //! spawns processes; only `audit` writes the log.
 
+pub mod archive;
 pub mod audit;
 pub mod budget;
 pub mod bundle;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod cost;
 pub mod costexplorer;
@@ -21,6 +23,7 @@ pub mod locate;
 pub mod mirror;
 pub mod plan;
 pub mod policy;
+pub mod remote;
 pub mod report;
 pub mod run;
 pub mod server;

@@ -15,9 +15,12 @@
 //!
 //! Nothing here panics on any input: malformed files, spans and values become diagnostics.
 
+pub mod describe;
 mod diag;
 mod eval;
 mod guardrail;
+pub mod json;
+pub mod json_schema;
 mod load;
 mod model;
 mod nesting;

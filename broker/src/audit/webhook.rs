@@ -36,9 +36,8 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+
+use crate::http::{HttpsClient, describe_error};
 
 use super::log::Sink;
 use crate::config::WebhookConfig;
@@ -98,8 +97,6 @@ pub struct FlushReport {
     /// Why delivery stopped, when it did.
     pub error: Option<String>,
 }
-
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// One configured webhook: its spool, its HTTP client and its secret.
 pub struct Webhook {
@@ -182,16 +179,7 @@ impl Webhook {
             .enable_all()
             .build()
             .map_err(|e| setup(format!("cannot start the async runtime: {e}")))?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| setup(format!("cannot load the system's root certificates: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let client = crate::http::https_client(timeout).map_err(setup)?;
         Ok(Webhook {
             name: name.to_owned(),
             url,
@@ -304,18 +292,6 @@ impl Webhook {
             }
         })
     }
-}
-
-/// The client error and its causes, without the URL.
-fn describe_error(error: &hyper_util::client::legacy::Error) -> String {
-    let mut out = String::from("request failed");
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 impl Sink for Webhook {

@@ -12,6 +12,7 @@ use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
 use super::AppState;
+use super::catalog;
 use super::runs;
 use super::state;
 use crate::http::ApiError;
@@ -45,9 +46,32 @@ pub fn router(state: Shared) -> Router {
             "/v1/workspaces/{name}/runs",
             get(runs::list).post(runs::queue),
         )
+        .route(
+            "/v1/workspaces/{name}/configurations",
+            axum::routing::post(runs::upload).layer(axum::extract::DefaultBodyLimit::max(
+                crate::archive::MAX_PACKED,
+            )),
+        )
+        .route(
+            "/v1/workspaces/{name}/variables",
+            get(super::variables::list),
+        )
+        .route(
+            "/v1/workspaces/{name}/variables/{variable}",
+            axum::routing::put(super::variables::set).delete(super::variables::delete),
+        )
         .route("/v1/runs/{id}", get(runs::get))
         .route("/v1/runs/{id}/log", get(runs::log))
         .route("/v1/runs/{id}/approve", axum::routing::post(runs::approve))
+        .route("/v1/catalogs/{catalog}/offerings", get(catalog::list))
+        .route(
+            "/v1/catalogs/{catalog}/offerings/{offering}",
+            get(catalog::get),
+        )
+        .route(
+            "/v1/catalogs/{catalog}/offerings/{offering}/versions/{version}/schema",
+            get(catalog::schema),
+        )
         .route("/v1/audit/events", get(audit_events))
         .route("/v1/audit/verify", get(audit_verify))
         .route(
@@ -168,7 +192,7 @@ pub struct ErrorDetail {
     /// Stable, machine-readable: `not_found`, `bad_request`, `invalid`,
     /// `conflict`, `unauthenticated`, `four_eyes`, `not_lock_holder`,
     /// `state_conflict`, `method_not_allowed`, `unsupported_media_type`,
-    /// `too_large`, `internal`.
+    /// `too_large`, `invalid_catalog`, `internal`.
     pub code: String,
     /// For people; never holds a secret.
     pub message: String,
@@ -195,8 +219,8 @@ pub struct WorkspaceList {
 #[openapi(
     info(
         title = "platform-broker control plane",
-        description = "Workspaces, runs, state and the audit trail of the platform's Terraform. \
-            The state lock also takes Terraform's LOCK and UNLOCK methods on \
+        description = "Workspaces, runs, state, the catalog and the audit trail of the \
+            platform's Terraform. The state lock also takes Terraform's LOCK and UNLOCK methods on \
             /v1/workspaces/{name}/lock (outside OpenAPI's method set)."
     ),
     paths(
@@ -208,11 +232,18 @@ pub struct WorkspaceList {
         state::post_state,
         state::list_versions,
         state::get_version,
+        runs::upload,
+        super::variables::list,
+        super::variables::set,
+        super::variables::delete,
         runs::queue,
         runs::list,
         runs::get,
         runs::approve,
         runs::log,
+        catalog::list,
+        catalog::get,
+        catalog::schema,
         audit_events,
         audit_verify
     ),
@@ -230,12 +261,25 @@ pub struct WorkspaceList {
         AuditReport,
         AuditBad,
         runs::RunList,
+        runs::QueueRun,
+        super::variables::VariableList,
+        super::variables::NewVariable,
+        crate::store::variables::Variable,
+        crate::store::configs::Configuration,
         runs::Approval,
         runs::RunLog,
         crate::store::runs::LogLine,
         crate::store::runs::Run,
         crate::store::runs::RunStatus,
-        crate::store::state::StateVersion
+        crate::store::state::StateVersion,
+        catalog::OfferingList,
+        catalog::OfferingInfo,
+        catalog::OfferingOwner,
+        catalog::VersionInfo,
+        catalog::VersionStatus,
+        catalog::DeprecationInfo,
+        catalog::TierInfo,
+        catalog::PriceInfo
     ))
 )]
 pub struct ApiDoc;
@@ -406,7 +450,7 @@ pub(super) fn only_query(uri: &axum::http::Uri, allowed: &[&str]) -> Result<(), 
 }
 
 /// A query parameter as a whole number (`None` when absent; `Err` when not).
-fn query_i64(uri: &axum::http::Uri, name: &str) -> Result<Option<i64>, ApiError> {
+pub(super) fn query_i64(uri: &axum::http::Uri, name: &str) -> Result<Option<i64>, ApiError> {
     let Some(query) = uri.query() else {
         return Ok(None);
     };

@@ -9,8 +9,11 @@
 //! listens on loopback; without it the server does not start.
 
 pub mod api;
+pub mod catalog;
+pub mod config_dir;
 pub mod runs;
 pub mod state;
+pub mod variables;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -49,6 +52,10 @@ pub struct AppState {
     pub draining: std::sync::atomic::AtomicBool,
     /// Runs executing in this process.
     pub busy: std::sync::atomic::AtomicUsize,
+    /// `--data-dir`: catalogs are named under its `config/`.
+    pub data_dir: PathBuf,
+    /// Parsed catalogs (`GET /v1/catalogs/…`).
+    pub catalogs: catalog::Cache,
 }
 
 /// Runs the server until SIGINT/SIGTERM. `ready` gets the bound address and
@@ -109,6 +116,8 @@ pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()>
             dev_auth: options.insecure_dev_auth,
             draining: Default::default(),
             busy: Default::default(),
+            data_dir: options.data_dir.clone(),
+            catalogs: Default::default(),
         });
         let app = api::router(state.clone());
         let (listener, bound) = crate::http::bind(options.listen).await?;

@@ -118,70 +118,206 @@ async fn work(state: Arc<AppState>, config: WorkerConfig, name: String) {
                 }
             })
         };
-        let outcome = match state.store.workspace_by_id(&run.workspace_id).await {
-            Ok(Some(ws)) => {
-                let (config, run2) = (config.clone(), run.clone());
-                tokio::task::spawn_blocking(move || execute(&config, &ws, &run2))
-                    .await
-                    .unwrap_or_else(|_| Outcome::errored("the run's task panicked"))
-            }
-            Ok(None) => Outcome::errored("its workspace is gone"),
-            Err(e) => Outcome::errored(&crate::render_error(&e)),
-        };
-        renewer.abort();
         let phase = if run.status == RunStatus::Applying {
             "apply"
         } else {
             "plan"
         };
-        if let Err(e) = state
-            .store
-            .append_run_log(&run.id, phase, &outcome.log)
-            .await
+        let (lines, flusher) = log_writer(state.store.clone(), run.id.clone(), phase);
+        let mut secrets = Vec::new();
+        let outcome = match prepare(&state, &run).await {
+            Ok(prepared) => {
+                secrets = prepared.secrets.clone();
+                let (config, run2, lines) = (config.clone(), run.clone(), lines.clone());
+                let scrub = prepared.secrets.clone();
+                tokio::task::spawn_blocking(move || {
+                    let say = |line: String| {
+                        let _ = lines.send(scrubbed(line, &scrub));
+                    };
+                    execute(&config, &run2, &prepared, &say)
+                })
+                .await
+                .unwrap_or_else(|_| Outcome::errored("the run's task panicked"))
+            }
+            Err(reason) => Outcome::errored(&reason),
+        };
+        let outcome = Outcome {
+            reason: outcome.reason.map(|r| scrubbed(r, &secrets)),
+            ..outcome
+        };
+        if let Some(reason) = outcome
+            .reason
+            .as_ref()
+            .filter(|_| outcome.status == RunStatus::Errored)
         {
-            eprintln!("worker {name}: run log: {}", crate::render_error(&e));
+            let _ = lines.send(format!("error: {reason}"));
         }
+        // The whole log is in the store before the run's final status: a
+        // client that sees the status then reads all of it.
+        drop(lines);
+        let _ = flusher.await;
+        report(&state, &name, &run, &outcome, lease_ms).await;
+        renewer.abort();
+        state.busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// What a run needs from the store before it executes.
+struct Prepared {
+    ws: Workspace,
+    /// The uploaded configuration's archive (upload workspaces).
+    archive: Option<Vec<u8>>,
+    /// The workspace's variables, as the plan gets them.
+    variables: Vec<(String, String)>,
+    /// (name, value) of its sensitive variables: scrubbed from the log.
+    secrets: Vec<(String, String)>,
+}
+
+/// `line` with every sensitive value replaced by its variable's name.
+fn scrubbed(line: String, secrets: &[(String, String)]) -> String {
+    let mut line = line;
+    for (name, value) in secrets {
+        if !value.is_empty() && line.contains(value.as_str()) {
+            line = line.replace(value.as_str(), &format!("(sensitive variable {name})"));
+        }
+    }
+    line
+}
+
+/// The run's workspace, its variables and, for an uploaded configuration,
+/// its archive.
+async fn prepare(state: &AppState, run: &Run) -> Result<Prepared, String> {
+    let ws = match state.store.workspace_by_id(&run.workspace_id).await {
+        Ok(Some(ws)) => ws,
+        Ok(None) => return Err("its workspace is gone".into()),
+        Err(e) => return Err(crate::render_error(&e)),
+    };
+    let archive = match (&ws.source, &run.configuration_id) {
+        (crate::store::Source::Upload {}, Some(id)) => {
+            match state.store.configuration_body(id).await {
+                Ok(Some(bytes)) => Some(bytes),
+                Ok(None) => return Err(format!("configuration {id} is gone")),
+                Err(e) => return Err(crate::render_error(&e)),
+            }
+        }
+        (crate::store::Source::Upload {}, None) => {
+            return Err("the workspace takes uploaded configurations and the run has none".into());
+        }
+        (crate::store::Source::Git { .. }, _) => None,
+    };
+    let all = state
+        .store
+        .variables(&ws.id)
+        .await
+        .map_err(|e| crate::render_error(&e))?;
+    let variables = state
+        .store
+        .variable_values(&ws.id)
+        .await
+        .map_err(|e| crate::render_error(&e))?;
+    let secrets = variables
+        .iter()
+        .filter(|(name, _)| all.iter().any(|v| v.sensitive && &v.name == name))
+        .cloned()
+        .collect();
+    Ok(Prepared {
+        ws,
+        archive,
+        variables,
+        secrets,
+    })
+}
+
+/// A sender for the run's log lines and the task that appends them to the
+/// store in batches (so a client following the log sees them while the run
+/// goes on); the task ends once every sender is dropped and all is written.
+fn log_writer(
+    store: crate::store::Store,
+    run: String,
+    phase: &'static str,
+) -> (
+    tokio::sync::mpsc::UnboundedSender<String>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let task = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while let Ok(line) = rx.try_recv() {
+                batch.push(line);
+            }
+            // A store hiccup must not lose the log: try a few times.
+            for attempt in 0..5u32 {
+                match store.append_run_log(&run, phase, &batch).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        eprintln!("run {run}: run log: {}", crate::render_error(&e));
+                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    (tx, task)
+}
+
+/// Reports the outcome. A store error is retried while the lease lasts: the
+/// store may be restarting, and a run that applied must not be reaped as
+/// errored for want of a report. A refusal (the lease was lost) is final.
+async fn report(state: &AppState, name: &str, run: &Run, outcome: &Outcome, lease_ms: i64) {
+    let give_up = crate::store::now_ms().saturating_add(lease_ms);
+    let mut pause = Duration::from_millis(100);
+    loop {
         match state
             .store
             .finish_run_with(
                 &run.id,
-                &name,
+                name,
                 outcome.status,
                 outcome.reason.as_deref(),
-                outcome.plan_run.as_deref(),
+                outcome.plan.as_ref().map(|(r, code)| (r.as_str(), *code)),
             )
             .await
         {
-            Ok(Ok(_)) => {}
-            Ok(Err(fenced)) => eprintln!("worker {name}: {fenced}"),
-            Err(e) => eprintln!("worker {name}: report: {}", crate::render_error(&e)),
+            Ok(Ok(_)) => return,
+            Ok(Err(fenced)) => {
+                eprintln!("worker {name}: {fenced}");
+                return;
+            }
+            Err(e) => {
+                eprintln!(
+                    "worker {name}: report on {}: {}",
+                    run.id,
+                    crate::render_error(&e)
+                );
+                if crate::store::now_ms() > give_up {
+                    return;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
         }
-        state.busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
 struct Outcome {
     status: RunStatus,
     reason: Option<String>,
-    plan_run: Option<String>,
-    /// What the phase printed, for the run's log.
-    log: Vec<String>,
+    /// The plan bundle's run id and the plan's exit code.
+    plan: Option<(String, i64)>,
 }
+
+/// Where a run's phase says what it does (one line at a time).
+type Say<'a> = &'a dyn Fn(String);
 
 impl Outcome {
     fn errored(reason: &str) -> Outcome {
         Outcome {
             status: RunStatus::Errored,
             reason: Some(reason.to_owned()),
-            plan_run: None,
-            log: vec![format!("error: {reason}")],
+            plan: None,
         }
-    }
-
-    fn with_log(mut self, mut lines: Vec<String>) -> Outcome {
-        lines.append(&mut self.log);
-        self.log = lines;
-        self
     }
 }
 
@@ -199,10 +335,10 @@ fn tf_dir(config: &WorkerConfig, ws: &Workspace, run: &Run) -> PathBuf {
     }
 }
 
-fn execute(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
+fn execute(config: &WorkerConfig, run: &Run, prepared: &Prepared, say: Say) -> Outcome {
     match run.status {
-        RunStatus::Planning => plan(config, ws, run),
-        RunStatus::Applying => apply(config, ws, run),
+        RunStatus::Planning => plan(config, run, prepared, say),
+        RunStatus::Applying => apply(config, &prepared.ws, run, say),
         other => Outcome::errored(&format!("a worker got a run in {other:?}")),
     }
 }
@@ -221,21 +357,12 @@ fn context(config: &WorkerConfig, ws: &Workspace, run: &Run) -> crate::run::Cont
 /// of the caller's choosing; one that leads outside (a symbolic link) is
 /// refused.
 fn inputs(config: &WorkerConfig, ws: &Workspace) -> Result<crate::run::Inputs, String> {
-    let root = config.data_dir.join("config");
-    let resolve = |field: &str, name: &Option<String>| -> Result<Option<PathBuf>, String> {
-        let Some(name) = name else { return Ok(None) };
-        let path = root.join(name);
-        match (path.canonicalize(), root.canonicalize()) {
-            (Ok(real), Ok(root)) if real.starts_with(&root) => Ok(Some(real)),
-            _ => Err(format!(
-                "{field} {name:?} is not in the server's config directory"
-            )),
-        }
-    };
+    use super::config_dir::resolve_opt;
+    let d = &config.data_dir;
     Ok(crate::run::Inputs {
-        policy: resolve("policy", &ws.policy)?,
-        pricebook: resolve("pricebook", &ws.pricebook)?,
-        catalog: resolve("catalog", &ws.catalog)?,
+        policy: resolve_opt(d, "policy", ws.policy.as_deref())?,
+        pricebook: resolve_opt(d, "pricebook", ws.pricebook.as_deref())?,
+        catalog: resolve_opt(d, "catalog", ws.catalog.as_deref())?,
     })
 }
 
@@ -257,12 +384,15 @@ fn backend_override(config: &WorkerConfig, ws: &Workspace, run: &Run) -> String 
     )
 }
 
-fn checkout(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Result<PathBuf, String> {
-    let crate::store::Source::Git { url, reference, .. } = &ws.source else {
-        return Err(
-            "uploaded configurations are not supported yet (plan --server comes next)".into(),
-        );
-    };
+/// The run's configuration in `DATA/runs/RUN/src`: the workspace's git
+/// source cloned, or the run's uploaded archive unpacked.
+fn checkout(
+    config: &WorkerConfig,
+    ws: &Workspace,
+    run: &Run,
+    archive: Option<&[u8]>,
+    say: Say,
+) -> Result<PathBuf, String> {
     let dir = run_dir(config, run);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let src = dir.join("src");
@@ -270,7 +400,33 @@ fn checkout(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Result<PathBuf,
         std::fs::remove_dir_all(&src)
             .map_err(|e| format!("cannot clean {}: {e}", src.display()))?;
     }
-    crate::tf::git_clone(url, reference.as_deref(), &src)?;
+    match (&ws.source, archive) {
+        (crate::store::Source::Git { url, reference, .. }, _) => {
+            say(format!(
+                "cloning {}{}",
+                crate::store::redact_url(url),
+                reference
+                    .as_deref()
+                    .map(|r| format!(" at {r}"))
+                    .unwrap_or_default()
+            ));
+            crate::tf::git_clone(url, reference.as_deref(), &src)?;
+        }
+        (crate::store::Source::Upload {}, Some(bytes)) => {
+            std::fs::create_dir_all(&src)
+                .map_err(|e| format!("cannot create {}: {e}", src.display()))?;
+            let summary = crate::archive::unpack(bytes, &src)
+                .map_err(|e| format!("the uploaded configuration: {e}"))?;
+            say(format!(
+                "unpacked configuration {} ({} files)",
+                run.configuration_id.as_deref().unwrap_or("?"),
+                summary.files
+            ));
+        }
+        (crate::store::Source::Upload {}, None) => {
+            return Err("the run has no uploaded configuration".into());
+        }
+    }
     let tf = tf_dir(config, ws, run);
     // A symbolic link in the repository must not lead outside the checkout.
     let inside = match (tf.canonicalize(), src.canonicalize()) {
@@ -289,8 +445,31 @@ fn write_override(dir: &Path, text: &str) -> Result<(), String> {
     std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn plan(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
-    let dir = match checkout(config, ws, run) {
+/// The workspace's variables as a var file beside the run's checkout (not
+/// on terraform's command line, where other local users could read them),
+/// readable by the server's user only.
+fn write_variables(
+    config: &WorkerConfig,
+    run: &Run,
+    variables: &[(String, String)],
+) -> Result<Vec<PathBuf>, String> {
+    if variables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let doc: serde_json::Map<String, serde_json::Value> = variables
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let path = run_dir(config, run).join("variables.tfvars.json");
+    let bytes = serde_json::to_vec(&doc).map_err(|e| format!("variables: {e}"))?;
+    crate::fsx::write_atomic(&path, &bytes, 0o600)
+        .map_err(|e| format!("cannot write the run's variables: {e}"))?;
+    Ok(vec![path])
+}
+
+fn plan(config: &WorkerConfig, run: &Run, prepared: &Prepared, say: Say) -> Outcome {
+    let ws = &prepared.ws;
+    let dir = match checkout(config, ws, run, prepared.archive.as_deref(), say) {
         Ok(dir) => dir,
         Err(reason) => return Outcome::errored(&reason),
     };
@@ -299,19 +478,21 @@ fn plan(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
         Err(reason) => return Outcome::errored(&reason),
     };
     let ctx = context(config, ws, run);
+    let var_files = match write_variables(config, run, &prepared.variables) {
+        Ok(files) => files,
+        Err(reason) => return Outcome::errored(&reason),
+    };
     let request = crate::run::plan::PlanRequest {
         dir,
         inputs,
         environment: ws.environment.clone(),
         expires_hours: 24,
+        var_files,
         ..Default::default()
     };
-    let log = std::cell::RefCell::new(Vec::new());
-    let mut say = |line: &str| log.borrow_mut().push(line.to_owned());
-    let mut warn = |line: &str| log.borrow_mut().push(format!("warning: {line}"));
-    let result = crate::run::plan::plan(&ctx, &request, &mut say, &mut warn);
-    let log = log.into_inner();
-    let outcome = match result {
+    let mut progress = |line: &str| say(line.to_owned());
+    let mut warn = |line: &str| say(format!("warning: {line}"));
+    match crate::run::plan::plan(&ctx, &request, &mut progress, &mut warn) {
         Ok(planned) => {
             let status = match planned.exit_code {
                 crate::run::EXIT_OK | crate::run::EXIT_CHANGES => RunStatus::Planned,
@@ -319,19 +500,14 @@ fn plan(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
                 crate::run::EXIT_DENIED => RunStatus::Denied,
                 _ => RunStatus::Errored,
             };
-            let mut lines: Vec<String> = crate::report::text(&planned.report)
-                .lines()
-                .map(str::to_owned)
-                .collect();
-            lines.insert(
-                0,
-                format!(
-                    "verdict: {} (exit {})",
-                    planned.report.verdict, planned.exit_code
-                ),
-            );
+            say(format!(
+                "verdict: {} (exit {})",
+                planned.report.verdict, planned.exit_code
+            ));
+            for line in crate::report::text(&planned.report).lines() {
+                say(line.to_owned());
+            }
             Outcome {
-                log: lines,
                 status,
                 reason: (status != RunStatus::Planned).then(|| {
                     format!(
@@ -346,15 +522,14 @@ fn plan(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
                             .unwrap_or_default()
                     )
                 }),
-                plan_run: Some(planned.run),
+                plan: Some((planned.run, i64::from(planned.exit_code))),
             }
         }
         Err(e) => Outcome::errored(&crate::render_error(&e)),
-    };
-    outcome.with_log(log)
+    }
 }
 
-fn apply(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
+fn apply(config: &WorkerConfig, ws: &Workspace, run: &Run, say: Say) -> Outcome {
     let Some(plan_run) = &run.plan_run else {
         return Outcome::errored("approved without a plan");
     };
@@ -364,25 +539,49 @@ fn apply(config: &WorkerConfig, ws: &Workspace, run: &Run) -> Outcome {
     };
     let dir = tf_dir(config, ws, run);
     let ctx = context(config, ws, run);
+    // A plan held for an approval: the approval the store recorded (by
+    // someone other than the queuer) goes on the bundle, bound to its
+    // identity, in the approver's name; apply then checks it as it does
+    // locally.
+    if run.plan_exit == Some(i64::from(crate::run::EXIT_NEEDS_APPROVAL)) {
+        let (Some(approver), Some(reason)) = (&run.approved_by, &run.approval_reason) else {
+            return Outcome::errored("held for an approval, and none is recorded");
+        };
+        let approver_ctx = crate::run::Context {
+            actor: approver.clone(),
+            ..context(config, ws, run)
+        };
+        let request = crate::run::approve::ApproveRequest {
+            dir: dir.clone(),
+            run: plan_run.clone(),
+            reason: reason.clone(),
+        };
+        let mut warn = |line: &str| say(format!("warning: {line}"));
+        match crate::run::approve::approve(&approver_ctx, &request, &mut warn) {
+            Ok(approved) => say(format!(
+                "approval by {approver} recorded for {} ({})",
+                approved.run, approved.identity_digest
+            )),
+            Err(e) => return Outcome::errored(&crate::render_error(&e)),
+        }
+    }
     let request = crate::run::apply::ApplyRequest {
         dir,
         run: Some(plan_run.clone()),
         inputs,
     };
-    let log = std::cell::RefCell::new(Vec::new());
-    let mut say = |line: &str| log.borrow_mut().push(line.to_owned());
-    let mut warn = |line: &str| log.borrow_mut().push(format!("warning: {line}"));
-    let result = crate::run::apply::apply(&ctx, &request, &mut say, &mut warn);
-    let log = log.into_inner();
-    let outcome = match result {
-        Ok(applied) if applied.exit_code == crate::run::EXIT_OK => Outcome {
-            status: RunStatus::Applied,
-            reason: None,
-            plan_run: None,
-            log: vec![format!("applied run {}", applied.run)],
-        },
+    let mut progress = |line: &str| say(line.to_owned());
+    let mut warn = |line: &str| say(format!("warning: {line}"));
+    match crate::run::apply::apply(&ctx, &request, &mut progress, &mut warn) {
+        Ok(applied) if applied.exit_code == crate::run::EXIT_OK => {
+            say(format!("applied run {}", applied.run));
+            Outcome {
+                status: RunStatus::Applied,
+                reason: None,
+                plan: None,
+            }
+        }
         Ok(applied) => Outcome::errored(&format!("apply exited {}", applied.exit_code)),
         Err(e) => Outcome::errored(&crate::render_error(&e)),
-    };
-    outcome.with_log(log)
+    }
 }

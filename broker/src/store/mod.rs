@@ -12,8 +12,10 @@
 //! refused, never written. Times are Unix milliseconds (UTC).
 
 pub mod audit;
+pub mod configs;
 pub mod runs;
 pub mod state;
+pub mod variables;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -119,6 +121,34 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             line   TEXT NOT NULL,
             PRIMARY KEY (run_id, seq)
         )"],
+    ),
+    (
+        7,
+        &[
+            "CREATE TABLE configurations (
+                id           TEXT PRIMARY KEY,
+                workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+                sha256       TEXT NOT NULL,
+                size         BIGINT NOT NULL,
+                files        BIGINT NOT NULL,
+                created_at   BIGINT NOT NULL,
+                created_by   TEXT NOT NULL,
+                body         {blob} NOT NULL
+            )",
+            "ALTER TABLE runs ADD COLUMN configuration_id TEXT REFERENCES configurations (id)",
+            "ALTER TABLE runs ADD COLUMN plan_exit BIGINT",
+            "ALTER TABLE runs ADD COLUMN approved_by TEXT",
+            "ALTER TABLE runs ADD COLUMN approval_reason TEXT",
+            "CREATE TABLE workspace_variables (
+                workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+                name         TEXT NOT NULL,
+                value        TEXT NOT NULL,
+                sensitive    BIGINT NOT NULL,
+                updated_at   BIGINT NOT NULL,
+                updated_by   TEXT NOT NULL,
+                PRIMARY KEY (workspace_id, name)
+            )",
+        ],
     ),
 ];
 

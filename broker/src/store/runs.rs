@@ -125,6 +125,17 @@ pub struct Run {
     pub reason: Option<String>,
     /// The plan bundle's run id in the server's broker home (once planned).
     pub plan_run: Option<String>,
+    /// The uploaded configuration version it runs (workspaces whose source
+    /// is `upload`).
+    #[serde(rename = "configuration")]
+    pub configuration_id: Option<String>,
+    /// What `platform-broker plan` would have exited with locally (0 no
+    /// changes, 2 changes, 3 denied, 4 needs approval), once planned.
+    #[serde(rename = "plan_exit_code")]
+    pub plan_exit: Option<i64>,
+    /// Who approved it for apply, and why.
+    pub approved_by: Option<String>,
+    pub approval_reason: Option<String>,
 }
 
 /// Why a worker's report was refused.
@@ -144,7 +155,8 @@ pub enum Fenced {
 const CLAIM_LOCK: i32 = 0x7275_6e73; // "runs"
 
 const SELECT_RUN: &str = "SELECT id, workspace_id, number, status, created_at, created_by,
-    updated_at, claimed_by, lease_until, reason, plan_run FROM runs";
+    updated_at, claimed_by, lease_until, reason, plan_run, configuration_id, plan_exit,
+    approved_by, approval_reason FROM runs";
 
 /// The run `id`, read inside `tx`.
 async fn run_in(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Result<Run> {
@@ -173,12 +185,27 @@ fn run_from(row: &sqlx::any::AnyRow) -> Result<Run> {
         lease_until: row.try_get("lease_until")?,
         reason: row.try_get("reason")?,
         plan_run: row.try_get("plan_run")?,
+        configuration_id: row.try_get("configuration_id")?,
+        plan_exit: row.try_get("plan_exit")?,
+        approved_by: row.try_get("approved_by")?,
+        approval_reason: row.try_get("approval_reason")?,
     })
 }
 
 impl Store {
     /// Queues a run of a workspace.
     pub async fn queue_run(&self, workspace: &str, who: &str) -> Result<Run> {
+        self.queue_run_of(workspace, who, None).await
+    }
+
+    /// Queues a run of an uploaded configuration version (`None`: the
+    /// workspace's git source).
+    pub async fn queue_run_of(
+        &self,
+        workspace: &str,
+        who: &str,
+        configuration: Option<&str>,
+    ) -> Result<Run> {
         let mut tx = self.begin_write().await?;
         if self.dialect == Dialect::Postgres {
             // Numbers per workspace are handed out one at a time.
@@ -210,10 +237,15 @@ impl Store {
             lease_until: None,
             reason: None,
             plan_run: None,
+            configuration_id: configuration.map(str::to_owned),
+            plan_exit: None,
+            approved_by: None,
+            approval_reason: None,
         };
         sqlx::query(
-            "INSERT INTO runs (id, workspace_id, number, status, created_at, created_by, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO runs (id, workspace_id, number, status, created_at, created_by, updated_at,
+                 configuration_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&run.id)
         .bind(&run.workspace_id)
@@ -222,6 +254,7 @@ impl Store {
         .bind(run.created_at)
         .bind(&run.created_by)
         .bind(run.updated_at)
+        .bind(configuration)
         .execute(&mut *tx)
         .await
         .context("store: insert run")?;
@@ -229,7 +262,8 @@ impl Store {
             &mut tx,
             "run.queued",
             Some(workspace),
-            serde_json::json!({"principal": who, "run": run.id, "number": number}),
+            serde_json::json!({"principal": who, "run": run.id, "number": number,
+                               "configuration": configuration}),
         )
         .await?;
         tx.commit().await.context("store: commit run")?;
@@ -371,15 +405,17 @@ impl Store {
         self.finish_run_with(id, worker, to, reason, None).await
     }
 
-    /// `finish_run`, also recording the plan bundle's run id.
+    /// `finish_run`, also recording the plan bundle's run id and the plan's
+    /// exit code.
     pub async fn finish_run_with(
         &self,
         id: &str,
         worker: &str,
         to: RunStatus,
         reason: Option<&str>,
-        plan_run: Option<&str>,
+        plan: Option<(&str, i64)>,
     ) -> Result<std::result::Result<Run, Fenced>> {
+        let (plan_run, plan_exit) = (plan.map(|p| p.0), plan.map(|p| p.1));
         let mut tx = self.begin_write().await?;
         let run = run_in(&mut tx, id).await?;
         let now = now_ms();
@@ -400,7 +436,8 @@ impl Store {
         // another server) that changed the run since the read wins.
         let updated = sqlx::query(
             "UPDATE runs SET status = $1, reason = $2, claimed_by = NULL, lease_until = NULL,
-                 updated_at = $3, plan_run = COALESCE($7, plan_run)
+                 updated_at = $3, plan_run = COALESCE($7, plan_run),
+                 plan_exit = COALESCE($8, plan_exit)
              WHERE id = $4 AND claimed_by = $5 AND status = $6 AND lease_until >= $3",
         )
         .bind(to.as_str())
@@ -410,6 +447,7 @@ impl Store {
         .bind(worker)
         .bind(run.status.as_str())
         .bind(plan_run)
+        .bind(plan_exit)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
@@ -427,6 +465,7 @@ impl Store {
             status: to,
             reason: reason.map(str::to_owned),
             plan_run: plan_run.map(str::to_owned).or(run.plan_run.clone()),
+            plan_exit: plan_exit.or(run.plan_exit),
             claimed_by: None,
             lease_until: None,
             updated_at: now,
@@ -538,11 +577,15 @@ impl Store {
         }
         let now = now_ms();
         let updated = sqlx::query(
-            "UPDATE runs SET status = 'approved', updated_at = $1 WHERE id = $2 AND status = $3",
+            "UPDATE runs SET status = 'approved', updated_at = $1, approved_by = $4,
+                 approval_reason = $5
+             WHERE id = $2 AND status = $3",
         )
         .bind(now)
         .bind(id)
         .bind(run.status.as_str())
+        .bind(who)
+        .bind(reason)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
@@ -559,6 +602,8 @@ impl Store {
         Ok(Ok(Run {
             status: RunStatus::Approved,
             updated_at: now,
+            approved_by: Some(who.to_owned()),
+            approval_reason: Some(reason.to_owned()),
             ..run
         }))
     }
@@ -567,6 +612,8 @@ impl Store {
 /// One line of a run's log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LogLine {
+    /// 1, 2, … in the run: ask for lines `after` the last one seen.
+    pub seq: i64,
     /// `plan` or `apply`.
     pub phase: String,
     pub line: String,
@@ -600,16 +647,22 @@ impl Store {
         Ok(())
     }
 
-    /// A run's log, in order.
-    pub async fn run_log(&self, run: &str) -> Result<Vec<LogLine>> {
-        let rows = sqlx::query("SELECT phase, line FROM run_logs WHERE run_id = $1 ORDER BY seq")
-            .bind(run)
-            .fetch_all(&self.pool)
-            .await
-            .context("store: read run log")?;
+    /// A run's log after line `after`, in order, at most `limit` lines.
+    pub async fn run_log(&self, run: &str, after: i64, limit: i64) -> Result<Vec<LogLine>> {
+        let rows = sqlx::query(
+            "SELECT seq, phase, line FROM run_logs WHERE run_id = $1 AND seq > $2
+             ORDER BY seq LIMIT $3",
+        )
+        .bind(run)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .context("store: read run log")?;
         rows.iter()
             .map(|r| {
                 Ok(LogLine {
+                    seq: r.try_get("seq")?,
                     phase: r.try_get("phase")?,
                     line: r.try_get("line")?,
                 })

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::{Store, now_ms};
+use crate::key::hex;
 
 /// One stored state version (without its body).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -84,10 +85,6 @@ fn header(body: &[u8]) -> std::result::Result<(i64, String), StateRefused> {
         .filter(|l| !l.is_empty() && l.chars().count() <= 128)
         .ok_or_else(|| StateRefused::Malformed("`lineage` must be a string".into()))?;
     Ok((serial, lineage.to_owned()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Store {

@@ -15,6 +15,9 @@ use broker::store::{NewWorkspace, Refused, Source, Store};
 
 use crate::acc::*;
 
+mod catalog;
+mod cli;
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -1038,8 +1041,21 @@ fn the_api_keeps_to_its_openapi_document() {
         &tmp.path().join("data"),
         &["--insecure-dev-auth", "--workers", "0"],
     );
+    // An upload's bytes must be a gzipped tar, which a schema cannot say:
+    // random bytes are refused (422) though they match the document.
+    let config = tmp.path().join("schemathesis.toml");
+    std::fs::write(
+        &config,
+        r#"[[operations]]
+include-path = "/v1/workspaces/{name}/configurations"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "413", "415", "422"]
+"#,
+    )
+    .expect("write schemathesis.toml");
     let out = Command::new(python)
-        .args(["-s", "-m", "schemathesis.cli", "run"])
+        .args(["-s", "-m", "schemathesis.cli", "--config-file"])
+        .arg(&config)
+        .arg("run")
         .arg(format!("{}openapi.json", server.url))
         .args(["--checks", "all", "-H", "x-platform-dev-user: schemathesis"])
         .args(["--max-examples", "40", "--seed", "20261207", "--no-color"])

@@ -12,7 +12,6 @@
 //! `--schemas`): `<offering>/<version>.schema.json`.
 
 pub mod cli;
-mod json;
 pub mod json_schema;
 pub mod pages;
 #[cfg(test)]

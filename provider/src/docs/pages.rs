@@ -7,8 +7,11 @@ use platform_catalog::{Catalog, Offering, Status, Tier, Version};
 use platform_value::Type;
 
 use super::Examples;
+// Prices are worded with the catalog: the JSON Schemas' tier descriptions use
+// the same text.
 use crate::engine::compose::id_inputs;
 use crate::engine::schema::{AttrKind, AttrSchema, BlockSchema, Flags, Schemas, guardrails};
+pub use platform_catalog::describe::price_text;
 
 /// The provider's name in page titles.
 const PROVIDER: &str = "terraform-provider-platform";
@@ -458,50 +461,6 @@ pub fn type_label(ty: &Type) -> String {
         Type::Map(e) => format!("Map of {}", type_label(e)),
         Type::Object(_) => "Object".into(),
         Type::Tuple(_) => "Tuple".into(),
-    }
-}
-
-/// A money amount: whole amounts without decimals, others with two.
-fn money(amount: f64, currency: &str) -> String {
-    let cents = (amount * 100.0).round();
-    if cents % 100.0 == 0.0 {
-        format!("{:.0} {currency}", cents / 100.0)
-    } else {
-        format!("{:.2} {currency}", cents / 100.0)
-    }
-}
-
-/// The monthly price of a tier as the provider computes it
-/// (`Tier::monthly_price`): `25 USD`, `0.05 USD/hour = 36.50 USD`, or the
-/// formula when the price depends on inputs.
-pub fn price_text(tier: &Tier) -> String {
-    let price = &tier.price;
-    let base = match price.unit.as_str() {
-        "hour" => format!(
-            "{} {}/hour",
-            hcl::Number::from_f64(price.amount)
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| price.amount.to_string()),
-            price.currency
-        ),
-        _ => money(price.amount, &price.currency),
-    };
-    match &price.quantity {
-        Some(quantity) => {
-            let hours = if price.unit == "hour" {
-                " × 730 h"
-            } else {
-                ""
-            };
-            format!("{base}{hours} × `{quantity}` per month")
-        }
-        None => match tier.monthly_price(&hcl::Map::new()) {
-            Ok(monthly) if price.unit == "hour" => {
-                format!("{base} = {} per month", money(monthly, &price.currency))
-            }
-            Ok(monthly) => format!("{} per month", money(monthly, &price.currency)),
-            Err(message) => message,
-        },
     }
 }
 

@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 use platform_catalog::{Catalog, InputType, Offering};
 use platform_value::Type;
 
+// The words of input descriptions live with the catalog: the JSON Schema of
+// an offering version (`platform_catalog::json_schema`) uses them too.
+pub use platform_catalog::describe::{code_value, guardrails, input_description};
+
 /// The attribute that rotates generated secrets: on offerings whose
 /// composition makes any (a login role's password), changing its value
 /// replaces them at the next apply. Reserved in every catalog
@@ -143,14 +147,13 @@ pub fn resource_schema(offering: &Offering) -> BlockSchema {
             "team",
             Type::String,
             Flags::OptionalComputed,
-            "Owning team (cost and policy attribution). Defaults to the provider's default_team."
-                .to_owned(),
+            platform_catalog::describe::TEAM_DESCRIPTION.to_owned(),
         ),
         (
             "labels",
             Type::Map(Box::new(Type::String)),
             Flags::Optional,
-            "Free-form labels.".to_owned(),
+            platform_catalog::describe::LABELS_DESCRIPTION.to_owned(),
         ),
         (
             "offering_version",
@@ -218,91 +221,6 @@ pub fn resource_schema(offering: &Offering) -> BlockSchema {
         description,
         attributes,
         blocks: Vec::new(),
-    }
-}
-
-/// The schema description of an input attribute: the catalog's description
-/// followed by its guardrails, as [`guardrails`] words them.
-pub fn input_description(input: &platform_catalog::Input) -> String {
-    let mut description = input.description.clone().unwrap_or_default();
-    for sentence in guardrails(input) {
-        if !description.is_empty() {
-            description.push(' ');
-        }
-        description.push_str(&sentence);
-    }
-    description
-}
-
-/// The guardrails of an input, one sentence each: allowed values, pattern,
-/// range, length, and what a change does. The schema descriptions and the
-/// generated docs both use these words.
-pub fn guardrails(input: &platform_catalog::Input) -> Vec<String> {
-    use platform_catalog::{InputType, OnChange};
-    // Enum, pattern and range apply to each element (map value) of a
-    // collection; lengths to its number of elements (entries).
-    let (each, count) = match input.ty {
-        InputType::List(_) | InputType::Set(_) => ("Each element ", "elements"),
-        InputType::Map(_) => ("Each value ", "entries"),
-        _ => ("", ""),
-    };
-    let sentence = |text: String| -> String {
-        if each.is_empty() {
-            let mut chars = text.chars();
-            match chars.next() {
-                Some(first) => first.to_uppercase().chain(chars).collect(),
-                None => text,
-            }
-        } else {
-            format!("{each}{text}")
-        }
-    };
-    let mut parts = Vec::new();
-    if let Some(values) = &input.enum_values {
-        let values: Vec<String> = values.iter().map(code_value).collect();
-        parts.push(sentence(format!("one of: {}.", values.join(", "))));
-    }
-    if let Some(pattern) = &input.pattern {
-        parts.push(sentence(format!("must match `{}`.", pattern.as_str())));
-    }
-    match (input.min, input.max) {
-        (Some(min), Some(max)) => parts.push(sentence(format!("between {min} and {max}."))),
-        (Some(min), None) => parts.push(sentence(format!("at least {min}."))),
-        (None, Some(max)) => parts.push(sentence(format!("at most {max}."))),
-        (None, None) => {}
-    }
-    match (input.min_length, input.max_length, count) {
-        (Some(min), Some(max), "") => parts.push(format!("Length {min} to {max}.")),
-        (Some(min), None, "") => parts.push(format!("Length at least {min}.")),
-        (None, Some(max), "") => parts.push(format!("Length at most {max}.")),
-        (Some(min), Some(max), count) => parts.push(format!("{min} to {max} {count}.")),
-        (Some(min), None, count) => parts.push(format!("At least {min} {count}.")),
-        (None, Some(max), count) => parts.push(format!("At most {max} {count}.")),
-        (None, None, _) => {}
-    }
-    match input.on_change {
-        OnChange::Update => {}
-        OnChange::Replace => parts.push("Changing it replaces the instance.".into()),
-        OnChange::Reject => {
-            parts.push("Cannot be changed after creation (a change is a plan error).".into())
-        }
-        OnChange::GrowOnly => parts.push(
-            "Can only grow: numbers may not decrease, collections may only gain elements, \
-             other values may not change (a shrinking change is a plan error)."
-                .into(),
-        ),
-    }
-    parts
-}
-
-/// A catalog value in backticks: strings bare (`pgcrypto`), anything else
-/// (and the empty string) in HCL notation (`20`, `["a"]`, `""`).
-pub fn code_value(value: &hcl::Value) -> String {
-    match value {
-        hcl::Value::String(text) if !text.is_empty() && !text.contains('`') => {
-            format!("`{text}`")
-        }
-        other => format!("`{}`", platform_catalog::fmt_value(other)),
     }
 }
 

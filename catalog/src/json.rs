@@ -2,8 +2,6 @@
 //! the same way on every build (serde_json's key order depends on a cargo
 //! feature that another crate of the workspace may switch on).
 
-use platform_value::json::write_json_string;
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Json {
     Null,
@@ -105,6 +103,26 @@ impl Json {
             }
         }
     }
+}
+
+/// Appends `s` as a JSON string literal: `"` and `\` escaped, control
+/// characters as `\n`, `\r`, `\t` or `\u00XX`, everything else as it is
+/// (as `platform_value::json` writes strings; the catalog crate does not
+/// depend on it).
+fn write_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 fn push_indent(out: &mut String, indent: usize) {
