@@ -310,6 +310,14 @@ pub struct ServeArgs {
     /// errored (never retried) and its state lock released.
     #[arg(long, default_value = "60s")]
     pub lease: String,
+    /// Send news of drift (a workspace's scheduled check found something new) to this URL as
+    /// a signed CloudEvent (HMAC-SHA256 with the secret in PLATFORM_NOTIFY_SECRET), spooled so
+    /// nothing is lost while it is down.
+    #[arg(long, value_name = "URL")]
+    pub notify_webhook: Option<String>,
+    /// Send news of drift to a Slack incoming webhook (`{"text": …}`).
+    #[arg(long, value_name = "URL")]
+    pub notify_slack: Option<String>,
 }
 
 #[derive(clap::Subcommand)]
@@ -924,6 +932,8 @@ pub fn serve(global: &Global, args: ServeArgs) -> Result<u8> {
         grace,
         workers: args.workers,
         terraform: global.terraform.clone(),
+        notify_webhook: args.notify_webhook,
+        notify_slack: args.notify_slack,
         lease: crate::dates::parse_duration(&args.lease)
             .map_err(|e| anyhow::anyhow!("--lease {:?}: {e}", args.lease))
             .and_then(|lease| {

@@ -208,6 +208,38 @@ async fn with_request_id(response: Response, id: &str) -> Response {
     Response::from_parts(parts, axum::body::Body::from(doc.to_string()))
 }
 
+/// The most a request body may hold on any route (a route's own
+/// `DefaultBodyLimit` is smaller or equal): the state endpoint's 64 MiB.
+pub const MAX_BODY: usize = 64 << 20;
+
+/// Reads every request body in full before routing. An answer given before
+/// the handler read the body (401, 404, 405, a refused extractor) would
+/// otherwise leave it unread, and hyper then closes the keep-alive
+/// connection under a client that already sent its next request on it
+/// ("closed without response"). A body over `MAX_BODY` is a 413 that
+/// closes the connection.
+pub async fn whole_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(_) => {
+            let mut response = ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the request body is larger than {} MiB", MAX_BODY >> 20),
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then stops
 /// accepting and gives open connections `grace` to finish.
 pub async fn serve(
@@ -217,7 +249,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> Result<()> {
-    let app = app.layer(axum::middleware::from_fn(request_id));
+    let app = app
+        .layer(axum::middleware::from_fn(whole_body))
+        .layer(axum::middleware::from_fn(request_id));
     let connections = tokio_util_tracker::Tracker::default();
     tokio::pin!(shutdown);
     loop {

@@ -110,6 +110,8 @@ pub struct Webhook {
     client: HttpsClient,
     /// Print a warning to stderr when a delivery fails (the CLI does).
     warn: bool,
+    /// Deliver in Slack's incoming-webhook format instead (`with_slack`).
+    slack: bool,
 }
 
 impl std::fmt::Debug for Webhook {
@@ -190,7 +192,17 @@ impl Webhook {
             runtime,
             client,
             warn: false,
+            slack: false,
         })
+    }
+
+    /// Deliver each spooled event as a Slack incoming-webhook message
+    /// (`{"text": …}`, the event's `data.summary`, or its `type`) instead of
+    /// the signed CloudEvent: Slack authenticates by its URL.
+    #[must_use]
+    pub fn with_slack(mut self, on: bool) -> Webhook {
+        self.slack = on;
+        self
     }
 
     /// Also print a one-line warning to stderr when delivery stops.
@@ -254,12 +266,14 @@ impl Webhook {
         Err(format!("{last} (after {} attempt(s))", self.attempts))
     }
 
-    fn post_once(&self, line: &str) -> Result<(), String> {
+    /// The line as a signed structured-mode CloudEvent.
+    fn signed_request(
+        &self,
+        line: &str,
+        timestamp: u64,
+    ) -> Result<hyper::Request<Full<Bytes>>, String> {
         let body = Bytes::copy_from_slice(line.as_bytes());
-        let timestamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let request = hyper::Request::post(self.url.clone())
+        hyper::Request::post(self.url.clone())
             .header("content-type", "application/cloudevents+json")
             .header(
                 "user-agent",
@@ -268,7 +282,32 @@ impl Webhook {
             .header("x-platform-signature", self.secret.sign(&body))
             .header("x-platform-timestamp", timestamp.to_string())
             .body(Full::new(body))
-            .map_err(|_| "cannot build the request".to_owned())?;
+            .map_err(|_| "cannot build the request".to_owned())
+    }
+
+    fn post_once(&self, line: &str) -> Result<(), String> {
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let request = if self.slack {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+            let text = event
+                .pointer("/data/summary")
+                .or_else(|| event.get("type"))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("platform-broker event");
+            let body = serde_json::json!({ "text": text }).to_string();
+            hyper::Request::post(self.url.clone())
+                .header("content-type", "application/json")
+                .header(
+                    "user-agent",
+                    concat!("platform-broker/", env!("CARGO_PKG_VERSION")),
+                )
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|_| "cannot build the request".to_owned())?
+        } else {
+            self.signed_request(line, timestamp)?
+        };
         let timeout = self.timeout;
         self.runtime.block_on(async {
             let call = async {

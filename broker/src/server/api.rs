@@ -44,7 +44,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route(
             "/v1/workspaces/{name}/runs",
-            get(runs::list).post(runs::queue),
+            get(runs::list_runs).post(runs::queue),
         )
         .route(
             "/v1/workspaces/{name}/configurations",
@@ -54,19 +54,39 @@ pub fn router(state: Shared) -> Router {
         )
         .route(
             "/v1/workspaces/{name}/variables",
-            get(super::variables::list),
+            get(super::variables::list_variables),
         )
         .route(
             "/v1/workspaces/{name}/variables/{variable}",
-            axum::routing::put(super::variables::set).delete(super::variables::delete),
+            axum::routing::put(super::variables::set_variable)
+                .delete(super::variables::delete_variable),
         )
-        .route("/v1/runs/{id}", get(runs::get))
+        .route(
+            "/v1/workspaces/{name}/drift",
+            get(super::drift::drift_state),
+        )
+        .route(
+            "/v1/workspaces/{name}/drift/schedule",
+            axum::routing::put(super::drift::set_drift_schedule),
+        )
+        .route(
+            "/v1/workspaces/{name}/drift/checks",
+            axum::routing::post(super::drift::check_drift_now),
+        )
+        .route(
+            "/v1/workspaces/{name}/drift/acks",
+            axum::routing::post(super::drift::acknowledge_drift),
+        )
+        .route("/v1/runs/{id}", get(runs::get_run))
         .route("/v1/runs/{id}/log", get(runs::log))
         .route("/v1/runs/{id}/approve", axum::routing::post(runs::approve))
-        .route("/v1/catalogs/{catalog}/offerings", get(catalog::list))
+        .route(
+            "/v1/catalogs/{catalog}/offerings",
+            get(catalog::list_offerings),
+        )
         .route(
             "/v1/catalogs/{catalog}/offerings/{offering}",
-            get(catalog::get),
+            get(catalog::get_offering),
         )
         .route(
             "/v1/catalogs/{catalog}/offerings/{offering}/versions/{version}/schema",
@@ -233,16 +253,20 @@ pub struct WorkspaceList {
         state::list_versions,
         state::get_version,
         runs::upload,
-        super::variables::list,
-        super::variables::set,
-        super::variables::delete,
+        super::drift::drift_state,
+        super::drift::set_drift_schedule,
+        super::drift::check_drift_now,
+        super::drift::acknowledge_drift,
+        super::variables::list_variables,
+        super::variables::set_variable,
+        super::variables::delete_variable,
         runs::queue,
-        runs::list,
-        runs::get,
+        runs::list_runs,
+        runs::get_run,
         runs::approve,
         runs::log,
-        catalog::list,
-        catalog::get,
+        catalog::list_offerings,
+        catalog::get_offering,
         catalog::schema,
         audit_events,
         audit_verify
@@ -262,6 +286,13 @@ pub struct WorkspaceList {
         AuditBad,
         runs::RunList,
         runs::QueueRun,
+        super::drift::Schedule,
+        super::drift::ScheduleState,
+        super::drift::DriftState,
+        super::drift::NewAck,
+        crate::store::drift::DriftResult,
+        crate::store::drift::DriftItem,
+        crate::store::drift::DriftAck,
         super::variables::VariableList,
         super::variables::NewVariable,
         crate::store::variables::Variable,

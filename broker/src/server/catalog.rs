@@ -429,7 +429,7 @@ fn offering_info(name: &str, catalog: &Catalog, offering: &Offering) -> Offering
         (status = 422, body = ErrorBody,
             description = "the catalog has errors: `file:line:col: error: …` in the message"),
     ))]
-pub async fn list(
+pub async fn list_offerings(
     State(state): State<Shared>,
     _who: Principal,
     UrlPath(name): UrlPath<String>,
@@ -468,7 +468,7 @@ pub async fn list(
         (status = 422, body = ErrorBody,
             description = "the catalog has errors: `file:line:col: error: …` in the message"),
     ))]
-pub async fn get(
+pub async fn get_offering(
     State(state): State<Shared>,
     _who: Principal,
     UrlPath((name, wanted)): UrlPath<(String, String)>,

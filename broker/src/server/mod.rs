@@ -11,6 +11,8 @@
 pub mod api;
 pub mod catalog;
 pub mod config_dir;
+pub mod drift;
+pub mod notify;
 pub mod runs;
 pub mod state;
 pub mod variables;
@@ -42,6 +44,10 @@ pub struct Options {
     pub terraform: Option<PathBuf>,
     /// A worker's lease on a run (renewed every quarter of it).
     pub lease: Duration,
+    /// `--notify-webhook URL`: new drift as a signed CloudEvent.
+    pub notify_webhook: Option<String>,
+    /// `--notify-slack URL`: new drift as a Slack message.
+    pub notify_slack: Option<String>,
 }
 
 /// What every handler shares.
@@ -74,6 +80,17 @@ pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()>
             options.listen
         );
     }
+    std::fs::create_dir_all(&options.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            options.data_dir.display()
+        )
+    })?;
+    let notifier = Arc::new(notify::Notifier::new(
+        &options.data_dir,
+        options.notify_webhook.as_deref(),
+        options.notify_slack.as_deref(),
+    )?);
     let tls = match &options.tls {
         Some((cert, key)) => Some(crate::http::tls_acceptor(cert, key)?),
         None => None,
@@ -134,6 +151,7 @@ pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()>
                 self_url: format!("{scheme}://{host}/"),
                 terraform: options.terraform.clone(),
                 lease: options.lease,
+                notifier: notifier.clone(),
             },
             options.workers,
         );

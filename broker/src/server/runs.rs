@@ -244,7 +244,7 @@ pub async fn queue(
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ))]
-pub async fn list(
+pub async fn list_runs(
     State(state): State<Shared>,
     _who: Principal,
     Path(name): Path<String>,
@@ -270,7 +270,11 @@ pub async fn list(
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ))]
-pub async fn get(State(state): State<Shared>, _who: Principal, Path(id): Path<String>) -> Response {
+pub async fn get_run(
+    State(state): State<Shared>,
+    _who: Principal,
+    Path(id): Path<String>,
+) -> Response {
     match state.store.run(&id).await {
         Ok(Some(run)) => ok_json(StatusCode::OK, &run),
         Ok(None) => ApiError::not_found("no such run").into_response(),

@@ -55,7 +55,7 @@ async fn workspace_id(state: &Shared, name: &str) -> Result<String, Response> {
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ))]
-pub async fn list(
+pub async fn list_variables(
     State(state): State<Shared>,
     _who: Principal,
     Path(name): Path<String>,
@@ -88,7 +88,7 @@ pub async fn list(
         (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody),
     ))]
-pub async fn set(
+pub async fn set_variable(
     State(state): State<Shared>,
     who: Principal,
     Path((name, variable)): Path<(String, String)>,
@@ -125,7 +125,7 @@ pub async fn set(
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ))]
-pub async fn delete(
+pub async fn delete_variable(
     State(state): State<Shared>,
     who: Principal,
     Path((name, variable)): Path<(String, String)>,

@@ -21,6 +21,8 @@ pub struct WorkerConfig {
     pub terraform: Option<PathBuf>,
     /// How long a claim lasts without renewal (renewed every quarter of it).
     pub lease: Duration,
+    /// Where news of drift goes.
+    pub notifier: Arc<super::notify::Notifier>,
 }
 
 /// Starts `n` workers and the reaper on the current runtime.
@@ -30,6 +32,17 @@ pub fn spawn(state: Arc<AppState>, config: WorkerConfig, n: usize) {
         let name = format!("{}-{}-w{i}", hostname(), std::process::id());
         tokio::spawn(async move { work(state, config, name).await });
     }
+    // The drift scheduler: queues the checks that came due (one server
+    // wins each; see store/drift.rs).
+    let scheduler = state.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = scheduler.store.queue_due_drift().await {
+                eprintln!("drift scheduler: {}", crate::render_error(&e));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
     let reaper = state.clone();
     let data_dir = config.data_dir.clone();
     tokio::spawn(async move {
@@ -156,10 +169,47 @@ async fn work(state: Arc<AppState>, config: WorkerConfig, name: String) {
         // client that sees the status then reads all of it.
         drop(lines);
         let _ = flusher.await;
+        if let Some(items) = &outcome.drift {
+            drifted(&state, &config, &run, items).await;
+        }
         report(&state, &name, &run, &outcome, lease_ms).await;
         renewer.abort();
         state.busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// Records a drift check's findings and, when what is open differs from the
+/// check before, notifies.
+async fn drifted(
+    state: &AppState,
+    config: &WorkerConfig,
+    run: &Run,
+    items: &[crate::store::drift::DriftItem],
+) {
+    if let Err(e) = state.store.record_drift(run, items).await {
+        eprintln!("run {}: drift results: {}", run.id, crate::render_error(&e));
+        return;
+    }
+    if config.notifier.is_empty() {
+        return;
+    }
+    let Ok(results) = state.store.drift_results(&run.workspace_id, 2).await else {
+        return;
+    };
+    let Some(latest) = results.first().filter(|r| r.run == run.id) else {
+        return;
+    };
+    let before = results.get(1).map(|r| r.open.clone()).unwrap_or_default();
+    if latest.open.is_empty() || latest.open == before {
+        return;
+    }
+    let name = match state.store.workspace_by_id(&run.workspace_id).await {
+        Ok(Some(ws)) => ws.name,
+        _ => run.workspace_id.clone(),
+    };
+    let event = super::notify::drift_event(&name, &run.id, &latest.items, &latest.open);
+    let notifier = config.notifier.clone();
+    let _ = tokio::task::spawn_blocking(move || notifier.send(&event)).await;
 }
 
 /// What a run needs from the store before it executes.
@@ -306,6 +356,8 @@ struct Outcome {
     reason: Option<String>,
     /// The plan bundle's run id and the plan's exit code.
     plan: Option<(String, i64)>,
+    /// A drift check's findings.
+    drift: Option<Vec<crate::store::drift::DriftItem>>,
 }
 
 /// Where a run's phase says what it does (one line at a time).
@@ -317,6 +369,7 @@ impl Outcome {
             status: RunStatus::Errored,
             reason: Some(reason.to_owned()),
             plan: None,
+            drift: None,
         }
     }
 }
@@ -337,6 +390,7 @@ fn tf_dir(config: &WorkerConfig, ws: &Workspace, run: &Run) -> PathBuf {
 
 fn execute(config: &WorkerConfig, run: &Run, prepared: &Prepared, say: Say) -> Outcome {
     match run.status {
+        RunStatus::Planning if run.kind == "drift" => drift(config, run, prepared, say),
         RunStatus::Planning => plan(config, run, prepared, say),
         RunStatus::Applying => apply(config, &prepared.ws, run, say),
         other => Outcome::errored(&format!("a worker got a run in {other:?}")),
@@ -523,6 +577,7 @@ fn plan(config: &WorkerConfig, run: &Run, prepared: &Prepared, say: Say) -> Outc
                     )
                 }),
                 plan: Some((planned.run, i64::from(planned.exit_code))),
+                drift: None,
             }
         }
         Err(e) => Outcome::errored(&crate::render_error(&e)),
@@ -579,9 +634,55 @@ fn apply(config: &WorkerConfig, ws: &Workspace, run: &Run, say: Say) -> Outcome 
                 status: RunStatus::Applied,
                 reason: None,
                 plan: None,
+                drift: None,
             }
         }
         Ok(applied) => Outcome::errored(&format!("apply exited {}", applied.exit_code)),
+        Err(e) => Outcome::errored(&crate::render_error(&e)),
+    }
+}
+
+/// A drift check: the CLI's `drift` (a refresh-only plan against the
+/// workspace's state on this server) on the run's checkout.
+fn drift(config: &WorkerConfig, run: &Run, prepared: &Prepared, say: Say) -> Outcome {
+    let ws = &prepared.ws;
+    let dir = match checkout(config, ws, run, prepared.archive.as_deref(), say) {
+        Ok(dir) => dir,
+        Err(reason) => return Outcome::errored(&reason),
+    };
+    let ctx = context(config, ws, run);
+    let mut progress = |line: &str| say(line.to_owned());
+    let mut warn = |line: &str| say(format!("warning: {line}"));
+    match crate::run::drift::drift_dir(&ctx, &dir, None, &mut progress, &mut warn) {
+        Ok(result) => {
+            let items: Vec<crate::store::drift::DriftItem> = result
+                .drifted()
+                .iter()
+                .map(|d| crate::store::drift::DriftItem {
+                    address: d.address.clone(),
+                    attribute: d.attribute.clone(),
+                    fingerprint: d.fingerprint.clone(),
+                })
+                .collect();
+            for item in &items {
+                say(format!(
+                    "drifted: {} {} ({})",
+                    item.address, item.attribute, item.fingerprint
+                ));
+            }
+            let reason = if items.is_empty() {
+                "no drift".to_owned()
+            } else {
+                format!("{} attribute(s) drifted", items.len())
+            };
+            say(reason.clone());
+            Outcome {
+                status: RunStatus::Checked,
+                reason: Some(reason),
+                plan: None,
+                drift: Some(items),
+            }
+        }
         Err(e) => Outcome::errored(&crate::render_error(&e)),
     }
 }

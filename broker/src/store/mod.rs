@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod configs;
+pub mod drift;
 pub mod runs;
 pub mod state;
 pub mod variables;
@@ -147,6 +148,29 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
                 updated_at   BIGINT NOT NULL,
                 updated_by   TEXT NOT NULL,
                 PRIMARY KEY (workspace_id, name)
+            )",
+        ],
+    ),
+    (
+        8,
+        &[
+            "ALTER TABLE workspaces ADD COLUMN drift_schedule TEXT",
+            "ALTER TABLE workspaces ADD COLUMN drift_next_at BIGINT",
+            "ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'apply'",
+            "CREATE TABLE drift_results (
+                run_id       TEXT PRIMARY KEY REFERENCES runs (id),
+                workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+                created_at   BIGINT NOT NULL,
+                items        TEXT NOT NULL
+            )",
+            "CREATE TABLE drift_acks (
+                workspace_id TEXT NOT NULL REFERENCES workspaces (id),
+                fingerprint  TEXT NOT NULL,
+                until_ms     BIGINT NOT NULL,
+                reason       TEXT NOT NULL,
+                created_at   BIGINT NOT NULL,
+                created_by   TEXT NOT NULL,
+                PRIMARY KEY (workspace_id, fingerprint)
             )",
         ],
     ),

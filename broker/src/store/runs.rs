@@ -35,6 +35,8 @@ pub enum RunStatus {
     Errored,
     Discarded,
     Expired,
+    /// A drift check that ran (its findings: `drift_results`).
+    Checked,
 }
 
 impl RunStatus {
@@ -51,6 +53,7 @@ impl RunStatus {
             RunStatus::Errored => "errored",
             RunStatus::Discarded => "discarded",
             RunStatus::Expired => "expired",
+            RunStatus::Checked => "checked",
         }
     }
 
@@ -67,6 +70,7 @@ impl RunStatus {
                 | RunStatus::Errored
                 | RunStatus::Discarded
                 | RunStatus::Expired
+                | RunStatus::Checked
         )
     }
 
@@ -84,6 +88,7 @@ impl RunStatus {
                     | RunStatus::NeedsApproval
                     | RunStatus::Denied
                     | RunStatus::Errored
+                    | RunStatus::Checked
             ),
             RunStatus::Applying => matches!(self, RunStatus::Applied | RunStatus::Errored),
             _ => false,
@@ -91,7 +96,7 @@ impl RunStatus {
     }
 }
 
-const ALL: [RunStatus; 11] = [
+const ALL: [RunStatus; 12] = [
     RunStatus::Queued,
     RunStatus::Planning,
     RunStatus::Planned,
@@ -103,6 +108,7 @@ const ALL: [RunStatus; 11] = [
     RunStatus::Errored,
     RunStatus::Discarded,
     RunStatus::Expired,
+    RunStatus::Checked,
 ];
 
 /// A run as stored.
@@ -136,6 +142,8 @@ pub struct Run {
     /// Who approved it for apply, and why.
     pub approved_by: Option<String>,
     pub approval_reason: Option<String>,
+    /// `apply` (plan, then apply once approved) or `drift` (a drift check).
+    pub kind: String,
 }
 
 /// Why a worker's report was refused.
@@ -156,7 +164,7 @@ const CLAIM_LOCK: i32 = 0x7275_6e73; // "runs"
 
 const SELECT_RUN: &str = "SELECT id, workspace_id, number, status, created_at, created_by,
     updated_at, claimed_by, lease_until, reason, plan_run, configuration_id, plan_exit,
-    approved_by, approval_reason FROM runs";
+    approved_by, approval_reason, kind FROM runs";
 
 /// The run `id`, read inside `tx`.
 async fn run_in(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Result<Run> {
@@ -189,6 +197,7 @@ fn run_from(row: &sqlx::any::AnyRow) -> Result<Run> {
         plan_exit: row.try_get("plan_exit")?,
         approved_by: row.try_get("approved_by")?,
         approval_reason: row.try_get("approval_reason")?,
+        kind: row.try_get("kind")?,
     })
 }
 
@@ -207,6 +216,22 @@ impl Store {
         configuration: Option<&str>,
     ) -> Result<Run> {
         let mut tx = self.begin_write().await?;
+        let run = self
+            .queue_run_in(&mut tx, workspace, who, configuration, "apply")
+            .await?;
+        tx.commit().await.context("store: commit run")?;
+        Ok(run)
+    }
+
+    /// Queues a run of `kind` inside `tx`.
+    pub(crate) async fn queue_run_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        workspace: &str,
+        who: &str,
+        configuration: Option<&str>,
+        kind: &str,
+    ) -> Result<Run> {
         if self.dialect == Dialect::Postgres {
             // Numbers per workspace are handed out one at a time.
             sqlx::query(
@@ -214,14 +239,14 @@ impl Store {
             )
             .bind(CLAIM_LOCK)
             .bind(workspace)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         let number: i64 = sqlx::query(
             "SELECT COALESCE(MAX(number), 0) + 1 AS next FROM runs WHERE workspace_id = $1",
         )
         .bind(workspace)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("next")?;
         let now = now_ms();
@@ -241,11 +266,12 @@ impl Store {
             plan_exit: None,
             approved_by: None,
             approval_reason: None,
+            kind: kind.to_owned(),
         };
         sqlx::query(
             "INSERT INTO runs (id, workspace_id, number, status, created_at, created_by, updated_at,
-                 configuration_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 configuration_id, kind)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&run.id)
         .bind(&run.workspace_id)
@@ -255,18 +281,18 @@ impl Store {
         .bind(&run.created_by)
         .bind(run.updated_at)
         .bind(configuration)
-        .execute(&mut *tx)
+        .bind(kind)
+        .execute(&mut **tx)
         .await
         .context("store: insert run")?;
         self.audit_in(
-            &mut tx,
+            tx,
             "run.queued",
             Some(workspace),
             serde_json::json!({"principal": who, "run": run.id, "number": number,
-                               "configuration": configuration}),
+                               "configuration": configuration, "kind": kind}),
         )
         .await?;
-        tx.commit().await.context("store: commit run")?;
         Ok(run)
     }
 

@@ -17,6 +17,7 @@ use crate::acc::*;
 
 mod catalog;
 mod cli;
+mod drift;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -1041,6 +1042,19 @@ fn the_api_keeps_to_its_openapi_document() {
         &tmp.path().join("data"),
         &["--insecure-dev-auth", "--workers", "0"],
     );
+    // Operation ids are unique (tools that follow links resolve them by id).
+    let (_, doc) = call(&server, "GET", "openapi.json", None, None);
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|ops| ops.as_object().into_iter().flat_map(|o| o.values()))
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "duplicate operationIds in {ids:?}");
     // An upload's bytes must be a gzipped tar, which a schema cannot say:
     // random bytes are refused (422) though they match the document.
     let config = tmp.path().join("schemathesis.toml");
@@ -1049,6 +1063,12 @@ fn the_api_keeps_to_its_openapi_document() {
         r#"[[operations]]
 include-path = "/v1/workspaces/{name}/configurations"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "413", "415", "422"]
+
+# An acknowledgement's `until` must be today or later, and a schedule a cron
+# expression that fires: neither can a schema say.
+[[operations]]
+include-path = ["/v1/workspaces/{name}/drift/acks", "/v1/workspaces/{name}/drift/schedule"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
 "#,
     )
     .expect("write schemathesis.toml");
