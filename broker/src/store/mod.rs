@@ -443,6 +443,9 @@ impl Store {
             _ => url.to_owned(),
         };
         let pool = AnyPoolOptions::new()
+            // While the database is away, a request fails fast (a JSON 500)
+            // instead of waiting sqlx's default 30 s for a connection.
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .max_connections(match dialect {
                 // One writer at a time anyway; a few readers alongside.
                 Dialect::Sqlite => 4,
