@@ -80,6 +80,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/runs/{id}", get(runs::get_run))
         .route("/v1/runs/{id}/log", get(runs::log))
         .route("/v1/runs/{id}/approve", axum::routing::post(runs::approve))
+        .route("/v1/runs/{id}/discard", axum::routing::post(runs::discard))
         .route(
             "/v1/catalogs/{catalog}/offerings",
             get(catalog::list_offerings),
@@ -264,6 +265,7 @@ pub struct WorkspaceList {
         runs::list_runs,
         runs::get_run,
         runs::approve,
+        runs::discard,
         runs::log,
         catalog::list_offerings,
         catalog::get_offering,

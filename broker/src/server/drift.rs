@@ -170,7 +170,10 @@ pub async fn check_drift_now(
         Err(r) => return r,
     };
     match state.store.queue_drift_now(&id, &who.name).await {
-        Ok(run) => ok_json(StatusCode::ACCEPTED, &run),
+        Ok(run) => {
+            state.wake.notify_waiters();
+            ok_json(StatusCode::ACCEPTED, &run)
+        }
         Err(e) => ApiError::internal(&e).into_response(),
     }
 }

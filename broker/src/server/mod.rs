@@ -62,6 +62,9 @@ pub struct AppState {
     pub data_dir: PathBuf,
     /// Parsed catalogs (`GET /v1/catalogs/…`).
     pub catalogs: catalog::Cache,
+    /// Rung when this server queued or approved a run, or a run ended:
+    /// idle workers claim at once instead of at their next poll.
+    pub wake: tokio::sync::Notify,
 }
 
 /// Runs the server until SIGINT/SIGTERM. `ready` gets the bound address and
@@ -135,6 +138,7 @@ pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()>
             busy: Default::default(),
             data_dir: options.data_dir.clone(),
             catalogs: Default::default(),
+            wake: tokio::sync::Notify::new(),
         });
         let app = api::router(state.clone());
         let (listener, bound) = crate::http::bind(options.listen).await?;

@@ -13,7 +13,7 @@ use super::api::{ApiJson, ErrorBody, Principal, ok_json};
 use crate::http::ApiError;
 use crate::store::Source;
 use crate::store::configs::Configuration;
-use crate::store::runs::{LogLine, NotApprovable, Run};
+use crate::store::runs::{LogLine, NotApprovable, NotDiscardable, Run};
 
 type Shared = Arc<AppState>;
 
@@ -223,6 +223,7 @@ pub async fn queue(
         .await
     {
         Ok(run) => {
+            state.wake.notify_waiters();
             let mut response = ok_json(StatusCode::ACCEPTED, &run);
             if let Ok(location) = HeaderValue::from_str(&format!("/v1/runs/{}", run.id)) {
                 response.headers_mut().insert(header::LOCATION, location);
@@ -324,11 +325,60 @@ pub async fn approve(
         .approve_run(&id, &who.name, &approval.reason)
         .await
     {
-        Ok(Ok(run)) => ok_json(StatusCode::OK, &run),
+        Ok(Ok(run)) => {
+            state.wake.notify_waiters();
+            ok_json(StatusCode::OK, &run)
+        }
         Ok(Err(e @ NotApprovable::FourEyes(..))) => {
             ApiError::new(StatusCode::FORBIDDEN, "four_eyes", e.to_string()).into_response()
         }
         Ok(Err(e)) => ApiError::conflict(e.to_string()).into_response(),
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+/// Discards a run that waits (queued, or a plan waiting for a decision):
+/// it is never planned or applied, and the workspace's next run goes ahead.
+#[utoipa::path(post, path = "/v1/runs/{id}/discard",
+    params(
+        ("id" = String, Path, description = "the run"),
+        ("x-platform-dev-user" = String, Header, description = "caller (development auth)"),
+    ),
+    request_body = Approval,
+    responses(
+        (status = 200, body = Run),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ))]
+pub async fn discard(
+    State(state): State<Shared>,
+    who: Principal,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Approval>,
+) -> Response {
+    if body.reason.is_empty() || body.reason.chars().count() > 1024 {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "reason: 1-1024 characters",
+        )
+        .into_response();
+    }
+    match state.store.run(&id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return ApiError::not_found("no such run").into_response(),
+        Err(e) => return ApiError::internal(&e).into_response(),
+    }
+    match state.store.discard_run(&id, &who.name, &body.reason).await {
+        Ok(Ok(run)) => {
+            state.wake.notify_waiters();
+            ok_json(StatusCode::OK, &run)
+        }
+        Ok(Err(e @ NotDiscardable(..))) => ApiError::conflict(e.to_string()).into_response(),
         Err(e) => ApiError::internal(&e).into_response(),
     }
 }

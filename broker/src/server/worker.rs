@@ -37,8 +37,10 @@ pub fn spawn(state: Arc<AppState>, config: WorkerConfig, n: usize) {
     let scheduler = state.clone();
     tokio::spawn(async move {
         loop {
-            if let Err(e) = scheduler.store.queue_due_drift().await {
-                eprintln!("drift scheduler: {}", crate::render_error(&e));
+            match scheduler.store.queue_due_drift().await {
+                Ok(queued) if !queued.is_empty() => scheduler.wake.notify_waiters(),
+                Ok(_) => {}
+                Err(e) => eprintln!("drift scheduler: {}", crate::render_error(&e)),
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -51,7 +53,12 @@ pub fn spawn(state: Arc<AppState>, config: WorkerConfig, n: usize) {
                 Ok(reaped) => {
                     for run in reaped {
                         release_apply_lock(&reaper, &data_dir, &run).await;
-                        eprintln!("run {} errored: {}", run.id, run.reason.unwrap_or_default());
+                        eprintln!(
+                            "run {} {}: {}",
+                            run.id,
+                            run.status.as_str(),
+                            run.reason.unwrap_or_default()
+                        );
                     }
                 }
                 Err(e) => eprintln!("reaper: {}", crate::render_error(&e)),
@@ -98,10 +105,18 @@ async fn work(state: Arc<AppState>, config: WorkerConfig, name: String) {
         if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
+        // Registered before the claim, so a wake-up during it is not lost.
+        let woken = state.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         let run = match state.store.claim_run(&name, lease_ms).await {
             Ok(Some(run)) => run,
             Ok(None) => {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                // Runs queued on another server are seen at the next poll.
+                tokio::select! {
+                    () = &mut woken => {}
+                    () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
                 continue;
             }
             Err(e) => {
@@ -174,6 +189,8 @@ async fn work(state: Arc<AppState>, config: WorkerConfig, name: String) {
         }
         report(&state, &name, &run, &outcome, lease_ms).await;
         renewer.abort();
+        // The workspace is free: its next run can go.
+        state.wake.notify_waiters();
         state.busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
@@ -540,7 +557,7 @@ fn plan(config: &WorkerConfig, run: &Run, prepared: &Prepared, say: Say) -> Outc
         dir,
         inputs,
         environment: ws.environment.clone(),
-        expires_hours: 24,
+        expires_hours: crate::store::runs::PLAN_TTL_HOURS,
         var_files,
         ..Default::default()
     };

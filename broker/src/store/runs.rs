@@ -9,10 +9,16 @@
 //! servers share the store (PostgreSQL: `FOR UPDATE SKIP LOCKED` plus a
 //! per-workspace advisory lock; SQLite: one writer); a workspace has at most
 //! one run in `planning`/`applying`, and its runs are claimed in the order
-//! they were queued; a report from a worker that no longer holds the run's
-//! lease is refused; a run whose lease ran out is `errored` with the reason,
-//! never retried (an apply is never repeated blindly); every transition is an
-//! audit event in its own transaction.
+//! they were queued; an apply run is not planned while an earlier one of its
+//! workspace waits for a decision (`planned`, `needs_approval`: its plan
+//! would go stale when that one applies) — discard it or let it expire; a
+//! report from a worker that no longer holds the run (reaped, or taken) is
+//! refused; a run whose lease ran out is `errored` by the reaper with the
+//! reason, never retried (an apply is never repeated blindly), and until a
+//! reaper took it its worker may still renew or report (a store outage
+//! longer than the lease does not void finished work); a plan not approved
+//! within `PLAN_TTL_MS` expires; every transition is an audit event in its
+//! own transaction.
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -158,6 +164,11 @@ pub enum Fenced {
         to: RunStatus,
     },
 }
+
+/// How long a plan waits for its approval: the plan bundle's own expiry.
+pub const PLAN_TTL_HOURS: u32 = 24;
+/// `PLAN_TTL_HOURS` in ms.
+pub const PLAN_TTL_MS: i64 = PLAN_TTL_HOURS as i64 * 3_600_000;
 
 /// PostgreSQL advisory lock namespace for a workspace's claims.
 const CLAIM_LOCK: i32 = 0x7275_6e73; // "runs"
@@ -331,6 +342,10 @@ impl Store {
                                AND a.status IN ('planning', 'applying'))
                AND NOT EXISTS (SELECT 1 FROM runs e WHERE e.workspace_id = r.workspace_id
                                AND e.number < r.number AND e.status IN ('queued', 'approved'))
+               AND NOT (r.status = 'queued' AND r.kind = 'apply'
+                        AND EXISTS (SELECT 1 FROM runs h WHERE h.workspace_id = r.workspace_id
+                                    AND h.number < r.number AND h.kind = 'apply'
+                                    AND h.status IN ('planned', 'needs_approval')))
              ORDER BY r.created_at, r.number LIMIT 1{}",
             match self.dialect {
                 Dialect::Postgres => " FOR UPDATE OF r SKIP LOCKED",
@@ -403,8 +418,7 @@ impl Store {
         let now = now_ms();
         let updated = sqlx::query(
             "UPDATE runs SET lease_until = $1, updated_at = $2
-             WHERE id = $3 AND claimed_by = $4 AND status IN ('planning', 'applying')
-               AND lease_until >= $2",
+             WHERE id = $3 AND claimed_by = $4 AND status IN ('planning', 'applying')",
         )
         .bind(now.saturating_add(lease_ms))
         .bind(now)
@@ -445,9 +459,9 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let run = run_in(&mut tx, id).await?;
         let now = now_ms();
-        let holds = run.claimed_by.as_deref() == Some(worker)
-            && run.status.is_active()
-            && run.lease_until.is_some_and(|l| l >= now);
+        // A lease that ran out while the store was away does not void the
+        // report: until a reaper took the run, nobody else has acted on it.
+        let holds = run.claimed_by.as_deref() == Some(worker) && run.status.is_active();
         if !holds {
             return Ok(Err(Fenced::NotHolder(id.to_owned())));
         }
@@ -464,7 +478,7 @@ impl Store {
             "UPDATE runs SET status = $1, reason = $2, claimed_by = NULL, lease_until = NULL,
                  updated_at = $3, plan_run = COALESCE($7, plan_run),
                  plan_exit = COALESCE($8, plan_exit)
-             WHERE id = $4 AND claimed_by = $5 AND status = $6 AND lease_until >= $3",
+             WHERE id = $4 AND claimed_by = $5 AND status = $6",
         )
         .bind(to.as_str())
         .bind(reason)
@@ -570,8 +584,104 @@ impl Store {
                 ..run
             });
         }
+        // Plans nobody decided on within the bundle's lifetime: expired (a
+        // later run of the workspace waits behind them otherwise).
+        let stale = sqlx::query(&format!(
+            "{SELECT_RUN} WHERE status IN ('planned', 'needs_approval') AND updated_at < $1"
+        ))
+        .bind(now.saturating_sub(PLAN_TTL_MS))
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &stale {
+            let run = run_from(row)?;
+            let reason = format!(
+                "not approved within {PLAN_TTL_HOURS} h of its plan (the plan bundle expired); \
+                 queue a new run"
+            );
+            let updated = sqlx::query(
+                "UPDATE runs SET status = 'expired', reason = $1, updated_at = $2
+                 WHERE id = $3 AND status = $4",
+            )
+            .bind(&reason)
+            .bind(now)
+            .bind(&run.id)
+            .bind(run.status.as_str())
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() != 1 {
+                continue;
+            }
+            self.audit_in(
+                &mut tx,
+                "run.expired",
+                Some(&run.workspace_id),
+                serde_json::json!({"run": run.id, "number": run.number, "reason": reason}),
+            )
+            .await?;
+            reaped.push(Run {
+                status: RunStatus::Expired,
+                reason: Some(reason),
+                updated_at: now,
+                ..run
+            });
+        }
         tx.commit().await.context("store: commit reaping")?;
         Ok(reaped)
+    }
+}
+
+/// Why a discard was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("run {0} is {1:?}: only a queued run or a plan waiting for a decision can be discarded")]
+pub struct NotDiscardable(pub String, pub RunStatus);
+
+impl Store {
+    /// Discards a run that waits (`queued`, `planned`, `needs_approval`):
+    /// it will not be planned or applied, and the workspace's next run goes
+    /// ahead.
+    pub async fn discard_run(
+        &self,
+        id: &str,
+        who: &str,
+        reason: &str,
+    ) -> Result<std::result::Result<Run, NotDiscardable>> {
+        let mut tx = self.begin_write().await?;
+        let run = run_in(&mut tx, id).await?;
+        if !matches!(
+            run.status,
+            RunStatus::Queued | RunStatus::Planned | RunStatus::NeedsApproval
+        ) {
+            return Ok(Err(NotDiscardable(id.to_owned(), run.status)));
+        }
+        let now = now_ms();
+        let detail = format!("discarded by {who}: {reason}");
+        let updated = sqlx::query(
+            "UPDATE runs SET status = 'discarded', reason = $1, updated_at = $2
+             WHERE id = $3 AND status = $4",
+        )
+        .bind(&detail)
+        .bind(now)
+        .bind(id)
+        .bind(run.status.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(Err(NotDiscardable(id.to_owned(), run.status)));
+        }
+        self.audit_in(
+            &mut tx,
+            "run.discarded",
+            Some(&run.workspace_id),
+            serde_json::json!({"principal": who, "run": id, "number": run.number, "reason": reason}),
+        )
+        .await?;
+        tx.commit().await.context("store: commit discard")?;
+        Ok(Ok(Run {
+            status: RunStatus::Discarded,
+            reason: Some(detail),
+            updated_at: now,
+            ..run
+        }))
     }
 }
 

@@ -1305,8 +1305,10 @@ fn queue_claims_each_run_once_in_order_one_per_workspace() {
                             .expect("lock")
                             .get_mut(&run.workspace_id)
                             .expect("entry") -= 1;
+                        // Denied: a final outcome of planning (a plan that
+                        // waits for a decision holds the workspace's next run).
                         store
-                            .finish_run(&run.id, &me, RunStatus::Planned, None)
+                            .finish_run(&run.id, &me, RunStatus::Denied, None)
                             .await
                             .expect("store")
                             .expect("fenced");
@@ -1404,6 +1406,94 @@ fn queue_claims_each_run_once_in_order_one_per_workspace() {
         for s in &servers {
             rt.block_on(s.close());
         }
+    });
+}
+
+/// A plan waiting for a decision holds the workspace's next apply run (it
+/// would go stale when the first applies) until it is discarded; a worker
+/// whose lease ran out while the store was away may still report until a
+/// reaper took the run; only waiting runs can be discarded.
+#[test]
+fn store_holds_the_next_run_behind_a_plan_awaiting_a_decision() {
+    use broker::store::runs::{NotDiscardable, RunStatus};
+    each_store("held", |kind, url| {
+        let rt = runtime();
+        let store = rt.block_on(Store::open(url)).expect("open");
+        let ws = rt
+            .block_on(store.create_workspace(&workspace("held"), "dev:t"))
+            .expect("store")
+            .expect("created")
+            .id;
+        let first = rt.block_on(store.queue_run(&ws, "dev:a")).expect("queue");
+        let claimed = rt
+            .block_on(store.claim_run("w", 30_000))
+            .expect("claim")
+            .expect("the first run");
+        assert_eq!(claimed.id, first.id, "{kind}");
+        rt.block_on(store.finish_run_with(
+            &first.id,
+            "w",
+            RunStatus::Planned,
+            None,
+            Some(("b1", 2)),
+        ))
+        .expect("store")
+        .expect("fenced");
+        let second = rt.block_on(store.queue_run(&ws, "dev:b")).expect("queue");
+        assert!(
+            rt.block_on(store.claim_run("w", 30_000))
+                .expect("claim")
+                .is_none(),
+            "{kind}: planned while an earlier plan waits for a decision"
+        );
+        // A drift check queued behind it waits its turn too.
+        rt.block_on(store.queue_drift_now(&ws, "dev:c"))
+            .expect("drift");
+        assert!(
+            rt.block_on(store.claim_run("w", 30_000))
+                .expect("claim")
+                .is_none()
+        );
+        let discarded = rt
+            .block_on(store.discard_run(&first.id, "dev:a", "superseded"))
+            .expect("store")
+            .expect("discarded");
+        assert_eq!(discarded.status, RunStatus::Discarded, "{kind}");
+        assert_eq!(
+            rt.block_on(store.discard_run(&first.id, "dev:a", "again"))
+                .expect("store"),
+            Err(NotDiscardable(first.id.clone(), RunStatus::Discarded)),
+            "{kind}"
+        );
+        // Now the second run goes, under a lease that runs out before it
+        // reports: no reaper came, so the report stands.
+        let next = rt
+            .block_on(store.claim_run("slow", 50))
+            .expect("claim")
+            .expect("the second run");
+        assert_eq!(next.id, second.id, "{kind}");
+        assert_eq!(
+            rt.block_on(store.discard_run(&second.id, "dev:b", "mid-plan"))
+                .expect("store"),
+            Err(NotDiscardable(second.id.clone(), RunStatus::Planning)),
+            "{kind}: a run a worker holds is not discarded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        rt.block_on(store.renew_lease(&second.id, "slow", 30_000))
+            .expect("store")
+            .expect("renewed after running out, not reaped");
+        rt.block_on(store.finish_run(&second.id, "slow", RunStatus::Denied, None))
+            .expect("store")
+            .expect("a late report before any reaper");
+        // The drift run is next.
+        let drift = rt
+            .block_on(store.claim_run("w", 30_000))
+            .expect("claim")
+            .expect("the drift run");
+        assert_eq!(drift.kind, "drift", "{kind}");
+        let report = rt.block_on(store.audit_verify()).expect("verify");
+        assert!(report.ok, "{kind}: {:?}", report.first_bad);
+        rt.block_on(store.close());
     });
 }
 
