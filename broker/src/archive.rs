@@ -22,6 +22,15 @@ pub const MAX_ENTRIES: usize = 20_000;
 /// and version control.
 const SKIPPED: &[&str] = &[".terraform", ".platform", ".git"];
 
+/// Files never uploaded, at any depth: local state (the server keeps the
+/// workspace's state; a local copy would make terraform offer to migrate it)
+/// and its lock.
+fn skipped_file(name: &str) -> bool {
+    name.ends_with(".tfstate")
+        || name.ends_with(".tfstate.backup")
+        || name == ".terraform.tfstate.lock.info"
+}
+
 /// What an archive holds.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -30,7 +39,8 @@ pub struct Summary {
 }
 
 /// Packs `dir` (its files, recursively, in name order, without
-/// `.terraform/`, `.platform/` and `.git/`) into a gzipped tar. A symbolic
+/// `.terraform/`, `.platform/`, `.git/` and local state files) into a
+/// gzipped tar. A symbolic
 /// link to a file inside `dir` is packed as that file; any other link is
 /// refused.
 pub fn pack(dir: &Path) -> Result<Vec<u8>, String> {
@@ -59,7 +69,10 @@ pub fn pack(dir: &Path) -> Result<Vec<u8>, String> {
                     here.join(&name).display()
                 ));
             };
-            if rel.as_os_str().is_empty() && SKIPPED.contains(&text) || text == ".git" {
+            if rel.as_os_str().is_empty() && SKIPPED.contains(&text)
+                || text == ".git"
+                || skipped_file(text)
+            {
                 continue;
             }
             let path = here.join(&name);
@@ -310,6 +323,9 @@ mod tests {
         std::fs::write(dir.path().join("main.tf"), "# main\n").expect("test step");
         std::fs::create_dir_all(dir.path().join("modules/db")).expect("test step");
         std::fs::write(dir.path().join("modules/db/db.tf"), "# db\n").expect("test step");
+        std::fs::write(dir.path().join("terraform.tfstate"), "{}").expect("test step");
+        std::fs::write(dir.path().join("modules/db/terraform.tfstate.backup"), "{}")
+            .expect("test step");
         for skipped in [".terraform", ".platform", ".git"] {
             std::fs::create_dir_all(dir.path().join(skipped)).expect("test step");
             std::fs::write(dir.path().join(skipped).join("x"), "secret").expect("test step");

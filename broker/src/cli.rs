@@ -212,6 +212,12 @@ pub struct DriftArgs {
     /// With --ack: why the drift is accepted (recorded and shown in reports).
     #[arg(long, requires = "ack")]
     pub reason: Option<String>,
+    /// A control-plane server (`platform-broker serve`): the server runs it.
+    #[arg(long, env = "PLATFORM_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// With --server: the workspace on the server.
+    #[arg(long, env = "PLATFORM_WORKSPACE", value_name = "NAME")]
+    pub workspace: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -300,7 +306,8 @@ pub struct ServeArgs {
     /// Refused unless --listen is a loopback address.
     #[arg(long)]
     pub insecure_dev_auth: bool,
-    /// After SIGTERM, how long open requests get to finish (e.g. 10s, 1m).
+    /// After SIGTERM, how long running runs get to finish (e.g. 10s, 1m); then their terraform
+    /// gets SIGINT (it stops gracefully: state written and unlocked) and up to 30 s more.
     #[arg(long, default_value = "10s")]
     pub grace: String,
     /// Workers executing runs in this process (0: serve the API only).
@@ -412,7 +419,6 @@ fn plan_on_server(server: &str, args: &PlanArgs) -> Result<u8> {
         ("--var-file", !args.var_files.is_empty()),
         ("--target", !args.targets.is_empty()),
         ("--replace", !args.replace.is_empty()),
-        ("--destroy", args.destroy),
         ("--markdown", args.markdown),
         ("--sarif", args.sarif.is_some()),
         ("--junit", args.junit.is_some()),
@@ -434,6 +440,7 @@ fn plan_on_server(server: &str, args: &PlanArgs) -> Result<u8> {
         workspace: server_workspace(args.workspace.as_ref())?,
         dir: &args.dir,
         json: args.json,
+        destroy: args.destroy,
     })
 }
 
@@ -584,6 +591,25 @@ pub fn runs(global: &Global, args: RunsArgs) -> Result<u8> {
 /// one object whatever the number of directories:
 /// `{"format_version", "dirs": [{"dir", "drift" | "error", "exit_code"}], "exit_code"}`.
 pub fn drift(global: &Global, args: DriftArgs) -> Result<u8> {
+    if let Some(server) = &args.server {
+        let workspace = server_workspace(args.workspace.as_ref())?;
+        let ack = match &args.ack {
+            None => None,
+            Some(address) => Some(crate::remote::DriftAck {
+                address,
+                attribute: args.attribute.as_deref(),
+                until: args
+                    .until
+                    .as_deref()
+                    .ok_or_else(|| anyhow!("--ack needs --until YYYY-MM-DD"))?,
+                reason: args
+                    .reason
+                    .as_deref()
+                    .ok_or_else(|| anyhow!("--ack needs --reason"))?,
+            }),
+        };
+        return crate::remote::drift(server, workspace, ack.as_ref(), args.json);
+    }
     let ctx = global.context();
     let ack = match &args.ack {
         None => None,

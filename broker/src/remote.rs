@@ -105,6 +105,8 @@ fn print_log(client: &Client, run: &str, mut after: i64, show: Show) -> Result<i
 fn follow(client: &Client, run: &str, until: &[&str], show: Show) -> Result<Value> {
     let mut after = 0;
     let mut failing_since: Option<Instant> = None;
+    let started = Instant::now();
+    let mut said_waiting = false;
     loop {
         let step = (|| -> Result<Value> {
             let current = client.get(&format!("/v1/runs/{run}"))?;
@@ -114,6 +116,16 @@ fn follow(client: &Client, run: &str, until: &[&str], show: Show) -> Result<Valu
         match step {
             Ok(current) => {
                 failing_since = None;
+                if status(&current) == "queued"
+                    && !said_waiting
+                    && started.elapsed() > Duration::from_secs(5)
+                {
+                    said_waiting = true;
+                    eprintln!(
+                        "  waiting: an earlier run of this workspace is running or waits for a \
+                         decision (approve or discard it; `platform-broker runs --server …` lists them)"
+                    );
+                }
                 if until.contains(&status(&current)) {
                     // The log is complete once the status is reported.
                     print_log(client, run, after, show)?;
@@ -145,6 +157,8 @@ pub struct PlanRequest<'a> {
     pub workspace: &'a str,
     pub dir: &'a Path,
     pub json: bool,
+    /// Plan the destruction of every resource.
+    pub destroy: bool,
 }
 
 pub fn plan(request: &PlanRequest) -> Result<u8> {
@@ -167,7 +181,7 @@ pub fn plan(request: &PlanRequest) -> Result<u8> {
                 size,
                 config["id"].as_str().unwrap_or("?")
             );
-            json!({"configuration": config["id"]})
+            json!({"configuration": config["id"], "destroy": request.destroy})
         }
         Some("git") => {
             eprintln!(
@@ -175,7 +189,7 @@ pub fn plan(request: &PlanRequest) -> Result<u8> {
                 request.workspace,
                 request.dir.display()
             );
-            json!({})
+            json!({"destroy": request.destroy})
         }
         other => bail!("the workspace's source kind {other:?} is unknown to this broker"),
     };
@@ -332,3 +346,100 @@ pub fn apply(server: &str, run: &str) -> Result<u8> {
         ),
     }
 }
+
+/// `drift --ack ADDRESS` against a server.
+pub struct DriftAck<'a> {
+    pub address: &'a str,
+    pub attribute: Option<&'a str>,
+    pub until: &'a str,
+    pub reason: &'a str,
+}
+
+/// `drift --server`: queues a drift check of the workspace and follows it
+/// (exit 0 no open drift, 2 open drift, 1 error, as locally); with `ack`,
+/// acknowledges the latest check's drift of an address (one attribute, or
+/// all of it) instead.
+pub fn drift(server: &str, workspace: &str, ack: Option<&DriftAck>, json_out: bool) -> Result<u8> {
+    check_workspace(workspace)?;
+    let client = connect(server)?;
+    let path = format!("/v1/workspaces/{workspace}/drift");
+    if let Some(ack) = ack {
+        let state = client.get(&path)?;
+        let items: Vec<Value> = state["results"][0]["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| {
+                i["address"].as_str() == Some(ack.address)
+                    && ack
+                        .attribute
+                        .is_none_or(|a| i["attribute"].as_str() == Some(a))
+            })
+            .collect();
+        if items.is_empty() {
+            bail!(
+                "the latest drift check of {workspace} found no drift of {}{}",
+                ack.address,
+                ack.attribute.map(|a| format!(".{a}")).unwrap_or_default()
+            );
+        }
+        for item in &items {
+            client.post_json(
+                &format!("{path}/acks"),
+                &json!({"fingerprint": item["fingerprint"], "until": ack.until, "reason": ack.reason}),
+            )?;
+            println!(
+                "platform-broker: acknowledged drift of {} {} until {}",
+                item["address"].as_str().unwrap_or("?"),
+                item["attribute"].as_str().unwrap_or("?"),
+                ack.until
+            );
+        }
+        return Ok(EXIT_OK);
+    }
+    let run = client.post_json(&format!("{path}/checks"), &json!({}))?;
+    let run_id = id(&run)?;
+    eprintln!(
+        "  drift check {run_id} queued on {} for workspace {workspace}",
+        client.base()
+    );
+    let show = Show {
+        phase: "plan",
+        to_stderr: json_out,
+    };
+    let done = follow(&client, &run_id, FINAL_OR_CHECKED, show)?;
+    if status(&done) != "checked" {
+        bail!(
+            "drift check {run_id} is {}: {}",
+            status(&done),
+            done["status_detail"].as_str().unwrap_or("no detail")
+        );
+    }
+    let state = client.get(&path)?;
+    let result = state["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["run"].as_str() == Some(run_id.as_str()))
+        .cloned()
+        .unwrap_or(Value::Null);
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    }
+    let open = result["open"].as_array().map_or(0, Vec::len);
+    if open == 0 {
+        if !json_out {
+            println!("No open drift in workspace {workspace}.");
+        }
+        Ok(EXIT_OK)
+    } else {
+        if !json_out {
+            println!("{open} drifted attribute(s) open in workspace {workspace}.");
+        }
+        Ok(crate::run::EXIT_CHANGES)
+    }
+}
+
+/// A drift check's end.
+const FINAL_OR_CHECKED: &[&str] = &["checked", "errored", "discarded", "expired"];

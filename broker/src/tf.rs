@@ -20,6 +20,66 @@ use std::thread;
 /// How much of stderr is kept for classification and error messages.
 pub const STDERR_TAIL_BYTES: usize = 64 * 1024;
 
+/// Terraform processes running now, each with the group of the thread that
+/// started it (`in_group`): the server interrupts a run's terraform when the
+/// run's lease is lost, and every terraform when a shutdown's grace is over.
+static RUNNING: std::sync::Mutex<Vec<(u32, Option<String>)>> = std::sync::Mutex::new(Vec::new());
+
+thread_local! {
+    static GROUP: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with every terraform it starts (on this thread) in `group`.
+pub fn in_group<T>(group: &str, f: impl FnOnce() -> T) -> T {
+    let before = GROUP.with(|g| g.replace(Some(group.to_owned())));
+    let out = f();
+    GROUP.with(|g| *g.borrow_mut() = before);
+    out
+}
+
+/// Sends SIGINT to the running terraform processes of `group` (all of them
+/// with `None`): terraform then stops gracefully — in-flight operations
+/// finish, the state is written and unlocked. Returns how many were asked.
+pub fn interrupt(group: Option<&str>) -> usize {
+    let running = RUNNING.lock().map(|r| r.clone()).unwrap_or_default();
+    let mut asked = 0;
+    for (pid, g) in running {
+        if group.is_none() || g.as_deref() == group {
+            let Some(pid) = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            else {
+                continue;
+            };
+            if rustix::process::kill_process(pid, rustix::process::Signal::INT).is_ok() {
+                asked += 1;
+            }
+        }
+    }
+    asked
+}
+
+/// Keeps a child in `RUNNING` while it lives.
+struct Registered(u32);
+
+impl Registered {
+    fn new(pid: u32) -> Registered {
+        let group = GROUP.with(|g| g.borrow().clone());
+        if let Ok(mut running) = RUNNING.lock() {
+            running.push((pid, group));
+        }
+        Registered(pid)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut running) = RUNNING.lock() {
+            running.retain(|(pid, _)| *pid != self.0);
+        }
+    }
+}
+
 /// A Terraform failure, classified from the exit code and stderr.
 #[derive(Debug, thiserror::Error)]
 pub enum TfError {
@@ -648,6 +708,7 @@ impl Terraform {
             }
             _ => TfError::Io(e),
         })?;
+        let registered = Registered::new(child.id());
         let result = collect(&mut child, stdout);
         // Reap the child even when reading failed, so no zombie is left behind.
         let status = match result {
@@ -657,6 +718,8 @@ impl Terraform {
                 child.wait()?
             }
         };
+        // Waited for: its pid may be reused from now on.
+        drop(registered);
         let (stdout, stderr_tail) = result?;
         Ok(Finished {
             code: exit_code(&status),

@@ -27,6 +27,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::store::Store;
 
+/// How long interrupted terraform gets, at least, to stop after a
+/// shutdown's grace.
+const INTERRUPT_WAIT: Duration = Duration::from_secs(30);
+
 /// How `serve` was asked to run.
 pub struct Options {
     pub listen: SocketAddr,
@@ -176,6 +180,20 @@ pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()>
                     && tokio::time::Instant::now() < deadline
                 {
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                // Grace is over: terraform still running gets SIGINT and
+                // stops gracefully (in-flight operations finish, state is
+                // written and unlocked through this server, still serving),
+                // and its run reports as errored. One more grace at most.
+                if state.busy.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                    let asked = crate::tf::interrupt(None);
+                    eprintln!("grace is over: interrupted {asked} terraform process(es)");
+                    let deadline = tokio::time::Instant::now() + grace.max(INTERRUPT_WAIT);
+                    while state.busy.load(std::sync::atomic::Ordering::SeqCst) > 0
+                        && tokio::time::Instant::now() < deadline
+                    {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                 }
                 let left = state.busy.load(std::sync::atomic::Ordering::SeqCst);
                 if left > 0 {

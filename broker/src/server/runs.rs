@@ -39,6 +39,9 @@ pub struct QueueRun {
     /// its source is `upload`, refused otherwise).
     #[schema(min_length = 1, max_length = 64)]
     pub configuration: Option<String>,
+    /// Plan the destruction of every resource (`terraform plan -destroy`).
+    #[serde(default)]
+    pub destroy: bool,
 }
 
 fn invalid(message: impl Into<String>) -> Response {
@@ -168,6 +171,7 @@ pub async fn queue(
     let request = if body.is_empty() {
         QueueRun {
             configuration: None,
+            destroy: false,
         }
     } else {
         let json = headers
@@ -185,6 +189,7 @@ pub async fn queue(
         match serde_json::from_slice::<Option<QueueRun>>(&body) {
             Ok(request) => request.unwrap_or(QueueRun {
                 configuration: None,
+                destroy: false,
             }),
             Err(e) => return ApiError::bad_request(format!("the body: {e}")).into_response(),
         }
@@ -219,7 +224,12 @@ pub async fn queue(
     }
     match state
         .store
-        .queue_run_of(&ws.id, &who.name, request.configuration.as_deref())
+        .queue_run_of(
+            &ws.id,
+            &who.name,
+            request.configuration.as_deref(),
+            request.destroy,
+        )
         .await
     {
         Ok(run) => {

@@ -25,6 +25,10 @@ pub struct WorkerConfig {
     pub notifier: Arc<super::notify::Notifier>,
 }
 
+/// How long after a lease ran out the reaper takes the run: a live worker
+/// that lost the store (a database restart) renews first when it is back.
+const REAP_GRACE_MS: i64 = 15_000;
+
 /// Starts `n` workers and the reaper on the current runtime.
 pub fn spawn(state: Arc<AppState>, config: WorkerConfig, n: usize) {
     for i in 0..n {
@@ -49,7 +53,7 @@ pub fn spawn(state: Arc<AppState>, config: WorkerConfig, n: usize) {
     let data_dir = config.data_dir.clone();
     tokio::spawn(async move {
         loop {
-            match reaper.store.reap_expired().await {
+            match reaper.store.reap_expired(REAP_GRACE_MS).await {
                 Ok(reaped) => {
                     for run in reaped {
                         release_apply_lock(&reaper, &data_dir, &run).await;
@@ -134,8 +138,15 @@ async fn work(state: Arc<AppState>, config: WorkerConfig, name: String) {
                     tokio::time::sleep(renew_every).await;
                     match store.renew_lease(&id, &name, lease_ms).await {
                         Ok(Ok(())) => {}
-                        // Lost for good (reaped, or taken): nothing to renew.
-                        Ok(Err(_)) => return,
+                        // Lost for good (reaped, or taken): the run is not
+                        // ours any more; its terraform stops gracefully.
+                        Ok(Err(_)) => {
+                            let asked = crate::tf::interrupt(Some(&id));
+                            eprintln!(
+                                "worker {name}: lost the lease on {id}; interrupted {asked} terraform process(es)"
+                            );
+                            return;
+                        }
                         // A store hiccup: try again sooner; the lease still
                         // has three quarters to go.
                         Err(e) => {
@@ -162,7 +173,9 @@ async fn work(state: Arc<AppState>, config: WorkerConfig, name: String) {
                     let say = |line: String| {
                         let _ = lines.send(scrubbed(line, &scrub));
                     };
-                    execute(&config, &run2, &prepared, &say)
+                    crate::tf::in_group(&run2.id.clone(), || {
+                        execute(&config, &run2, &prepared, &say)
+                    })
                 })
                 .await
                 .unwrap_or_else(|_| Outcome::errored("the run's task panicked"))
@@ -186,6 +199,13 @@ async fn work(state: Arc<AppState>, config: WorkerConfig, name: String) {
         let _ = flusher.await;
         if let Some(items) = &outcome.drift {
             drifted(&state, &config, &run, items).await;
+        }
+        // A terraform that could not unlock (the store was away) must not
+        // leave the workspace locked for the next run.
+        match state.store.release_run_lock(&run).await {
+            Ok(true) => eprintln!("run {}: released the state lock its terraform left", run.id),
+            Ok(false) => {}
+            Err(e) => eprintln!("run {}: state lock: {}", run.id, crate::render_error(&e)),
         }
         report(&state, &name, &run, &outcome, lease_ms).await;
         renewer.abort();
@@ -323,7 +343,8 @@ fn log_writer(
                     }
                 }
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            // No pause here: lines sent while this batch was being written
+            // make the next batch, and the last one is written at once.
         }
     });
     (tx, task)
@@ -451,7 +472,9 @@ fn backend_override(config: &WorkerConfig, ws: &Workspace, run: &Run) -> String 
         "# Written by platform-broker serve: this workspace's state lives on the server.\n\
          terraform {{\n  backend \"http\" {{\n    address        = \"{base}/state\"\n    \
          lock_address   = \"{base}/lock\"\n    unlock_address = \"{base}/lock\"\n    \
-         username       = \"{user}\"\n  }}\n}}\n"
+         username       = \"{user}\"\n    \
+         # Ride out a store restart: about 80 s of retries before giving up.\n    \
+         retry_max      = 8\n    retry_wait_max = 16\n  }}\n}}\n"
     )
 }
 
@@ -559,6 +582,7 @@ fn plan(config: &WorkerConfig, run: &Run, prepared: &Prepared, say: Say) -> Outc
         environment: ws.environment.clone(),
         expires_hours: crate::store::runs::PLAN_TTL_HOURS,
         var_files,
+        destroy: run.destroy,
         ..Default::default()
     };
     let mut progress = |line: &str| say(line.to_owned());

@@ -157,7 +157,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let config = self.latest_configuration_in(&mut tx, workspace).await?;
         let run = self
-            .queue_run_in(&mut tx, workspace, who, config.as_deref(), "drift")
+            .queue_run_in(&mut tx, workspace, who, config.as_deref(), "drift", false)
             .await?;
         tx.commit().await.context("store: commit drift run")?;
         Ok(run)
@@ -196,7 +196,14 @@ impl Store {
             return Ok(None);
         }
         let run = self
-            .queue_run_in(&mut tx, workspace, "schedule", config.as_deref(), "drift")
+            .queue_run_in(
+                &mut tx,
+                workspace,
+                "schedule",
+                config.as_deref(),
+                "drift",
+                false,
+            )
             .await?;
         tx.commit().await.context("store: commit drift run")?;
         Ok(Some(run))

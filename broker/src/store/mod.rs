@@ -174,6 +174,10 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             )",
         ],
     ),
+    (
+        9,
+        &["ALTER TABLE runs ADD COLUMN destroy BIGINT NOT NULL DEFAULT 0"],
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -150,6 +150,8 @@ pub struct Run {
     pub approval_reason: Option<String>,
     /// `apply` (plan, then apply once approved) or `drift` (a drift check).
     pub kind: String,
+    /// Plans the destruction of every resource (`terraform plan -destroy`).
+    pub destroy: bool,
 }
 
 /// Why a worker's report was refused.
@@ -175,7 +177,7 @@ const CLAIM_LOCK: i32 = 0x7275_6e73; // "runs"
 
 const SELECT_RUN: &str = "SELECT id, workspace_id, number, status, created_at, created_by,
     updated_at, claimed_by, lease_until, reason, plan_run, configuration_id, plan_exit,
-    approved_by, approval_reason, kind FROM runs";
+    approved_by, approval_reason, kind, destroy FROM runs";
 
 /// The run `id`, read inside `tx`.
 async fn run_in(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Result<Run> {
@@ -209,13 +211,14 @@ fn run_from(row: &sqlx::any::AnyRow) -> Result<Run> {
         approved_by: row.try_get("approved_by")?,
         approval_reason: row.try_get("approval_reason")?,
         kind: row.try_get("kind")?,
+        destroy: row.try_get::<i64, _>("destroy")? != 0,
     })
 }
 
 impl Store {
     /// Queues a run of a workspace.
     pub async fn queue_run(&self, workspace: &str, who: &str) -> Result<Run> {
-        self.queue_run_of(workspace, who, None).await
+        self.queue_run_of(workspace, who, None, false).await
     }
 
     /// Queues a run of an uploaded configuration version (`None`: the
@@ -225,10 +228,11 @@ impl Store {
         workspace: &str,
         who: &str,
         configuration: Option<&str>,
+        destroy: bool,
     ) -> Result<Run> {
         let mut tx = self.begin_write().await?;
         let run = self
-            .queue_run_in(&mut tx, workspace, who, configuration, "apply")
+            .queue_run_in(&mut tx, workspace, who, configuration, "apply", destroy)
             .await?;
         tx.commit().await.context("store: commit run")?;
         Ok(run)
@@ -242,6 +246,7 @@ impl Store {
         who: &str,
         configuration: Option<&str>,
         kind: &str,
+        destroy: bool,
     ) -> Result<Run> {
         if self.dialect == Dialect::Postgres {
             // Numbers per workspace are handed out one at a time.
@@ -278,11 +283,12 @@ impl Store {
             approved_by: None,
             approval_reason: None,
             kind: kind.to_owned(),
+            destroy,
         };
         sqlx::query(
             "INSERT INTO runs (id, workspace_id, number, status, created_at, created_by, updated_at,
-                 configuration_id, kind)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 configuration_id, kind, destroy)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&run.id)
         .bind(&run.workspace_id)
@@ -293,6 +299,7 @@ impl Store {
         .bind(run.updated_at)
         .bind(configuration)
         .bind(kind)
+        .bind(i64::from(destroy))
         .execute(&mut **tx)
         .await
         .context("store: insert run")?;
@@ -301,7 +308,8 @@ impl Store {
             "run.queued",
             Some(workspace),
             serde_json::json!({"principal": who, "run": run.id, "number": number,
-                               "configuration": configuration, "kind": kind}),
+                               "configuration": configuration, "kind": kind,
+                               "destroy": destroy}),
         )
         .await?;
         Ok(run)
@@ -513,9 +521,11 @@ impl Store {
         }))
     }
 
-    /// Every active run whose lease ran out becomes `errored`, with the
-    /// reason; returns them. Never requeued: an apply may have half-run.
-    pub async fn reap_expired(&self) -> Result<Vec<Run>> {
+    /// Every active run whose lease ran out more than `grace_ms` ago becomes
+    /// `errored`, with the reason; returns them. Never requeued: an apply may
+    /// have half-run. The grace lets a live worker that lost the store for a
+    /// while renew first when it comes back.
+    pub async fn reap_expired(&self, grace_ms: i64) -> Result<Vec<Run>> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(&format!(
@@ -525,7 +535,7 @@ impl Store {
                 Dialect::Sqlite => "",
             }
         ))
-        .bind(now)
+        .bind(now.saturating_sub(grace_ms))
         .fetch_all(&mut *tx)
         .await?;
         let mut reaped = Vec::new();
@@ -556,25 +566,7 @@ impl Store {
             .await?;
             // The state lock its terraform took (recorded under the run's
             // backend user) is released: nobody will unlock it otherwise.
-            let user = format!("run-{}", run.id);
-            let released = sqlx::query(
-                "DELETE FROM state_locks WHERE workspace_id = $1
-                 AND (created_by = $2 OR created_by = $3)",
-            )
-            .bind(&run.workspace_id)
-            .bind(&user)
-            .bind(format!("dev:{user}"))
-            .execute(&mut *tx)
-            .await?;
-            if released.rows_affected() > 0 {
-                self.audit_in(
-                    &mut tx,
-                    "state.unlocked",
-                    Some(&run.workspace_id),
-                    serde_json::json!({"run": run.id, "reaped": true, "forced": true}),
-                )
-                .await?;
-            }
+            self.release_run_lock_in(&mut tx, &run, true).await?;
             reaped.push(Run {
                 status: RunStatus::Errored,
                 reason: Some(reason),
@@ -627,6 +619,47 @@ impl Store {
         }
         tx.commit().await.context("store: commit reaping")?;
         Ok(reaped)
+    }
+}
+
+impl Store {
+    /// Releases the workspace's state lock if the run's terraform holds it
+    /// (taken under the run's backend user, `run-RUN`): a terraform that
+    /// could not unlock (the store was away) must not block the next run.
+    pub async fn release_run_lock(&self, run: &Run) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let released = self.release_run_lock_in(&mut tx, run, false).await?;
+        tx.commit().await.context("store: commit lock release")?;
+        Ok(released)
+    }
+
+    async fn release_run_lock_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        run: &Run,
+        reaped: bool,
+    ) -> Result<bool> {
+        let user = format!("run-{}", run.id);
+        let released = sqlx::query(
+            "DELETE FROM state_locks WHERE workspace_id = $1
+             AND (created_by = $2 OR created_by = $3)",
+        )
+        .bind(&run.workspace_id)
+        .bind(&user)
+        .bind(format!("dev:{user}"))
+        .execute(&mut **tx)
+        .await?;
+        if released.rows_affected() == 0 {
+            return Ok(false);
+        }
+        self.audit_in(
+            tx,
+            "state.unlocked",
+            Some(&run.workspace_id),
+            serde_json::json!({"run": run.id, "reaped": reaped, "forced": true}),
+        )
+        .await?;
+        Ok(true)
     }
 }
 

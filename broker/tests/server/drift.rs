@@ -167,6 +167,17 @@ fn scheduled_drift_is_found_announced_once_and_acknowledged() {
                 .any(|r| r["items"].as_array().is_some_and(Vec::is_empty))
         })
     });
+    // The CLI's drift check through the server agrees: nothing open.
+    let drift_cli = || {
+        super::cli::broker_as(
+            "alice",
+            &w.work,
+            &["drift", "--server", &url, "--workspace", "db"],
+        )
+    };
+    let (code, out, err) = drift_cli();
+    assert_eq!(code, 0, "{v}: {out}\n{err}");
+    assert!(out.contains("No open drift"), "{v}: {out}");
     // Someone changes the role behind Terraform's back.
     psql(&format!(
         "ALTER ROLE \"{}_owner\" CONNECTION LIMIT 99",
@@ -253,6 +264,9 @@ fn scheduled_drift_is_found_announced_once_and_acknowledged() {
         "{v}: the same drift was announced twice"
     );
 
+    let (code, out, err) = drift_cli();
+    assert_eq!(code, 2, "{v}: drift --server with open drift\n{out}\n{err}");
+    assert!(out.contains("connection_limit"), "{v}: {out}");
     // Acknowledged: no longer open.
     let (code, doc) = call(
         &server,
@@ -281,6 +295,8 @@ fn scheduled_drift_is_found_announced_once_and_acknowledged() {
             .contains(&fingerprint),
         "{closed}"
     );
+    let (code, out, err) = drift_cli();
+    assert_eq!(code, 0, "{v}: after the acknowledgement\n{out}\n{err}");
     // Turned off: no next check.
     let (code, doc) = put(r#"{"cron":null}"#);
     assert_eq!((code, doc["next_at"].is_null()), (200, true), "{doc}");

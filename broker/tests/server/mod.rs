@@ -1363,7 +1363,7 @@ fn queue_claims_each_run_once_in_order_one_per_workspace() {
             "{kind}: the workspace is busy"
         );
         std::thread::sleep(std::time::Duration::from_millis(120));
-        let reaped = rt.block_on(servers[1].reap_expired()).expect("reap");
+        let reaped = rt.block_on(servers[1].reap_expired(0)).expect("reap");
         assert_eq!(reaped.len(), 1, "{kind}");
         assert!(
             reaped[0]
@@ -1879,6 +1879,150 @@ fn a_server_killed_mid_apply_leaves_no_run_stuck() {
         !serials.is_empty() && serials.windows(2).all(|w| w[0] < w[1]),
         "{serials:?}"
     );
+}
+
+/// SIGTERM while a run applies: after the grace the server interrupts its
+/// terraform (SIGINT), which stops gracefully — the long provisioner is cut
+/// short, the state written and unlocked through the server that is still
+/// serving — the run reports errored, and the server exits well before the
+/// provisioner would have ended, leaving no terraform behind; the
+/// workspace's next run applies.
+#[test]
+fn sigterm_interrupts_terraform_after_the_grace() {
+    crate::require_acc!();
+    let null_mirror = std::env::var("NULL_MIRROR").expect("NULL_MIRROR (scripts/test sets it)");
+    let bin = terraform_bins().into_iter().next().expect("a terraform");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    let main_tf = |v: &str, sleep: u32| {
+        format!(
+            "terraform {{\n  required_providers {{\n    null = {{ source = \"hashicorp/null\", version = \"2.1.2\" }}\n  }}\n}}\n\
+             resource \"null_resource\" \"slow\" {{\n  triggers = {{ v = \"{v}\" }}\n  \
+             provisioner \"local-exec\" {{\n    command = \"sleep {sleep}\"\n  }}\n}}\n"
+        )
+    };
+    std::fs::write(repo.join("main.tf"), main_tf("1", 120)).expect("write");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "slow"]);
+    let cli_config = tmp.path().join("cli.tfrc");
+    std::fs::write(
+        &cli_config,
+        format!("provider_installation {{\n  filesystem_mirror {{\n    path = \"{null_mirror}\"\n  }}\n}}\n"),
+    )
+    .expect("write");
+    let data = tmp.path().join("data");
+    let port = free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let start = || {
+        serve_with_env(
+            &data,
+            &[
+                "--insecure-dev-auth",
+                "--listen",
+                &listen,
+                "--grace",
+                "1s",
+                "--workers",
+                "1",
+                "--terraform",
+                bin.to_str().expect("utf8"),
+            ],
+            &[("TF_CLI_CONFIG_FILE", cli_config.as_os_str())],
+        )
+    };
+    let mut server = start();
+    let new = format!(
+        r#"{{"name":"slow","team":"t","environment":"dev","source":{{"kind":"git","url":"file://{}"}}}}"#,
+        repo.display()
+    );
+    assert_eq!(
+        call(&server, "POST", "v1/workspaces", Some("alice"), Some(&new)).0,
+        201
+    );
+    let (_, run) = call(
+        &server,
+        "POST",
+        "v1/workspaces/slow/runs",
+        Some("alice"),
+        None,
+    );
+    let id = run["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        wait_run(&server, &id, &["queued", "planning"], 120)["status"],
+        "planned"
+    );
+    let (code, _) = call(
+        &server,
+        "POST",
+        &format!("v1/runs/{id}/approve"),
+        Some("bob"),
+        Some(r#"{"reason":"go"}"#),
+    );
+    assert_eq!(code, 200);
+    wait_run(&server, &id, &["approved"], 60);
+    // Terraform is in the provisioner's two-minute sleep now.
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    let pgid = server.child.id();
+    let sent = std::time::Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pgid.to_string()])
+        .status();
+    let status = server.child.wait().expect("wait");
+    let took = sent.elapsed();
+    assert!(status.success(), "serve exited {status:?}");
+    assert!(
+        took < std::time::Duration::from_secs(60),
+        "serve took {took:?} to stop: terraform was not interrupted"
+    );
+    let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    assert!(log.contains("interrupted 1 terraform"), "{log}");
+    // No terraform or provider of its process group is left. (The
+    // provisioner's own `sleep` may be: terraform stops a local-exec by
+    // killing its shell, not what the shell started.)
+    let left = Command::new("pgrep")
+        .args(["-l", "-g", &pgid.to_string()])
+        .output()
+        .expect("pgrep");
+    let left = String::from_utf8_lossy(&left.stdout).into_owned();
+    assert!(
+        left.lines().all(|l| l.ends_with(" sleep")),
+        "left running: {left}"
+    );
+    let server = start();
+    let (_, done) = call(
+        &server,
+        "GET",
+        &format!("v1/runs/{id}"),
+        Some("alice"),
+        None,
+    );
+    assert_eq!(done["status"], "errored", "{done}\n{log}");
+    // Not stuck: the lock was released; the next run plans and applies.
+    std::fs::write(repo.join("main.tf"), main_tf("2", 0)).expect("write");
+    git(&repo, &["commit", "-qam", "next"]);
+    let (_, next) = call(
+        &server,
+        "POST",
+        "v1/workspaces/slow/runs",
+        Some("alice"),
+        None,
+    );
+    let next_id = next["id"].as_str().expect("id").to_owned();
+    let planned = wait_run(&server, &next_id, &["queued", "planning"], 120);
+    assert_eq!(planned["status"], "planned", "{planned}");
+    call(
+        &server,
+        "POST",
+        &format!("v1/runs/{next_id}/approve"),
+        Some("bob"),
+        Some(r#"{"reason":"again"}"#),
+    );
+    let applied = wait_run(&server, &next_id, &["approved", "applying"], 120);
+    assert_eq!(applied["status"], "applied", "{applied}");
+    let (_, report) = call(&server, "GET", "v1/audit/verify", Some("alice"), None);
+    assert_eq!(report["ok"], true, "{report}");
 }
 
 /// A run the policy held for approval cannot be approved by who queued it;

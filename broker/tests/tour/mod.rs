@@ -570,6 +570,11 @@ fn readme_tour() {
             "26 passed, 0 failed",
             "audit log OK",
             "Destroy complete!",
+            // The control-plane section: applied and destroyed by the
+            // server, drift checked there, its audit chain whole.
+            "platform-broker: the server applied run",
+            "No open drift in workspace orders.",
+            "\"ok\":true",
         ] {
             assert!(
                 stdout.contains(needle),
