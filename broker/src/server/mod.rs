@@ -31,6 +31,32 @@ use crate::store::Store;
 /// shutdown's grace.
 const INTERRUPT_WAIT: Duration = Duration::from_secs(30);
 
+/// The data directory's id (`DATA/server-id`, made at first start): the
+/// runs a server plans are applied by a server with the same data directory,
+/// where their plan bundles are.
+fn server_id(data_dir: &std::path::Path) -> Result<String> {
+    let path = data_dir.join("server-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if uuid::Uuid::parse_str(text.trim()).is_ok() => Ok(text.trim().to_owned()),
+        Ok(_) => bail!(
+            "{}: not a server id (a UUID); remove it to make a new one",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = uuid::Uuid::new_v4().to_string();
+            match crate::fsx::create_new(&path, format!("{id}\n").as_bytes(), 0o600) {
+                Ok(()) => Ok(id),
+                // Another server on this directory made it first.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+                }
+                Err(e) => Err(anyhow::anyhow!("cannot write {}: {e}", path.display())),
+            }
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
 /// How `serve` was asked to run.
 pub struct Options {
     pub listen: SocketAddr,
@@ -93,6 +119,7 @@ pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()>
             options.data_dir.display()
         )
     })?;
+    let server_id = server_id(&options.data_dir)?;
     let notifier = Arc::new(notify::Notifier::new(
         &options.data_dir,
         options.notify_webhook.as_deref(),
@@ -160,6 +187,7 @@ pub fn run(options: Options, ready: impl FnOnce(SocketAddr, &str)) -> Result<()>
                 terraform: options.terraform.clone(),
                 lease: options.lease,
                 notifier: notifier.clone(),
+                server_id: server_id.clone(),
             },
             options.workers,
         );

@@ -23,6 +23,8 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// Where news of drift goes.
     pub notifier: Arc<super::notify::Notifier>,
+    /// This data directory's id: runs planned here are applied here.
+    pub server_id: String,
 }
 
 /// How long after a lease ran out the reaper takes the run: a live worker
@@ -113,7 +115,11 @@ async fn work(state: Arc<AppState>, config: WorkerConfig, name: String) {
         let woken = state.wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let run = match state.store.claim_run(&name, lease_ms).await {
+        let run = match state
+            .store
+            .claim_run_on(&name, lease_ms, Some(&config.server_id))
+            .await
+        {
             Ok(Some(run)) => run,
             Ok(None) => {
                 // Runs queued on another server are seen at the next poll.
@@ -333,13 +339,16 @@ fn log_writer(
             while let Ok(line) = rx.try_recv() {
                 batch.push(line);
             }
-            // A store hiccup must not lose the log: try a few times.
-            for attempt in 0..5u32 {
+            // A store restart must not lose the log: keep trying for about
+            // as long as terraform's own state writes do (~80 s).
+            let mut pause = Duration::from_millis(200);
+            for _ in 0..16 {
                 match store.append_run_log(&run, phase, &batch).await {
                     Ok(()) => break,
                     Err(e) => {
                         eprintln!("run {run}: run log: {}", crate::render_error(&e));
-                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(5));
                     }
                 }
             }

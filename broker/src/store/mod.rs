@@ -178,6 +178,7 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
         9,
         &["ALTER TABLE runs ADD COLUMN destroy BIGINT NOT NULL DEFAULT 0"],
     ),
+    (10, &["ALTER TABLE runs ADD COLUMN planned_on TEXT"]),
 ];
 
 /// The schema version this binary writes.

@@ -340,6 +340,19 @@ impl Store {
     /// `applying`) for `worker`, under a lease of `lease_ms`; `None` when
     /// nothing can be claimed now.
     pub async fn claim_run(&self, worker: &str, lease_ms: i64) -> Result<Option<Run>> {
+        self.claim_run_on(worker, lease_ms, None).await
+    }
+
+    /// `claim_run` for a worker of the server `server` (its data
+    /// directory's id): an approved run is applied only by the server that
+    /// planned it, since its plan bundle and checkout are on that server's
+    /// disk (`None`: no such rule, for tests of the queue alone).
+    pub async fn claim_run_on(
+        &self,
+        worker: &str,
+        lease_ms: i64,
+        server: Option<&str>,
+    ) -> Result<Option<Run>> {
         let mut tx = self.begin_write().await?;
         // The oldest waiting run of a workspace with no active run and no
         // earlier waiting run.
@@ -354,13 +367,19 @@ impl Store {
                         AND EXISTS (SELECT 1 FROM runs h WHERE h.workspace_id = r.workspace_id
                                     AND h.number < r.number AND h.kind = 'apply'
                                     AND h.status IN ('planned', 'needs_approval')))
+               AND (CAST($1 AS TEXT) IS NULL OR r.status = 'queued' OR r.planned_on IS NULL
+                    OR r.planned_on = $1)
              ORDER BY r.created_at, r.number LIMIT 1{}",
             match self.dialect {
                 Dialect::Postgres => " FOR UPDATE OF r SKIP LOCKED",
                 Dialect::Sqlite => "",
             }
         );
-        let Some(row) = sqlx::query(&pick).fetch_optional(&mut *tx).await? else {
+        let Some(row) = sqlx::query(&pick)
+            .bind(server)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
             return Ok(None);
         };
         let id: String = row.try_get("id")?;
@@ -392,13 +411,15 @@ impl Store {
         let updated = sqlx::query(
             "UPDATE runs SET
                  status = CASE status WHEN 'queued' THEN 'planning' ELSE 'applying' END,
-                 claimed_by = $1, lease_until = $2, updated_at = $3
+                 claimed_by = $1, lease_until = $2, updated_at = $3,
+                 planned_on = CASE status WHEN 'queued' THEN $5 ELSE planned_on END
              WHERE id = $4 AND status IN ('queued', 'approved')",
         )
         .bind(worker)
         .bind(now.saturating_add(lease_ms))
         .bind(now)
         .bind(&id)
+        .bind(server)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
@@ -579,17 +600,25 @@ impl Store {
         // Plans nobody decided on within the bundle's lifetime: expired (a
         // later run of the workspace waits behind them otherwise).
         let stale = sqlx::query(&format!(
-            "{SELECT_RUN} WHERE status IN ('planned', 'needs_approval') AND updated_at < $1"
+            "{SELECT_RUN} WHERE status IN ('planned', 'needs_approval', 'approved')
+             AND updated_at < $1"
         ))
         .bind(now.saturating_sub(PLAN_TTL_MS))
         .fetch_all(&mut *tx)
         .await?;
         for row in &stale {
             let run = run_from(row)?;
-            let reason = format!(
-                "not approved within {PLAN_TTL_HOURS} h of its plan (the plan bundle expired); \
-                 queue a new run"
-            );
+            let reason = if run.status == RunStatus::Approved {
+                format!(
+                    "approved but not applied within {PLAN_TTL_HOURS} h (the server that planned \
+                     it, which holds its plan, did not come back); queue a new run"
+                )
+            } else {
+                format!(
+                    "not approved within {PLAN_TTL_HOURS} h of its plan (the plan bundle \
+                     expired); queue a new run"
+                )
+            };
             let updated = sqlx::query(
                 "UPDATE runs SET status = 'expired', reason = $1, updated_at = $2
                  WHERE id = $3 AND status = $4",

@@ -557,3 +557,103 @@ fn workspace_variables_reach_runs_and_sensitive_ones_never_show() {
 fn curl_status(server: &super::Server, method: &str, path: &str) -> (u16, String) {
     super::curl(server, method, path, Some("alice"), None)
 }
+
+/// Two servers on one PostgreSQL, each with its own disk: a run planned by
+/// A is applied by A only (its plan bundle is on A's disk) — B, with
+/// workers idle, leaves it alone — and A applies it once it is back.
+#[test]
+fn a_run_is_applied_by_the_server_that_planned_it() {
+    crate::require_acc!();
+    let Some(db) = super::PgDatabase::create() else {
+        eprintln!("** SKIPPED: no PGHOST");
+        return;
+    };
+    let null_mirror = std::env::var("NULL_MIRROR").expect("NULL_MIRROR (scripts/test sets it)");
+    let bin = terraform_bins().into_iter().next().expect("a terraform");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cli_config = tmp.path().join("cli.tfrc");
+    std::fs::write(
+        &cli_config,
+        format!("provider_installation {{\n  filesystem_mirror {{\n    path = \"{null_mirror}\"\n  }}\n}}\n"),
+    )
+    .expect("write");
+    // Each server keeps its address across restarts: the backend of a
+    // run's checkout names the server that planned it.
+    let ports = [
+        super::free_port().to_string(),
+        super::free_port().to_string(),
+    ];
+    let server = |data: &str, workers: &str| {
+        let port = if data == "data-a" {
+            &ports[0]
+        } else {
+            &ports[1]
+        };
+        let listen = format!("127.0.0.1:{port}");
+        serve_with_env(
+            &tmp.path().join(data),
+            &[
+                "--insecure-dev-auth",
+                "--listen",
+                &listen,
+                "--store",
+                &db.url,
+                "--workers",
+                workers,
+                "--terraform",
+                bin.to_str().expect("utf8"),
+            ],
+            &[("TF_CLI_CONFIG_FILE", cli_config.as_os_str())],
+        )
+    };
+    let a = server("data-a", "1");
+    let (code, doc) = call(
+        &a,
+        "POST",
+        "v1/workspaces",
+        Some("alice"),
+        Some(r#"{"name":"pinned","team":"t","environment":"dev","source":{"kind":"upload"}}"#),
+    );
+    assert_eq!(code, 201, "{doc}");
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    std::fs::write(work.join("main.tf"), main_tf("1")).expect("write");
+    let w = work.to_str().expect("utf8");
+    let url_a = a.url.trim_end_matches('/').to_owned();
+    let (code, out, err) = broker_as(
+        "alice",
+        &work,
+        &["plan", w, "--server", &url_a, "--workspace", "pinned"],
+    );
+    assert_eq!(code, 2, "{out}\n{err}");
+    let run = err
+        .split_whitespace()
+        .skip_while(|w| *w != "run")
+        .nth(1)
+        .expect("the run id")
+        .to_owned();
+    // A now serves the API only; B, with its own disk, has a worker.
+    drop(a);
+    let a = server("data-a", "0");
+    let b = server("data-b", "1");
+    let (code, doc) = call(
+        &b,
+        "POST",
+        &format!("v1/runs/{run}/approve"),
+        Some("bob"),
+        Some(r#"{"reason":"ok"}"#),
+    );
+    assert_eq!(code, 200, "{doc}");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (_, waiting) = call(&b, "GET", &format!("v1/runs/{run}"), Some("bob"), None);
+    assert_eq!(
+        waiting["status"], "approved",
+        "B took the apply of a run it did not plan: {waiting}"
+    );
+    // A is back with a worker: it applies what it planned.
+    drop(a);
+    let a = server("data-a", "1");
+    let applied = wait_run(&a, &run, &["approved", "applying"], 120);
+    assert_eq!(applied["status"], "applied", "{applied}");
+    drop(b);
+}

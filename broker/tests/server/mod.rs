@@ -40,13 +40,13 @@ fn encode(text: &str) -> String {
 }
 
 /// A fresh database on the test PostgreSQL, dropped when done.
-struct PgDatabase {
+pub(super) struct PgDatabase {
     name: String,
     url: String,
 }
 
 impl PgDatabase {
-    fn create() -> Option<PgDatabase> {
+    pub(super) fn create() -> Option<PgDatabase> {
         let host = std::env::var("PGHOST").ok().filter(|h| !h.is_empty())?;
         let name = format!("platform_store_{}", random_hex());
         psql(&format!("CREATE DATABASE {name}")).expect("create database");
@@ -1491,6 +1491,44 @@ fn store_holds_the_next_run_behind_a_plan_awaiting_a_decision() {
             .expect("claim")
             .expect("the drift run");
         assert_eq!(drift.kind, "drift", "{kind}");
+        rt.block_on(store.finish_run(&drift.id, "w", RunStatus::Checked, None))
+            .expect("store")
+            .expect("fenced");
+        // A run planned by server A is applied by A only (its plan bundle is
+        // on A's disk), whoever else shares the store.
+        let third = rt.block_on(store.queue_run(&ws, "dev:d")).expect("queue");
+        let planning = rt
+            .block_on(store.claim_run_on("a-w0", 30_000, Some("server-a")))
+            .expect("claim")
+            .expect("the third run");
+        assert_eq!(planning.id, third.id, "{kind}");
+        rt.block_on(store.finish_run_with(
+            &third.id,
+            "a-w0",
+            RunStatus::Planned,
+            None,
+            Some(("b3", 2)),
+        ))
+        .expect("store")
+        .expect("fenced");
+        rt.block_on(store.approve_run(&third.id, "dev:e", "ok"))
+            .expect("store")
+            .expect("approved");
+        assert!(
+            rt.block_on(store.claim_run_on("b-w0", 30_000, Some("server-b")))
+                .expect("claim")
+                .is_none(),
+            "{kind}: another server took the apply of a run it did not plan"
+        );
+        let applying = rt
+            .block_on(store.claim_run_on("a-w1", 30_000, Some("server-a")))
+            .expect("claim")
+            .expect("A applies it");
+        assert_eq!(
+            (applying.id.as_str(), applying.status),
+            (third.id.as_str(), RunStatus::Applying),
+            "{kind}"
+        );
         let report = rt.block_on(store.audit_verify()).expect("verify");
         assert!(report.ok, "{kind}: {:?}", report.first_bad);
         rt.block_on(store.close());
