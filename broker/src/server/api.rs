@@ -103,6 +103,10 @@ pub fn router(state: Shared) -> Router {
             "/v1/workspaces/{name}/state/versions/{version}",
             get(state::get_version),
         )
+        .route(
+            "/v1/workspaces/{name}/state/versions/{version}/restore",
+            axum::routing::post(state::restore_version),
+        )
         .fallback(|| async { ApiError::not_found("no such path") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -253,6 +257,7 @@ pub struct WorkspaceList {
         state::post_state,
         state::list_versions,
         state::get_version,
+        state::restore_version,
         runs::upload,
         super::drift::drift_state,
         super::drift::set_drift_schedule,

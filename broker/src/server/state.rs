@@ -29,7 +29,7 @@ use super::AppState;
 use super::api::{ErrorBody, Principal, ok_json};
 use crate::http::ApiError;
 use crate::store::Workspace;
-use crate::store::state::{Locked, StateRefused, StateVersion, Unlocked};
+use crate::store::state::{Locked, RestoreRefused, StateRefused, StateVersion, Unlocked};
 
 /// The largest state a POST may carry.
 pub const MAX_STATE_BYTES: usize = 64 << 20;
@@ -297,6 +297,44 @@ pub async fn get_version(
     match state.store.state_version(&ws.id, version).await {
         Ok(Some(body)) => raw_json(StatusCode::OK, body),
         Ok(None) => ApiError::not_found(format!("no state version {version}")).into_response(),
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+/// Rolls the workspace's state back to an earlier version: its content
+/// becomes the newest version (serial moved past the current one), nothing
+/// is overwritten. Refused while the state is locked.
+#[utoipa::path(post, path = "/v1/workspaces/{name}/state/versions/{version}/restore",
+    params(
+        ("name" = String, Path, description = "the workspace"),
+        ("version" = i64, Path, description = "the version to restore"),
+        ("x-platform-dev-user" = String, Header, description = "caller (development auth)"),
+    ),
+    responses(
+        (status = 201, body = StateVersion),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+    ))]
+pub async fn restore_version(
+    State(state): State<Shared>,
+    who: Principal,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    let Ok(version) = version.parse::<i64>() else {
+        return ApiError::bad_request("the version is a whole number").into_response();
+    };
+    let ws = match workspace(&state, &name).await {
+        Ok(ws) => ws,
+        Err(r) => return r,
+    };
+    match state.store.state_restore(&ws.id, version, &who.name).await {
+        Ok(Ok(stored)) => ok_json(StatusCode::CREATED, &stored),
+        Ok(Err(e @ RestoreRefused::NoSuchVersion(_))) => {
+            ApiError::not_found(e.to_string()).into_response()
+        }
+        Ok(Err(e)) => ApiError::conflict(e.to_string()).into_response(),
         Err(e) => ApiError::internal(&e).into_response(),
     }
 }

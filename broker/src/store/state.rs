@@ -383,6 +383,110 @@ impl Store {
     }
 }
 
+/// Why a restore was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RestoreRefused {
+    #[error("no state version {0}")]
+    NoSuchVersion(i64),
+    #[error("the state is locked (a run or someone holds it): restore needs it unlocked")]
+    Locked,
+    #[error("version {0} belongs to another lineage than the current state")]
+    OtherLineage(i64),
+    #[error("not a Terraform state: {0}")]
+    Malformed(String),
+}
+
+impl Store {
+    /// A rollback: stores version `from`'s content as the newest version,
+    /// with the serial moved past the current one (so Terraform takes it),
+    /// never overwriting anything. Refused while the state is locked.
+    pub async fn state_restore(
+        &self,
+        workspace: &str,
+        from: i64,
+        who: &str,
+    ) -> Result<std::result::Result<StateVersion, RestoreRefused>> {
+        let mut tx = self.begin_write().await?;
+        let locked = sqlx::query(&format!(
+            "SELECT lock_id FROM state_locks WHERE workspace_id = $1{}",
+            self.for_update()
+        ))
+        .bind(workspace)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if locked.is_some() {
+            return Ok(Err(RestoreRefused::Locked));
+        }
+        let Some(old) =
+            sqlx::query("SELECT body FROM state_versions WHERE workspace_id = $1 AND version = $2")
+                .bind(workspace)
+                .bind(from)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(Err(RestoreRefused::NoSuchVersion(from)));
+        };
+        let latest = sqlx::query(
+            "SELECT version, serial, lineage FROM state_versions
+             WHERE workspace_id = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(workspace)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (latest_version, latest_serial, latest_lineage): (i64, i64, String) = (
+            latest.try_get("version")?,
+            latest.try_get("serial")?,
+            latest.try_get("lineage")?,
+        );
+        let mut doc: serde_json::Value =
+            match serde_json::from_slice(&old.try_get::<Vec<u8>, _>("body")?) {
+                Ok(doc) => doc,
+                Err(e) => return Ok(Err(RestoreRefused::Malformed(e.to_string()))),
+            };
+        if doc["lineage"].as_str() != Some(latest_lineage.as_str()) {
+            return Ok(Err(RestoreRefused::OtherLineage(from)));
+        }
+        let serial = latest_serial + 1;
+        doc["serial"] = serde_json::Value::from(serial);
+        let body = serde_json::to_vec_pretty(&doc)?;
+        let stored = StateVersion {
+            version: latest_version + 1,
+            serial,
+            lineage: latest_lineage,
+            sha256: hex(&Sha256::digest(&body)),
+            created_at: now_ms(),
+            created_by: who.to_owned(),
+        };
+        sqlx::query(
+            "INSERT INTO state_versions (workspace_id, version, serial, lineage, sha256,
+                 created_at, created_by, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(workspace)
+        .bind(stored.version)
+        .bind(stored.serial)
+        .bind(&stored.lineage)
+        .bind(&stored.sha256)
+        .bind(stored.created_at)
+        .bind(&stored.created_by)
+        .bind(body)
+        .execute(&mut *tx)
+        .await
+        .context("store: insert restored state version")?;
+        self.audit_in(
+            &mut tx,
+            "state.restored",
+            Some(workspace),
+            serde_json::json!({"principal": who, "from_version": from,
+                               "version": stored.version, "serial": stored.serial,
+                               "sha256": stored.sha256}),
+        )
+        .await?;
+        tx.commit().await.context("store: commit restore")?;
+        Ok(Ok(stored))
+    }
+}
+
 fn version_from(row: &sqlx::any::AnyRow) -> Result<StateVersion> {
     Ok(StateVersion {
         version: row.try_get("version")?,

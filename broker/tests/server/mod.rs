@@ -931,6 +931,51 @@ resource "null_resource" "a" {{
             after.last().expect("last")["serial"],
             "{v}"
         );
+        // A rollback: version 1's content becomes the newest version, its
+        // serial past the current one, and Terraform takes it.
+        let restore = format!("v1/workspaces/{ws}/state/versions/1/restore");
+        let (code, restored) = call(&server, "POST", &restore, Some("alice"), None);
+        assert_eq!(code, 201, "{v}: {restored}");
+        let newest = pulled["serial"].as_i64().expect("serial") + 1;
+        assert_eq!(restored["serial"], newest, "{v}: {restored}");
+        let (_, first) = raw_call(
+            &server,
+            "GET",
+            &format!("v1/workspaces/{ws}/state/versions/1"),
+            None,
+        );
+        let first: serde_json::Value = serde_json::from_str(&first).expect("state JSON");
+        let pulled = tf(&bin, &dirs[1], &cli_config, &["state", "pull"]);
+        let pulled: serde_json::Value = serde_json::from_slice(&pulled.stdout).expect("state pull");
+        assert_eq!(pulled["serial"], newest, "{v}");
+        assert_eq!(
+            pulled["resources"], first["resources"],
+            "{v}: not version 1's content"
+        );
+        // Not while the state is locked; not a version that does not exist.
+        let (code, _) = raw_call(
+            &server,
+            "LOCK",
+            &format!("v1/workspaces/{ws}/lock"),
+            Some(&info.replace("held-by-a-crashed-run", "restore-guard")),
+        );
+        assert_eq!(code, 200);
+        let (code, doc) = call(&server, "POST", &restore, Some("alice"), None);
+        assert_eq!(code, 409, "{v}: {doc}");
+        raw_call(
+            &server,
+            "UNLOCK",
+            &format!("v1/workspaces/{ws}/lock"),
+            Some(&info.replace("held-by-a-crashed-run", "restore-guard")),
+        );
+        let (code, doc) = call(
+            &server,
+            "POST",
+            &format!("v1/workspaces/{ws}/state/versions/999/restore"),
+            Some("alice"),
+            None,
+        );
+        assert_eq!(code, 404, "{v}: {doc}");
     }
 }
 
