@@ -70,6 +70,19 @@ pub fn drift_dir(
     say: &mut dyn FnMut(&str),
     warn: &mut dyn FnMut(&str),
 ) -> Result<DirDrift> {
+    drift_dir_with(ctx, dir, ack, &[], say, warn)
+}
+
+/// `drift_dir` with variable files for the refresh-only plan (the server's
+/// workspace variables).
+pub fn drift_dir_with(
+    ctx: &Context,
+    dir: &Path,
+    ack: Option<&Ack>,
+    var_files: &[std::path::PathBuf],
+    say: &mut dyn FnMut(&str),
+    warn: &mut dyn FnMut(&str),
+) -> Result<DirDrift> {
     let started = Instant::now();
     let mut session = ctx.session(dir)?;
     let mut audit = ctx.audit(&mut session)?;
@@ -77,7 +90,7 @@ pub fn drift_dir(
         warn(&warning);
     }
     let workspace = super::workspace(&session.dir);
-    match drift_in(ctx, &session, &mut audit, ack, started, say) {
+    match drift_in(ctx, &session, &mut audit, ack, var_files, started, say) {
         Ok(outcome) => Ok(outcome),
         Err(error) => Err(super::audit_failure(
             Some(&mut audit),
@@ -108,6 +121,7 @@ fn drift_in(
     session: &Session,
     audit: &mut AuditLog,
     ack: Option<&Ack>,
+    var_files: &[std::path::PathBuf],
     started: Instant,
     say: &mut dyn FnMut(&str),
 ) -> Result<DirDrift> {
@@ -143,6 +157,7 @@ fn drift_in(
     let planfile = scratch.path().join("drift.tfplan");
     let options = PlanOptions {
         refresh_only: true,
+        var_files: var_files.to_vec(),
         ..PlanOptions::default()
     };
     tf.plan(&planfile, &options, say)?;

@@ -321,6 +321,9 @@ async fn prepare(state: &AppState, run: &Run) -> Result<Prepared, String> {
     })
 }
 
+/// How long a log batch collects lines after its first.
+const BATCH: Duration = Duration::from_millis(200);
+
 /// A sender for the run's log lines and the task that appends them to the
 /// store in batches (so a client following the log sees them while the run
 /// goes on); the task ends once every sender is dropped and all is written.
@@ -334,10 +337,23 @@ fn log_writer(
 ) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let task = tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
+        let mut open = true;
+        while open {
+            let Some(first) = rx.recv().await else { break };
+            // Lines that come within BATCH of the first go with it (a few
+            // writes a second per run, not one per line); a closed channel
+            // (the phase ended) is written at once.
             let mut batch = vec![first];
-            while let Ok(line) = rx.try_recv() {
-                batch.push(line);
+            let deadline = tokio::time::Instant::now() + BATCH;
+            loop {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(line)) => batch.push(line),
+                    Ok(None) => {
+                        open = false;
+                        break;
+                    }
+                    Err(_) => break,
+                }
             }
             // A store restart must not lose the log: keep trying for about
             // as long as terraform's own state writes do (~80 s).
@@ -352,8 +368,6 @@ fn log_writer(
                     }
                 }
             }
-            // No pause here: lines sent while this batch was being written
-            // make the next batch, and the last one is written at once.
         }
     });
     (tx, task)
@@ -703,7 +717,12 @@ fn drift(config: &WorkerConfig, run: &Run, prepared: &Prepared, say: Say) -> Out
     let ctx = context(config, ws, run);
     let mut progress = |line: &str| say(line.to_owned());
     let mut warn = |line: &str| say(format!("warning: {line}"));
-    match crate::run::drift::drift_dir(&ctx, &dir, None, &mut progress, &mut warn) {
+    let var_files = match write_variables(config, run, &prepared.variables) {
+        Ok(files) => files,
+        Err(reason) => return Outcome::errored(&reason),
+    };
+    match crate::run::drift::drift_dir_with(&ctx, &dir, None, &var_files, &mut progress, &mut warn)
+    {
         Ok(result) => {
             let items: Vec<crate::store::drift::DriftItem> = result
                 .drifted()

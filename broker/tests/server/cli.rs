@@ -486,6 +486,15 @@ fn workspace_variables_reach_runs_and_sensitive_ones_never_show() {
     let (code, out, err) =
         super::cli::broker_as("alice", &work, &["apply", &run, "--server", &url]);
     assert_eq!(code, 0, "{out}\n{err}");
+    // A drift check plans with the variables too (the configuration
+    // requires them), and finds nothing.
+    let (code, drift_out, drift_err) = super::cli::broker_as(
+        "alice",
+        &work,
+        &["drift", "--server", &url, "--workspace", "vars"],
+    );
+    assert_eq!(code, 0, "{drift_out}\n{drift_err}");
+    assert!(!drift_out.contains(secret) && !drift_err.contains(secret));
     // The state (on the server) holds what the variables said.
     let (code, state) = call(
         &server,
