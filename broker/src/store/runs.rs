@@ -172,6 +172,22 @@ pub const PLAN_TTL_HOURS: u32 = 24;
 /// `PLAN_TTL_HOURS` in ms.
 pub const PLAN_TTL_MS: i64 = PLAN_TTL_HOURS as i64 * 3_600_000;
 
+/// The oldest waiting run of a workspace with no active run and no earlier
+/// waiting run (`$1`: the claiming server's id, or NULL).
+const PICK: &str = "SELECT r.id, r.workspace_id FROM runs r
+             WHERE r.status IN ('queued', 'approved')
+               AND NOT EXISTS (SELECT 1 FROM runs a WHERE a.workspace_id = r.workspace_id
+                               AND a.status IN ('planning', 'applying'))
+               AND NOT EXISTS (SELECT 1 FROM runs e WHERE e.workspace_id = r.workspace_id
+                               AND e.number < r.number AND e.status IN ('queued', 'approved'))
+               AND NOT (r.status = 'queued' AND r.kind = 'apply'
+                        AND EXISTS (SELECT 1 FROM runs h WHERE h.workspace_id = r.workspace_id
+                                    AND h.number < r.number AND h.kind = 'apply'
+                                    AND h.status IN ('planned', 'needs_approval')))
+               AND (CAST($1 AS TEXT) IS NULL OR r.status = 'queued' OR r.planned_on IS NULL
+                    OR r.planned_on = $1)
+             ORDER BY r.created_at, r.number LIMIT 1";
+
 /// PostgreSQL advisory lock namespace for a workspace's claims.
 const CLAIM_LOCK: i32 = 0x7275_6e73; // "runs"
 
@@ -353,23 +369,15 @@ impl Store {
         lease_ms: i64,
         server: Option<&str>,
     ) -> Result<Option<Run>> {
+        // A look without the write lock first: an idle worker's poll must
+        // not queue behind (and hold up) every writer on SQLite.
+        let look = self.claimable(server).await?;
+        if !look {
+            return Ok(None);
+        }
         let mut tx = self.begin_write().await?;
-        // The oldest waiting run of a workspace with no active run and no
-        // earlier waiting run.
         let pick = format!(
-            "SELECT r.id, r.workspace_id FROM runs r
-             WHERE r.status IN ('queued', 'approved')
-               AND NOT EXISTS (SELECT 1 FROM runs a WHERE a.workspace_id = r.workspace_id
-                               AND a.status IN ('planning', 'applying'))
-               AND NOT EXISTS (SELECT 1 FROM runs e WHERE e.workspace_id = r.workspace_id
-                               AND e.number < r.number AND e.status IN ('queued', 'approved'))
-               AND NOT (r.status = 'queued' AND r.kind = 'apply'
-                        AND EXISTS (SELECT 1 FROM runs h WHERE h.workspace_id = r.workspace_id
-                                    AND h.number < r.number AND h.kind = 'apply'
-                                    AND h.status IN ('planned', 'needs_approval')))
-               AND (CAST($1 AS TEXT) IS NULL OR r.status = 'queued' OR r.planned_on IS NULL
-                    OR r.planned_on = $1)
-             ORDER BY r.created_at, r.number LIMIT 1{}",
+            "{PICK}{}",
             match self.dialect {
                 Dialect::Postgres => " FOR UPDATE OF r SKIP LOCKED",
                 Dialect::Sqlite => "",
@@ -382,6 +390,7 @@ impl Store {
         else {
             return Ok(None);
         };
+
         let id: String = row.try_get("id")?;
         let workspace: String = row.try_get("workspace_id")?;
         if self.dialect == Dialect::Postgres {
@@ -435,6 +444,16 @@ impl Store {
         .await?;
         tx.commit().await.context("store: commit claim")?;
         Ok(Some(run))
+    }
+
+    /// Whether anything could be claimed now (a read, no lock).
+    async fn claimable(&self, server: Option<&str>) -> Result<bool> {
+        Ok(sqlx::query(PICK)
+            .bind(server)
+            .fetch_optional(&self.pool)
+            .await
+            .context("store: look for a run to claim")?
+            .is_some())
     }
 
     /// Extends the lease of a run `worker` holds.
