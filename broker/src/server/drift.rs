@@ -57,16 +57,6 @@ pub struct NewAck {
     pub reason: String,
 }
 
-async fn workspace_id(state: &Shared, name: &str) -> Result<String, Response> {
-    match state.store.workspace(name).await {
-        Ok(Some(ws)) => Ok(ws.id),
-        Ok(None) => {
-            Err(ApiError::not_found(format!("no workspace named {name:?}")).into_response())
-        }
-        Err(e) => Err(ApiError::internal(&e).into_response()),
-    }
-}
-
 fn invalid(message: impl Into<String>) -> Response {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid", message).into_response()
 }
@@ -87,8 +77,8 @@ pub async fn drift_state(
     _who: Principal,
     Path(name): Path<String>,
 ) -> Response {
-    let id = match workspace_id(&state, &name).await {
-        Ok(id) => id,
+    let id = match super::state::workspace(&state, &name).await {
+        Ok(ws) => ws.id,
         Err(r) => return r,
     };
     let read = async {
@@ -127,8 +117,8 @@ pub async fn set_drift_schedule(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<Schedule>,
 ) -> Response {
-    let id = match workspace_id(&state, &name).await {
-        Ok(id) => id,
+    let id = match super::state::workspace(&state, &name).await {
+        Ok(ws) => ws.id,
         Err(r) => return r,
     };
     match state
@@ -165,8 +155,8 @@ pub async fn check_drift_now(
     who: Principal,
     Path(name): Path<String>,
 ) -> Response {
-    let id = match workspace_id(&state, &name).await {
-        Ok(id) => id,
+    let id = match super::state::workspace(&state, &name).await {
+        Ok(ws) => ws.id,
         Err(r) => return r,
     };
     match state.store.queue_drift_now(&id, &who.name).await {
@@ -200,8 +190,8 @@ pub async fn acknowledge_drift(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<NewAck>,
 ) -> Response {
-    let id = match workspace_id(&state, &name).await {
-        Ok(id) => id,
+    let id = match super::state::workspace(&state, &name).await {
+        Ok(ws) => ws.id,
         Err(r) => return r,
     };
     if body.fingerprint.is_empty() || body.fingerprint.len() > 128 {

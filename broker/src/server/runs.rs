@@ -48,26 +48,6 @@ fn invalid(message: impl Into<String>) -> Response {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message).into_response()
 }
 
-async fn workspace(state: &Shared, name: &str) -> Result<crate::store::Workspace, Response> {
-    match state.store.workspace(name).await {
-        Ok(Some(ws)) => Ok(ws),
-        Ok(None) => {
-            Err(ApiError::not_found(format!("no workspace named {name:?}")).into_response())
-        }
-        Err(e) => Err(ApiError::internal(&e).into_response()),
-    }
-}
-
-async fn workspace_id(state: &Shared, name: &str) -> Result<String, Response> {
-    match state.store.workspace(name).await {
-        Ok(Some(ws)) => Ok(ws.id),
-        Ok(None) => {
-            Err(ApiError::not_found(format!("no workspace named {name:?}")).into_response())
-        }
-        Err(e) => Err(ApiError::internal(&e).into_response()),
-    }
-}
-
 /// Uploads a configuration version (a gzipped tar of the Terraform
 /// directory) to a workspace whose source is `upload`; queue a run of it
 /// next. Only regular files and directories under plain relative paths are
@@ -111,7 +91,7 @@ pub async fn upload(
         )
         .into_response();
     }
-    let ws = match workspace(&state, &name).await {
+    let ws = match super::state::workspace(&state, &name).await {
         Ok(ws) => ws,
         Err(r) => return r,
     };
@@ -194,7 +174,7 @@ pub async fn queue(
             Err(e) => return ApiError::bad_request(format!("the body: {e}")).into_response(),
         }
     };
-    let ws = match workspace(&state, &name).await {
+    let ws = match super::state::workspace(&state, &name).await {
         Ok(ws) => ws,
         Err(r) => return r,
     };
@@ -260,8 +240,8 @@ pub async fn list_runs(
     _who: Principal,
     Path(name): Path<String>,
 ) -> Response {
-    let id = match workspace_id(&state, &name).await {
-        Ok(id) => id,
+    let id = match super::state::workspace(&state, &name).await {
+        Ok(ws) => ws.id,
         Err(r) => return r,
     };
     match state.store.runs(&id).await {

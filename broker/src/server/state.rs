@@ -36,7 +36,8 @@ pub const MAX_STATE_BYTES: usize = 64 << 20;
 
 type Shared = Arc<AppState>;
 
-async fn workspace(state: &Shared, name: &str) -> Result<Workspace, Response> {
+/// The workspace `name`, or the API's 404 (or 500) answer.
+pub(super) async fn workspace(state: &Shared, name: &str) -> Result<Workspace, Response> {
     match state.store.workspace(name).await {
         Ok(Some(w)) => Ok(w),
         Ok(None) => {

@@ -34,16 +34,6 @@ pub struct NewVariable {
     pub sensitive: bool,
 }
 
-async fn workspace_id(state: &Shared, name: &str) -> Result<String, Response> {
-    match state.store.workspace(name).await {
-        Ok(Some(ws)) => Ok(ws.id),
-        Ok(None) => {
-            Err(ApiError::not_found(format!("no workspace named {name:?}")).into_response())
-        }
-        Err(e) => Err(ApiError::internal(&e).into_response()),
-    }
-}
-
 /// The workspace's variables (a sensitive one without its value).
 #[utoipa::path(get, path = "/v1/workspaces/{name}/variables",
     params(
@@ -60,8 +50,8 @@ pub async fn list_variables(
     _who: Principal,
     Path(name): Path<String>,
 ) -> Response {
-    let id = match workspace_id(&state, &name).await {
-        Ok(id) => id,
+    let id = match super::state::workspace(&state, &name).await {
+        Ok(ws) => ws.id,
         Err(r) => return r,
     };
     match state.store.variables(&id).await {
@@ -94,8 +84,8 @@ pub async fn set_variable(
     Path((name, variable)): Path<(String, String)>,
     ApiJson(new): ApiJson<NewVariable>,
 ) -> Response {
-    let id = match workspace_id(&state, &name).await {
-        Ok(id) => id,
+    let id = match super::state::workspace(&state, &name).await {
+        Ok(ws) => ws.id,
         Err(r) => return r,
     };
     match state
@@ -130,8 +120,8 @@ pub async fn delete_variable(
     who: Principal,
     Path((name, variable)): Path<(String, String)>,
 ) -> Response {
-    let id = match workspace_id(&state, &name).await {
-        Ok(id) => id,
+    let id = match super::state::workspace(&state, &name).await {
+        Ok(ws) => ws.id,
         Err(r) => return r,
     };
     match state.store.delete_variable(&id, &variable, &who.name).await {
