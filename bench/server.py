@@ -7,12 +7,15 @@
     python3 bench/server.py --fault kill9                # two servers on PostgreSQL; kill -9 one mid-plan, mid-apply
     python3 bench/server.py --fault pg-restart           # restart PostgreSQL for a few seconds under load
     python3 bench/server.py --overhead                   # the server's own time per run vs terraform's
+    python3 bench/server.py --overhead --platform        # ... with a platform resource per workspace
     python3 bench/server.py --broker target/release/platform-broker   # no cargo build
 
 It builds the release broker (unless --broker), starts `platform-broker serve`
 (--insecure-dev-auth on loopback) on a throwaway data directory, makes a git repository with
 one Terraform directory per workspace (a null_resource whose trigger changes every run,
-hashicorp/null from the test mirror), and creates the workspaces. Then CLIENTS threads queue
+hashicorp/null from the test mirror; with --platform also a platform_postgres_database, the
+provider from a filesystem mirror against a PostgreSQL cluster the bench starts), and creates
+the workspaces. Then CLIENTS threads queue
 the runs (round robin over the workspaces), approve each one as another user once it is
 planned, and wait for every run to end; meanwhile a reader thread times
 `GET /v1/workspaces/NAME/runs` over and over.
@@ -394,12 +397,12 @@ class Postgres:
 # --------------------------------------------------------------------------- setup
 
 
-def make_repo(root, names, sleep=0):
+def make_repo(root, names, sleep=0, platform=False):
     repo = root / "repo"
     for name in names:
         d = repo / name
         d.mkdir(parents=True)
-        (d / "main.tf").write_text(main_tf(sleep))
+        (d / "main.tf").write_text(main_tf(sleep, f"bench_{name}" if platform else None))
     git = ["git", "-C", str(repo), "-c", "user.email=b@localhost", "-c", "user.name=b"]
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
     subprocess.run(git + ["add", "."], check=True)
@@ -407,13 +410,23 @@ def make_repo(root, names, sleep=0):
     return repo
 
 
-def main_tf(sleep=0):
+def main_tf(sleep=0, database=None):
+    """A null_resource replaced by every run; with `database`, also a platform database of
+    that name (the platform provider against the bench's PostgreSQL: refreshed by every plan,
+    the provider started by every terraform command)."""
     text = ('terraform {\n  required_providers {\n'
-            '    null = { source = "hashicorp/null", version = "2.1.2" }\n  }\n}\n'
-            'resource "null_resource" "r" {\n  triggers = { t = timestamp() }\n')
+            '    null = { source = "hashicorp/null", version = "2.1.2" }\n')
+    if database:
+        text += '    platform = { source = "platform/platform", version = "0.1.0" }\n'
+    text += ('  }\n}\n'
+             'resource "null_resource" "r" {\n  triggers = { t = timestamp() }\n')
     if sleep:
         text += f'  provisioner "local-exec" {{\n    command = "sleep {sleep}"\n  }}\n'
-    return text + '}\n'
+    text += '}\n'
+    if database:
+        text += (f'resource "platform_postgres_database" "d" {{\n  name   = "{database}"\n'
+                 '  team   = "bench"\n  tier   = "small"\n  labels = { owner = "bench" }\n}\n')
+    return text
 
 
 def create_workspaces(api, repo, names):
@@ -790,7 +803,7 @@ def explain_errored(runs, serves, excused=()):
 def mode_load(args, ctx, chk):
     """The plain load (no fault)."""
     names = [f"ws-{w}" for w in range(args.workspaces)]
-    repo = make_repo(ctx.root, names)
+    repo = make_repo(ctx.root, names, platform=args.platform)
     serve = ctx.serve("server", ctx.root / "data", args.workers, store=args.store)
     api = Api([serve.base])
     create_workspaces(api, repo, names)
@@ -821,7 +834,7 @@ def mode_load(args, ctx, chk):
 
 def mode_kill9(args, ctx, chk):
     names = [f"ws-{w}" for w in range(args.workspaces)]
-    repo = make_repo(ctx.root, names, sleep=args.sleep)
+    repo = make_repo(ctx.root, names, sleep=args.sleep, platform=args.platform)
     store = ctx.postgres_store()
     data = ctx.root / "data"
     lease = args.lease or "6s"
@@ -920,7 +933,7 @@ def mode_kill9(args, ctx, chk):
 
 def mode_pg_restart(args, ctx, chk):
     names = [f"ws-{w}" for w in range(args.workspaces)]
-    repo = make_repo(ctx.root, names, sleep=args.sleep)
+    repo = make_repo(ctx.root, names, sleep=args.sleep, platform=args.platform)
     if args.store:
         die("--fault pg-restart restarts the bench's own PostgreSQL: no --store")
     store = ctx.postgres_store()
@@ -1074,7 +1087,7 @@ def mode_pg_restart(args, ctx, chk):
 
 def mode_overhead(args, ctx, chk):
     name = "ovh"
-    repo = make_repo(ctx.root, [name])
+    repo = make_repo(ctx.root, [name], platform=args.platform)
     serve = ctx.serve("server", ctx.root / "data", 1)
     api = Api([serve.base])
     create_workspaces(api, repo, [name])
@@ -1099,7 +1112,7 @@ def mode_overhead(args, ctx, chk):
     def fresh(kind, i):
         d = ctx.root / f"{kind}-{i}"
         d.mkdir()
-        (d / "main.tf").write_text(main_tf())
+        (d / "main.tf").write_text(main_tf(0, f"bench_{kind}" if args.platform else None))
         if prev[kind]:
             shutil.copy(prev[kind] / "terraform.tfstate", d / "terraform.tfstate")
         prev[kind] = d
@@ -1235,8 +1248,9 @@ class Context:
     def postgres_store(self):
         if self.args.store:
             return self.args.store
-        self.pg = Postgres(self.root / "pg")
-        self.pg.start()
+        if not self.pg:  # --platform started it already
+            self.pg = Postgres(self.root / "pg")
+            self.pg.start()
         self.pg.psql("CREATE DATABASE bench_server")
         return self.pg.url("bench_server")
 
@@ -1268,6 +1282,11 @@ def main():
                     help="seconds between one client's queue requests (default 0; 8 with "
                     "--fault pg-restart, so that queueing goes on through the outage)")
     ap.add_argument("--overhead", action="store_true")
+    ap.add_argument("--platform", action="store_true",
+                    help="every workspace also holds a platform_postgres_database (the platform "
+                    "provider, built unless --provider, against a PostgreSQL of the bench's own)")
+    ap.add_argument("--provider", type=Path,
+                    help="with --platform: this terraform-provider-platform binary (no build)")
     ap.add_argument("-n", type=int, default=10, help="--overhead: runs of each (default 10)")
     ap.add_argument("--timeout", type=float, default=600,
                     help="seconds the runs get to end (default 600)")
@@ -1286,24 +1305,40 @@ def main():
     tools = common.load_tools_env()
     tf = args.tf or str(common.terraform_bins(tools)[0])
     null_mirror = tools.get("NULL_MIRROR") or die("no NULL_MIRROR: run scripts/setup first")
-    if args.broker:
-        broker = args.broker.resolve()
-    else:
-        log("bench: cargo build --release -p platform-broker ...")
-        subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "platform-broker"],
-                       cwd=REPO, check=True)
-        broker = REPO / "target" / "release" / "platform-broker"
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or (REPO / "target")) / "release"
+    packages = [p for p, given in (("platform-broker", args.broker),
+                                   ("terraform-provider-platform",
+                                    args.provider or not args.platform)) if not given]
+    if packages:
+        log(f"bench: cargo build --release {' '.join(packages)} ...")
+        subprocess.run(["cargo", "build", "--release", "--locked", "-q"]
+                       + [a for p in packages for a in ("-p", p)], cwd=REPO, check=True)
+    broker = args.broker.resolve() if args.broker else target / "platform-broker"
+    provider = (args.provider or target / "terraform-provider-platform").resolve()
 
     root = Path(tempfile.mkdtemp(prefix="bench-server-"))
     root.chmod(0o755)  # scripts/pg runs PostgreSQL as its own OS user under root
-    cli = root / "cli.tfrc"
-    cli.write_text(f'provider_installation {{\n  filesystem_mirror {{\n    path = "{null_mirror}"\n  }}\n}}\n')
-    env = dict(os.environ, TF_CLI_CONFIG_FILE=str(cli), CHECKPOINT_DISABLE="1")
-    for k in ("PLATFORM_BROKER_KEY", "PLATFORM_STORE", "PLATFORM_DATA_DIR", "TF_LOG"):
+    env = dict(os.environ, CHECKPOINT_DISABLE="1")
+    for k in ("PLATFORM_BROKER_KEY", "PLATFORM_STORE", "PLATFORM_DATA_DIR", "TF_LOG",
+              "PLATFORM_CATALOG", "TF_PLUGIN_CACHE_DIR"):
         env.pop(k, None)
+    if args.platform:
+        from broker import mirror_config  # bench/broker.py: both providers from mirrors
+        env["TF_CLI_CONFIG_FILE"] = str(mirror_config(root, "cli", provider, null_mirror))
+    else:
+        cli = root / "cli.tfrc"
+        cli.write_text(f'provider_installation {{\n  filesystem_mirror {{\n'
+                       f'    path = "{null_mirror}"\n  }}\n}}\n')
+        env["TF_CLI_CONFIG_FILE"] = str(cli)
     ctx = Context(args, root, broker, tf, env)
     chk = Checks()
     try:
+        if args.platform:
+            # The provider's PostgreSQL (PG* in terraform's environment): the bench's own
+            # cluster, also the store with --fault.
+            ctx.pg = Postgres(root / "pg")
+            ctx.pg.start()
+            env.update({k: v for k, v in ctx.pg.env.items() if k.startswith("PG")})
         if args.overhead:
             mode_overhead(args, ctx, chk)
         elif args.fault == "kill9":

@@ -34,6 +34,7 @@ impl Global {
             home: self.home.clone(),
             config: self.config.clone(),
             actor: run::actor_from_env(),
+            state: None,
         }
     }
 }

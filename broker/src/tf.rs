@@ -62,9 +62,27 @@ pub fn interrupt(group: Option<&str>) -> usize {
 /// Keeps a child in `RUNNING` while it lives.
 struct Registered(u32);
 
+/// How much lower the server's terraform runs at than the server itself:
+/// runs are batch work, and the API (reads, state backend calls, lease
+/// renewals) must stay quick while they saturate the CPUs.
+const RUN_NICENESS: i32 = 10;
+
 impl Registered {
     fn new(pid: u32) -> Registered {
         let group = GROUP.with(|g| g.borrow().clone());
+        if group.is_some() {
+            // Set before terraform starts its providers, which inherit it;
+            // failing to lower a priority costs only responsiveness.
+            let target = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw);
+            if let (Some(target), Ok(own)) = (target, rustix::process::getpriority_process(None)) {
+                let _ = rustix::process::setpriority_process(
+                    Some(target),
+                    (own + RUN_NICENESS).min(19),
+                );
+            }
+        }
         if let Ok(mut running) = RUNNING.lock() {
             running.push((pid, group));
         }

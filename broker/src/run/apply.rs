@@ -319,7 +319,7 @@ fn apply_in(
     if loaded.book_digest != identity.pricebook_digest {
         return Err(refuse("the price book changed since the plan"));
     }
-    let now_state = tf.state_meta()?.map(|p| PriorState {
+    let now_state = ctx.state_meta(&tf)?.map(|p| PriorState {
         lineage: p.lineage,
         serial: p.serial,
     });

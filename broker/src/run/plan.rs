@@ -271,7 +271,7 @@ fn plan_in(
     let t = Instant::now();
     tf.init_if_needed(say)?;
     timings.terraform_init = t.elapsed();
-    let prior = tf.state_meta()?;
+    let prior = ctx.state_meta(&tf)?;
     let (run, run_dir) = home.create_run()?;
     *run_id = Some(run.clone());
     let planfile = run_dir.join("plan.tfplan");

@@ -264,6 +264,36 @@ struct Prepared {
     variables: Vec<(String, String)>,
     /// (name, value) of its sensitive variables: scrubbed from the log.
     secrets: Vec<(String, String)>,
+    /// The workspace's state as its backend (this server) has it.
+    state: crate::run::StateSource,
+}
+
+/// The plan identity's prior state read from the store, which is what
+/// `terraform state pull` through this server would return, minus a
+/// Terraform process per plan and apply. Like terraform's backend client, it
+/// rides out a store restart (the same retries as the backend block).
+fn state_source(store: crate::store::Store, workspace: String) -> crate::run::StateSource {
+    let handle = tokio::runtime::Handle::current();
+    crate::run::StateSource(Arc::new(move || {
+        let mut wait = Duration::from_secs(1);
+        let mut tries = 0;
+        loop {
+            match handle.block_on(store.state_head(&workspace)) {
+                Ok(head) => {
+                    return Ok(head.map(|(serial, lineage)| crate::tf::StateMeta {
+                        lineage,
+                        serial: u64::try_from(serial).unwrap_or(0),
+                    }));
+                }
+                Err(e) if tries >= 8 => return Err(e.context("the workspace's state")),
+                Err(_) => {
+                    tries += 1;
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(16));
+                }
+            }
+        }
+    }))
 }
 
 /// `line` with every sensitive value replaced by its variable's name.
@@ -314,6 +344,7 @@ async fn prepare(state: &AppState, run: &Run) -> Result<Prepared, String> {
         .cloned()
         .collect();
     Ok(Prepared {
+        state: state_source(state.store.clone(), ws.id.clone()),
         ws,
         archive,
         variables,
@@ -453,17 +484,18 @@ fn execute(config: &WorkerConfig, run: &Run, prepared: &Prepared, say: Say) -> O
     match run.status {
         RunStatus::Planning if run.kind == "drift" => drift(config, run, prepared, say),
         RunStatus::Planning => plan(config, run, prepared, say),
-        RunStatus::Applying => apply(config, &prepared.ws, run, say),
+        RunStatus::Applying => apply(config, prepared, run, say),
         other => Outcome::errored(&format!("a worker got a run in {other:?}")),
     }
 }
 
-fn context(config: &WorkerConfig, ws: &Workspace, run: &Run) -> crate::run::Context {
+fn context(config: &WorkerConfig, prepared: &Prepared, run: &Run) -> crate::run::Context {
     crate::run::Context {
         terraform: config.terraform.clone(),
-        home: Some(config.data_dir.join("homes").join(&ws.name)),
+        home: Some(config.data_dir.join("homes").join(&prepared.ws.name)),
         config: crate::config::BrokerConfig::default(),
         actor: run.created_by.clone(),
+        state: Some(prepared.state.clone()),
     }
 }
 
@@ -594,7 +626,7 @@ fn plan(config: &WorkerConfig, run: &Run, prepared: &Prepared, say: Say) -> Outc
         Ok(inputs) => inputs,
         Err(reason) => return Outcome::errored(&reason),
     };
-    let ctx = context(config, ws, run);
+    let ctx = context(config, prepared, run);
     let var_files = match write_variables(config, run, &prepared.variables) {
         Ok(files) => files,
         Err(reason) => return Outcome::errored(&reason),
@@ -648,7 +680,8 @@ fn plan(config: &WorkerConfig, run: &Run, prepared: &Prepared, say: Say) -> Outc
     }
 }
 
-fn apply(config: &WorkerConfig, ws: &Workspace, run: &Run, say: Say) -> Outcome {
+fn apply(config: &WorkerConfig, prepared: &Prepared, run: &Run, say: Say) -> Outcome {
+    let ws = &prepared.ws;
     let Some(plan_run) = &run.plan_run else {
         return Outcome::errored("approved without a plan");
     };
@@ -657,7 +690,7 @@ fn apply(config: &WorkerConfig, ws: &Workspace, run: &Run, say: Say) -> Outcome 
         Err(reason) => return Outcome::errored(&reason),
     };
     let dir = tf_dir(config, ws, run);
-    let ctx = context(config, ws, run);
+    let ctx = context(config, prepared, run);
     // A plan held for an approval: the approval the store recorded (by
     // someone other than the queuer) goes on the bundle, bound to its
     // identity, in the approver's name; apply then checks it as it does
@@ -668,7 +701,7 @@ fn apply(config: &WorkerConfig, ws: &Workspace, run: &Run, say: Say) -> Outcome 
         };
         let approver_ctx = crate::run::Context {
             actor: approver.clone(),
-            ..context(config, ws, run)
+            ..context(config, prepared, run)
         };
         let request = crate::run::approve::ApproveRequest {
             dir: dir.clone(),
@@ -714,7 +747,7 @@ fn drift(config: &WorkerConfig, run: &Run, prepared: &Prepared, say: Say) -> Out
         Ok(dir) => dir,
         Err(reason) => return Outcome::errored(&reason),
     };
-    let ctx = context(config, ws, run);
+    let ctx = context(config, prepared, run);
     let mut progress = |line: &str| say(line.to_owned());
     let mut warn = |line: &str| say(format!("warning: {line}"));
     let var_files = match write_variables(config, run, &prepared.variables) {

@@ -21,7 +21,7 @@ impl Store {
     /// Appends one event inside `tx` (the transaction of the change it records).
     pub(crate) async fn audit_in(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut super::WriteTx,
         type_: &str,
         subject: Option<&str>,
         data: serde_json::Value,

@@ -211,7 +211,7 @@ impl Store {
 
     async fn latest_configuration_in(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut super::WriteTx,
         workspace: &str,
     ) -> Result<Option<String>> {
         Ok(sqlx::query(

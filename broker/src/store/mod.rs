@@ -191,8 +191,41 @@ const MIGRATION_LOCK: i64 = 0x706c_6174_666f_726d;
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// SQLite's writers, one at a time (see `begin_write`).
+    gate: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Seals the audit chain's events (`store/audit.rs`) when set.
     key: Option<std::sync::Arc<crate::key::BrokerKey>>,
+}
+
+/// A write transaction (`Store::begin_write`): derefs to its connection, so
+/// `&mut *tx` executes in it; dropped without `commit`, it rolls back.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    /// SQLite's write gate, held until the transaction ends.
+    _gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
 }
 
 /// Where a workspace's configuration comes from.
@@ -452,8 +485,8 @@ impl Store {
             // instead of waiting sqlx's default 30 s for a connection.
             .acquire_timeout(std::time::Duration::from_secs(5))
             .max_connections(match dialect {
-                // One writer at a time anyway; a few readers alongside.
-                Dialect::Sqlite => 4,
+                // One writer at a time (the write gate); readers alongside.
+                Dialect::Sqlite => 8,
                 Dialect::Postgres => 16,
             })
             .after_connect(move |conn, _| {
@@ -478,6 +511,7 @@ impl Store {
         let store = Store {
             pool,
             dialect,
+            gate: Default::default(),
             key: None,
         };
         store.migrate().await?;
@@ -506,12 +540,23 @@ impl Store {
     /// A transaction that will write. On SQLite it takes the write lock at
     /// BEGIN (`IMMEDIATE`), so it waits its turn (busy_timeout) instead of
     /// failing when a read would have to become a write under another writer.
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        let tx = match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Dialect::Postgres => self.pool.begin().await,
+    ///
+    /// On SQLite, writers also queue in this process first (the write gate,
+    /// first come first served) and take a connection only when it is their
+    /// turn: a writer waiting in SQLite's busy handler would hold one of the
+    /// pool's connections and starve the readers.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx> {
+        let (tx, gate) = match self.dialect {
+            Dialect::Sqlite => {
+                let gate = self.gate.clone().lock_owned().await;
+                (self.pool.begin_with("BEGIN IMMEDIATE").await, Some(gate))
+            }
+            Dialect::Postgres => (self.pool.begin().await, None),
         };
-        tx.context("store: begin a transaction")
+        Ok(WriteTx {
+            tx: tx.context("store: begin a transaction")?,
+            _gate: gate,
+        })
     }
 
     /// ` FOR UPDATE` on PostgreSQL (row locks until commit); nothing on

@@ -196,7 +196,7 @@ const SELECT_RUN: &str = "SELECT id, workspace_id, number, status, created_at, c
     approved_by, approval_reason, kind, destroy FROM runs";
 
 /// The run `id`, read inside `tx`.
-async fn run_in(tx: &mut sqlx::Transaction<'static, sqlx::Any>, id: &str) -> Result<Run> {
+async fn run_in(tx: &mut super::WriteTx, id: &str) -> Result<Run> {
     let Some(row) = sqlx::query(&format!("{SELECT_RUN} WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut **tx)
@@ -257,7 +257,7 @@ impl Store {
     /// Queues a run of `kind` inside `tx`.
     pub(crate) async fn queue_run_in(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut super::WriteTx,
         workspace: &str,
         who: &str,
         configuration: Option<&str>,
@@ -464,6 +464,7 @@ impl Store {
         lease_ms: i64,
     ) -> Result<std::result::Result<(), Fenced>> {
         let now = now_ms();
+        let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE runs SET lease_until = $1, updated_at = $2
              WHERE id = $3 AND claimed_by = $4 AND status IN ('planning', 'applying')",
@@ -472,9 +473,10 @@ impl Store {
         .bind(now)
         .bind(id)
         .bind(worker)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .context("store: renew lease")?;
+        tx.commit().await.context("store: renew lease")?;
         Ok(if updated.rows_affected() == 1 {
             Ok(())
         } else {
@@ -683,7 +685,7 @@ impl Store {
 
     async fn release_run_lock_in(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut super::WriteTx,
         run: &Run,
         reaped: bool,
     ) -> Result<bool> {

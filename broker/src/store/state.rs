@@ -102,6 +102,21 @@ impl Store {
             .transpose()
     }
 
+    /// The newest state's serial and lineage: what `terraform state pull`
+    /// through this server would say, without the body.
+    pub async fn state_head(&self, workspace: &str) -> Result<Option<(i64, String)>> {
+        let row = sqlx::query(
+            "SELECT serial, lineage FROM state_versions
+             WHERE workspace_id = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(workspace)
+        .fetch_optional(&self.pool)
+        .await
+        .context("store: read state")?;
+        row.map(|r| Ok((r.try_get("serial")?, r.try_get("lineage")?)))
+            .transpose()
+    }
+
     /// Every state version of a workspace, oldest first.
     pub async fn state_versions(&self, workspace: &str) -> Result<Vec<StateVersion>> {
         let rows = sqlx::query(
