@@ -586,7 +586,7 @@ impl pb::provider_server::Provider for ProviderService {
         let req = req.get_ref();
         let diags = match self.ephemeral_type(&req.type_name) {
             Ok(ty) => match from_proto::value(req.config.as_ref(), &ty) {
-                Ok(config) => self.engine.validate_ephemeral(&config),
+                Ok(config) => self.engine.validate_ephemeral(&req.type_name, &config),
                 Err(diag) => vec![diag],
             },
             Err(diags) => diags,
@@ -603,7 +603,7 @@ impl pb::provider_server::Provider for ProviderService {
         let req = req.get_ref();
         let result = match self.ephemeral_type(&req.type_name) {
             Ok(ty) => match from_proto::value(req.config.as_ref(), &ty) {
-                Ok(config) => match self.engine.open_ephemeral(&config).await {
+                Ok(config) => match self.engine.open_ephemeral(&req.type_name, &config).await {
                     Ok(opened) => to_proto::value(&opened.result, &ty)
                         .map(|result| (result, opened.private))
                         .map_err(|d| vec![d]),
@@ -643,7 +643,7 @@ impl pb::provider_server::Provider for ProviderService {
     ) -> Reply<pb::close_ephemeral_resource::Response> {
         let req = req.get_ref();
         let diags = match &req.private {
-            Some(private) => self.engine.close_ephemeral(private).await,
+            Some(private) => self.engine.close_ephemeral(&req.type_name, private).await,
             None => Vec::new(),
         };
         ok(pb::close_ephemeral_resource::Response {

@@ -11,10 +11,127 @@
 //! primitive's outputs. The engine keeps it per primitive; `read` compares it
 //! with the real object, so an out-of-band change shows up as drift.
 
+#[cfg(feature = "postgres")]
 pub mod postgres;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use platform_value::Value;
+
+use crate::engine::Diag;
+use crate::engine::schema::BlockSchema;
+
+/// The backends compiled into this build (each behind its cargo feature, all
+/// on by default), in the order the provider block lists their sections.
+/// Adding a backend: its folder under `drivers/` and one line here.
+pub fn backends() -> &'static [&'static dyn Backend] {
+    BACKENDS
+}
+
+static BACKENDS: &[&dyn Backend] = &[
+    #[cfg(feature = "postgres")]
+    &postgres::BACKEND,
+];
+
+/// One primitive kind of a backend, as the catalog names it (`postgres.role`).
+pub struct Kind {
+    pub name: &'static str,
+    /// The inputs it takes (a catalog naming another is refused at load).
+    pub inputs: &'static [&'static str],
+    /// Whether it generates secrets (see [`Driver::forget_secrets`]).
+    pub makes_secrets: bool,
+    /// Plan-time checks of its known inputs: static, plan has no connection.
+    pub validate: fn(&Values) -> Vec<DriverError>,
+}
+
+/// A primitive input that hands an existing object's privileges on (a role to
+/// join, a role to grant to): plan refuses a known name the backend's
+/// settings refuse by name alone ([`Configured::refuses`]).
+pub struct Handover {
+    pub kind: &'static str,
+    pub input: &'static str,
+    /// "join", "grant to": for the diagnostic.
+    pub verb: &'static str,
+}
+
+/// An ephemeral resource type a backend offers (Terraform ≥ 1.10), named
+/// `PREFIX_SUFFIX` in the provider.
+pub struct Ephemeral {
+    pub suffix: &'static str,
+    pub schema: fn() -> BlockSchema,
+}
+
+/// What an opened ephemeral resource gives Terraform, and the private data its
+/// close needs.
+pub struct Opened {
+    pub result: Value,
+    pub private: Vec<u8>,
+}
+
+/// A backend: everything the engine knows of it comes from here. The engine
+/// names no backend.
+pub trait Backend: Send + Sync {
+    /// Its name: the prefix of its kinds and its provider block section.
+    fn name(&self) -> &'static str;
+    /// Its primitive kinds.
+    fn kinds(&self) -> &'static [Kind];
+    /// The schema of its section of the provider block (`NAME { … }`).
+    fn section(&self) -> BlockSchema;
+    /// Its settings from that section (`None`: the section is absent) over
+    /// the environment; diagnostics point into the section.
+    fn configure(&self, section: Option<&Value>) -> (Arc<dyn Configured>, Vec<Diag>);
+    /// Inputs that hand privileges on, checked at plan.
+    fn handovers(&self) -> &'static [Handover] {
+        &[]
+    }
+    /// Its ephemeral resource types.
+    fn ephemerals(&self) -> &'static [Ephemeral] {
+        &[]
+    }
+    /// ValidateEphemeralResourceConfig for one of them (no connection).
+    fn validate_ephemeral(&self, _suffix: &str, _config: &Value) -> Vec<Diag> {
+        Vec::new()
+    }
+}
+
+/// A backend's settings, as one provider configuration made them.
+#[async_trait::async_trait]
+pub trait Configured: Send + Sync + std::fmt::Debug {
+    /// For [`Configured::same`].
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// Equal settings: the engine keeps the connections it has (reattach mode
+    /// configures one process many times).
+    fn same(&self, other: &dyn Configured) -> bool;
+    /// Checks at ConfigureProvider that need the network (a TLS handshake);
+    /// an unreachable server is not an error here.
+    async fn probe(&self) -> Vec<Diag> {
+        Vec::new()
+    }
+    /// Why `name`, handed on through a [`Handover`], is refused by its name
+    /// alone; `None`: not refused at plan (apply checks what needs a server).
+    fn refuses(&self, _name: &str) -> Option<String> {
+        None
+    }
+    /// The backend's drivers on these settings (connections made lazily).
+    fn connect(&self) -> Arc<dyn Connection>;
+}
+
+/// A backend connected: its drivers and its ephemeral resources.
+#[async_trait::async_trait]
+pub trait Connection: Send + Sync {
+    /// One driver per kind of [`Backend::kinds`].
+    fn drivers(&self) -> Vec<(&'static str, Arc<dyn Driver>)>;
+    async fn open_ephemeral(&self, _suffix: &str, _config: &Value) -> Result<Opened, Vec<Diag>> {
+        Err(vec![Diag::error(
+            "No such ephemeral resource",
+            "This backend has none of that type.",
+        )])
+    }
+    async fn close_ephemeral(&self, _suffix: &str, _private: &[u8]) -> Vec<Diag> {
+        Vec::new()
+    }
+}
 
 /// Failure of one driver operation, in words fit for a Terraform diagnostic.
 /// **Never** contains a secret (passwords are not formatted into errors).
@@ -125,39 +242,37 @@ pub trait Driver: Send + Sync {
     }
 }
 
-/// The primitive kinds this build has, by catalog name. Connections come
-/// later (`Registry::connect`); plan only needs the names.
+/// The primitive kinds this build has, by catalog name, and — once
+/// connected — their drivers and each backend's connection.
 #[derive(Default, Clone)]
 pub struct Registry {
     drivers: BTreeMap<String, Arc<dyn Driver>>,
-    /// The PostgreSQL backend itself, for what is not a primitive
-    /// (short-lived credentials).
-    pub postgres: Option<Arc<postgres::Postgres>>,
+    connections: BTreeMap<&'static str, Arc<dyn Connection>>,
 }
 
-/// Every primitive kind compiled into this build.
-pub const BUILTIN_KINDS: &[&str] = postgres::KINDS;
-
 impl Registry {
-    /// The kinds of this build, not yet connected.
-    pub fn builtin() -> Registry {
-        Registry::default()
+    /// The kind of that name in this build.
+    pub fn kind(name: &str) -> Option<&'static Kind> {
+        backends()
+            .iter()
+            .flat_map(|b| b.kinds())
+            .find(|k| k.name == name)
     }
 
     /// Whether this build has a driver of that name (plan-time check).
     pub fn knows(name: &str) -> bool {
-        BUILTIN_KINDS.contains(&name)
+        Registry::kind(name).is_some()
     }
 
     /// Whether that kind generates secrets (see [`Driver::forget_secrets`]).
     pub fn makes_secrets(name: &str) -> bool {
-        postgres::SECRET_KINDS.contains(&name)
+        Registry::kind(name).is_some_and(|k| k.makes_secrets)
     }
 
     /// The inputs a primitive kind takes, as its driver declares them;
     /// `None` for a kind this build does not have (catalog-load check).
     pub fn inputs_of(kind: &str) -> Option<&'static [&'static str]> {
-        postgres::inputs_of(kind)
+        Registry::kind(kind).map(|k| k.inputs)
     }
 
     /// Plan-time checks of a primitive's known inputs (those not yet known
@@ -165,17 +280,20 @@ impl Registry {
     /// connection. Each error names the input it is about. Nothing for a
     /// kind this build does not have (plan warns about it separately).
     pub fn validate(kind: &str, inputs: &Values) -> Vec<DriverError> {
-        postgres::validate(kind, inputs).unwrap_or_default()
+        Registry::kind(kind).map_or_else(Vec::new, |k| (k.validate)(inputs))
     }
 
-    /// Drivers connected with the provider block's settings.
-    pub fn connect(settings: &postgres::Settings) -> Registry {
+    /// Every backend connected with its settings (`configured[i]` is
+    /// `backends()[i]`'s).
+    pub fn connect(configured: &[Arc<dyn Configured>]) -> Registry {
         let mut registry = Registry::default();
-        let postgres = Arc::new(postgres::Postgres::new(settings.clone()));
-        for (name, driver) in postgres.drivers() {
-            registry.drivers.insert(name.to_owned(), driver);
+        for (backend, settings) in backends().iter().zip(configured) {
+            let connection = settings.connect();
+            for (name, driver) in connection.drivers() {
+                registry.drivers.insert(name.to_owned(), driver);
+            }
+            registry.connections.insert(backend.name(), connection);
         }
-        registry.postgres = Some(postgres);
         registry
     }
 
@@ -185,5 +303,10 @@ impl Registry {
 
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Driver>> {
         self.drivers.get(name)
+    }
+
+    /// The connection of the backend `name`.
+    pub fn connection(&self, name: &str) -> Option<&Arc<dyn Connection>> {
+        self.connections.get(name)
     }
 }

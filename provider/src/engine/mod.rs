@@ -16,9 +16,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 use platform_catalog::Catalog;
 use platform_value::{Path, Value};
 
+use crate::drivers::Configured;
 use crate::drivers::Registry;
-use crate::drivers::postgres::Settings as PostgresSettings;
-use crate::drivers::postgres::tls;
 pub use apply::{ApplyRequest, ApplyResponse, Imported};
 pub use compose::ResourcePrivate;
 pub use plan::{PlanRequest, PlanResponse};
@@ -97,11 +96,40 @@ pub struct Loaded {
 }
 
 /// Settings from the provider block.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ProviderConfig {
     pub default_team: Option<String>,
-    /// The `postgres { … }` block over the PG* environment variables.
-    pub postgres: PostgresSettings,
+    /// Each backend's settings from its section of the block over its
+    /// environment variables, in [`crate::drivers::backends`]'s order.
+    pub backends: Vec<Arc<dyn Configured>>,
+}
+
+impl ProviderConfig {
+    /// No provider block: every backend from its environment.
+    fn from_env() -> ProviderConfig {
+        ProviderConfig {
+            default_team: None,
+            backends: crate::drivers::backends()
+                .iter()
+                .map(|b| b.configure(None).0)
+                .collect(),
+        }
+    }
+
+    /// The settings of the backend `name`.
+    pub fn backend(&self, name: &str) -> Option<&Arc<dyn Configured>> {
+        crate::drivers::backends()
+            .iter()
+            .position(|b| b.name() == name)
+            .and_then(|i| self.backends.get(i))
+    }
+}
+
+/// Drivers connected, with the settings they were connected with.
+type Connected = (Vec<Arc<dyn Configured>>, Arc<Registry>);
+
+fn same_settings(a: &[Arc<dyn Configured>], b: &[Arc<dyn Configured>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same(y.as_ref()))
 }
 
 pub struct Engine {
@@ -113,7 +141,7 @@ pub struct Engine {
     /// Drivers connected with the settings they were built from; rebuilt
     /// only when a ConfigureProvider brings different settings (reattach
     /// mode configures the same process many times).
-    drivers: RwLock<Option<(PostgresSettings, Arc<Registry>)>>,
+    drivers: RwLock<Option<Connected>>,
 }
 
 impl Engine {
@@ -121,20 +149,17 @@ impl Engine {
         Engine {
             source,
             loaded: OnceLock::new(),
-            config: RwLock::new(ProviderConfig {
-                default_team: None,
-                postgres: PostgresSettings::from_env(),
-            }),
+            config: RwLock::new(ProviderConfig::from_env()),
             drivers: RwLock::new(None),
         }
     }
 
     /// The connected drivers for the current provider settings.
     pub fn registry(&self) -> Arc<Registry> {
-        let settings = self.provider_config().postgres;
+        let settings = self.provider_config().backends;
         if let Ok(guard) = self.drivers.read()
             && let Some((built_for, registry)) = guard.as_ref()
-            && *built_for == settings
+            && same_settings(built_for, &settings)
         {
             return registry.clone();
         }
@@ -152,93 +177,21 @@ impl Engine {
     }
 
     pub fn configure(&self, config: &Value) -> Vec<Diag> {
-        let string = |value: Option<&Value>| match value {
+        let default_team = match config.get_attr("default_team") {
             Some(Value::String(s)) => Some(s.clone()),
             _ => None,
         };
-        let strings = |value: Option<&Value>| match value {
-            Some(Value::List(items) | Value::Set(items)) => items
-                .iter()
-                .filter_map(|item| match item {
-                    Value::String(s) => Some(s.clone()),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        let default_team = string(config.get_attr("default_team"));
         let mut diags = Vec::new();
-        let block = config.get_attr("postgres").filter(|b| !b.is_null());
-        let port = match block.and_then(|b| b.get_attr("port")) {
-            Some(Value::Number(n)) => match n.as_i64().and_then(|p| u16::try_from(p).ok()) {
-                Some(port) => Some(port),
-                None => {
-                    diags.push(
-                        Diag::error("Invalid port", format!("{n} is not a TCP port."))
-                            .at(Path::root().attr("postgres").attr("port")),
-                    );
-                    None
-                }
-            },
-            _ => None,
-        };
-        let explicit = PostgresSettings {
-            host: string(block.and_then(|b| b.get_attr("host"))),
-            port,
-            username: string(block.and_then(|b| b.get_attr("username"))),
-            password: string(block.and_then(|b| b.get_attr("password"))),
-            database: string(block.and_then(|b| b.get_attr("database"))),
-            sslmode: string(block.and_then(|b| b.get_attr("sslmode"))),
-            sslrootcert: string(block.and_then(|b| b.get_attr("sslrootcert"))),
-            sslcert: string(block.and_then(|b| b.get_attr("sslcert"))),
-            sslkey: string(block.and_then(|b| b.get_attr("sslkey"))),
-            grantable_roles: strings(block.and_then(|b| b.get_attr("grantable_roles"))),
-            grantable_schemas: strings(block.and_then(|b| b.get_attr("grantable_schemas"))),
-        };
-        for (i, entry) in explicit.grantable_schemas.iter().enumerate() {
-            if entry.split('.').count() != 2 || entry.split('.').any(str::is_empty) {
-                diags.push(
-                    Diag::error(
-                        "Invalid grantable_schemas entry",
-                        format!("{entry:?} is not of the form \"database.schema\"."),
-                    )
-                    .at(Path::root()
-                        .attr("postgres")
-                        .attr("grantable_schemas")
-                        .index(i as i64)),
-                );
-            }
-        }
-        // Which TLS settings the block sets (the rest come from PG* variables).
-        let set_in_block = [
-            (tls::Field::Sslmode, explicit.sslmode.is_some()),
-            (tls::Field::Sslrootcert, explicit.sslrootcert.is_some()),
-            (tls::Field::Sslcert, explicit.sslcert.is_some()),
-            (tls::Field::Sslkey, explicit.sslkey.is_some()),
-        ];
-        let postgres = explicit.merged_over(PostgresSettings::from_env());
-        // TLS settings are checked here (mode, PEM files), not at the first
-        // connection: a bad one is reported at plan, before anything changes.
-        if let Err(error) = tls::Tls::from_settings(&postgres) {
-            let in_block = set_in_block.contains(&(error.field, true));
-            diags.push(if in_block {
-                Diag::error("Invalid PostgreSQL TLS setting", error.message)
-                    .at(Path::root().attr("postgres").attr(error.field.attribute()))
-            } else {
-                Diag::error(
-                    "Invalid PostgreSQL TLS setting",
-                    format!(
-                        "{} (from the environment variable {}; the provider's postgres block does not set {})",
-                        error.message,
-                        error.field.env_var(),
-                        error.field.attribute()
-                    ),
-                )
-            });
+        let mut backends = Vec::new();
+        for backend in crate::drivers::backends() {
+            let section = config.get_attr(backend.name()).filter(|b| !b.is_null());
+            let (settings, mut found) = backend.configure(section);
+            diags.append(&mut found);
+            backends.push(settings);
         }
         let new = ProviderConfig {
             default_team,
-            postgres,
+            backends,
         };
         match self.config.write() {
             Ok(mut guard) => *guard = new,
@@ -247,54 +200,26 @@ impl Engine {
         diags
     }
 
-    /// [`Engine::configure`], then — for the sslmodes that verify the
-    /// server's certificate — one TLS handshake with the server
-    /// ([`tls::probe`]): a certificate the settings refuse (wrong host name
-    /// for verify-full, unknown issuer) is an error of ConfigureProvider, so
-    /// `plan` stops before any resource is read. The probe is the PostgreSQL
-    /// SSLRequest and the TLS handshake only: no startup message, no
-    /// password. A server that cannot be reached within
-    /// [`tls::PROBE_TIMEOUT`] is NOT an error here (connections are lazy;
-    /// `plan` with nothing to refresh must keep working offline): it is
-    /// logged, and the first real connection reports it. Skipped when the
-    /// postgres block holds unknown values (they are known at apply).
+    /// [`Engine::configure`], then each backend's configure-time checks
+    /// that need the network ([`Configured::probe`]: PostgreSQL's TLS
+    /// handshake for the sslmodes that verify the server's certificate), so
+    /// `plan` stops before any resource is read. Skipped for a section that
+    /// holds unknown values (they are known at apply).
     pub async fn configure_and_probe(&self, config: &Value) -> Vec<Diag> {
         let mut diags = self.configure(config);
-        let block_unknown = config.get_attr("postgres").is_some_and(contains_unknown);
-        if has_errors(&diags) || block_unknown {
+        if has_errors(&diags) {
             return diags;
         }
-        let settings = self.provider_config().postgres;
-        let Ok(tls) = tls::Tls::from_settings(&settings) else {
-            return diags;
-        };
-        let started = std::time::Instant::now();
-        let outcome = tls::probe(&settings, &tls, tls::PROBE_TIMEOUT).await;
-        tracing::debug!(elapsed = ?started.elapsed(), ?outcome, "postgres TLS probe");
-        let target = format!(
-            "{}:{}",
-            settings.host_or_default(),
-            settings.port_or_default()
-        );
-        match outcome {
-            tls::Probe::Skipped | tls::Probe::Verified => {}
-            tls::Probe::Refused(why) => diags.push(Diag::error(
-                "PostgreSQL server certificate refused",
-                format!(
-                    "{why}. (sslmode={}; found by a TLS handshake with {target} when the provider was configured, before any connection.)",
-                    tls.mode.name()
-                ),
-            )),
-            tls::Probe::NoTls => diags.push(Diag::error(
-                "PostgreSQL server does not accept TLS",
-                format!(
-                    "sslmode={} needs TLS, and the server at {target} answered that it does not support it.",
-                    tls.mode.name()
-                ),
-            )),
-            tls::Probe::Unknown(why) => {
-                tracing::info!(%why, "postgres TLS probe inconclusive; the first connection will tell");
+        let settings = self.provider_config().backends;
+        for (backend, settings) in crate::drivers::backends().iter().zip(&settings) {
+            // A section with unknown values is known at apply: no probe now.
+            if config
+                .get_attr(backend.name())
+                .is_some_and(contains_unknown)
+            {
+                continue;
             }
+            diags.extend(settings.probe().await);
         }
         diags
     }

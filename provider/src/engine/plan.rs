@@ -446,31 +446,36 @@ impl Engine {
         response
     }
 
-    /// Names every primitive whose driver this build lacks. A warning at plan
-    /// (the plan itself is still meaningful: prices, guardrails, lifecycle);
-    /// apply refuses with an error.
     /// The plan-time half of the drivers' least-privilege rule (the apply
-    /// half, in `drivers/postgres/guard.rs`, is the guarantee): a known role
-    /// name that a resource input feeds straight into a membership
-    /// (`postgres.role` `member_of`) or a grant (`postgres.grant` `roles`) is
-    /// refused when its name alone says so — `pg_*`, PUBLIC, the provider's
-    /// own login role. What needs the database (markers, superusers, role
-    /// attributes) is checked at apply.
+    /// half, in each driver, is the guarantee): a known name that a resource
+    /// input feeds straight into a backend's [`crate::drivers::Handover`]
+    /// (PostgreSQL: `postgres.role` `member_of`, `postgres.grant` `roles`) is
+    /// refused when the backend's settings refuse it by name alone
+    /// (PostgreSQL: `pg_*`, PUBLIC, the provider's own login role). What
+    /// needs the server (markers, superusers, role attributes) is checked at
+    /// apply.
     fn check_grantees(
         &self,
         version: &Version,
         planned: &BTreeMap<String, Value>,
         diags: &mut Vec<Diag>,
     ) {
-        let settings = self.provider_config().postgres;
+        let config = self.provider_config();
         let mut seen: Vec<(String, String)> = Vec::new();
         for primitive in &version.compose {
             for (key, expr) in &primitive.inputs {
-                let verb = match (primitive.driver.as_str(), key.as_str()) {
-                    ("postgres.role", "member_of") => "join",
-                    ("postgres.grant", "roles") => "grant to",
-                    _ => continue,
+                let Some((backend, handover)) = crate::drivers::backends().iter().find_map(|b| {
+                    b.handovers()
+                        .iter()
+                        .find(|h| h.kind == primitive.driver && h.input == key.as_str())
+                        .map(|h| (b.name(), h))
+                }) else {
+                    continue;
                 };
+                let Some(settings) = config.backend(backend) else {
+                    continue;
+                };
+                let verb = handover.verb;
                 let Some(("input", attribute)) = super::compose::direct_ref(expr) else {
                     continue;
                 };
@@ -484,9 +489,7 @@ impl Engine {
                         continue;
                     }
                     seen.push((attribute.clone(), role.clone()));
-                    if let Some(why) =
-                        crate::drivers::postgres::guard::static_role_refusal(&settings, role)
-                    {
+                    if let Some(why) = settings.refuses(role) {
                         diags.push(
                             Diag::error(
                                 format!("Role {role:?} cannot be handed out"),

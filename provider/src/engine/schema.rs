@@ -45,7 +45,7 @@ pub struct AttrSchema {
 }
 
 impl AttrSchema {
-    fn new(name: &str, ty: Type, flags: Flags, kind: AttrKind, description: String) -> Self {
+    pub fn new(name: &str, ty: Type, flags: Flags, kind: AttrKind, description: String) -> Self {
         AttrSchema {
             name: name.to_owned(),
             ty,
@@ -371,88 +371,8 @@ pub fn offering_data_schema() -> BlockSchema {
     }
 }
 
-/// The provider block.
+/// The provider block: `default_team` and one section per backend.
 pub fn provider_schema() -> BlockSchema {
-    let optional = |name: &str, ty: Type, description: &str| {
-        AttrSchema::new(
-            name,
-            ty,
-            Flags::Optional,
-            AttrKind::Input,
-            description.to_owned(),
-        )
-    };
-    let mut password = optional(
-        "password",
-        Type::String,
-        "Password of that role (else PGPASSWORD).",
-    );
-    password.sensitive = true;
-    let postgres = BlockSchema {
-        description: "Connection to the PostgreSQL cluster the postgres.* drivers provision on. \
-                      Unset fields fall back to the PG* environment variables."
-            .into(),
-        attributes: vec![
-            optional(
-                "database",
-                Type::String,
-                "Maintenance database to connect to (else PGDATABASE, else postgres).",
-            ),
-            optional(
-                "grantable_roles",
-                Type::List(Box::new(Type::String)),
-                "Existing roles without the platform's ownership marker that roles may join (member_of) \
-                 and grants may name. Empty by default. Never widens past the hard refusals: the \
-                 provider's own role, superusers, pg_* roles and roles with CREATEROLE, REPLICATION or \
-                 BYPASSRLS (or members of those) are refused regardless.",
-            ),
-            optional(
-                "grantable_schemas",
-                Type::List(Box::new(Type::String)),
-                "Existing schemas without the ownership marker, as \"database.schema\", that grants \
-                 may be made on. Empty by default.",
-            ),
-            optional(
-                "host",
-                Type::String,
-                "Host name, IP address or unix socket directory (else PGHOST).",
-            ),
-            password,
-            optional("port", Type::Number, "Port (else PGPORT, else 5432)."),
-            optional(
-                "sslcert",
-                Type::String,
-                "PEM file of a client certificate to present (with sslkey; else PGSSLCERT).",
-            ),
-            optional(
-                "sslkey",
-                Type::String,
-                "PEM file of the private key of sslcert, unencrypted (else PGSSLKEY).",
-            ),
-            optional(
-                "sslmode",
-                Type::String,
-                "TLS, as libpq: disable, allow, prefer, require, verify-ca or verify-full (else \
-                 PGSSLMODE, else prefer). require with an sslrootcert behaves as verify-ca. With \
-                 verify-ca / verify-full the provider checks the server's certificate with one TLS \
-                 handshake when it is configured (an unreachable server is not an error there).",
-            ),
-            optional(
-                "sslrootcert",
-                Type::String,
-                "PEM file of the root certificates the server's certificate must chain to \
-                 (verify-ca, verify-full; with require it makes require verify-ca, as libpq); unset: the \
-                 system's roots; \"system\": the system's roots, and only with verify-full, as libpq \
-                 (else PGSSLROOTCERT).",
-            ),
-            optional(
-                "username",
-                Type::String,
-                "Role the provider connects as; it needs CREATEROLE and CREATEDB (else PGUSER).",
-            ),
-        ],
-        blocks: Vec::new(),
-    };
     BlockSchema {
         description: "Self-service platform offerings from the catalog.".into(),
         attributes: vec![AttrSchema::new(
@@ -462,7 +382,10 @@ pub fn provider_schema() -> BlockSchema {
             AttrKind::Input,
             "Team recorded on resources that set no `team`.".into(),
         )],
-        blocks: vec![("postgres".to_owned(), postgres)],
+        blocks: crate::drivers::backends()
+            .iter()
+            .map(|b| (b.name().to_owned(), b.section()))
+            .collect(),
     }
 }
 
@@ -476,7 +399,8 @@ pub struct Schemas {
     pub offering_data_type: String,
     /// Ephemeral resources (Terraform ≥ 1.10) by type name.
     pub ephemeral: BTreeMap<String, BlockSchema>,
-    pub credentials_type: String,
+    /// Each ephemeral type's backend and its name there.
+    pub ephemeral_owner: BTreeMap<String, (&'static str, &'static str)>,
 }
 
 impl Schemas {
@@ -497,11 +421,15 @@ impl Schemas {
             (catalog_data_type.clone(), catalog_data_schema()),
             (offering_data_type.clone(), offering_data_schema()),
         ]);
-        let credentials_type = format!("{}_postgres_credentials", catalog.provider_prefix);
-        let ephemeral = BTreeMap::from([(
-            credentials_type.clone(),
-            super::ephemeral::credentials_schema(),
-        )]);
+        let mut ephemeral = BTreeMap::new();
+        let mut ephemeral_owner = BTreeMap::new();
+        for backend in crate::drivers::backends() {
+            for e in backend.ephemerals() {
+                let type_name = format!("{}_{}", catalog.provider_prefix, e.suffix);
+                ephemeral.insert(type_name.clone(), (e.schema)());
+                ephemeral_owner.insert(type_name, (backend.name(), e.suffix));
+            }
+        }
         Schemas {
             provider: provider_schema(),
             resources,
@@ -509,7 +437,7 @@ impl Schemas {
             catalog_data_type,
             offering_data_type,
             ephemeral,
-            credentials_type,
+            ephemeral_owner,
         }
     }
 }

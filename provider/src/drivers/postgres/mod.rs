@@ -5,6 +5,7 @@
 //! object created carries an ownership marker (its comment); see
 //! [`sql::check_marker`].
 
+mod backend;
 pub mod credentials;
 mod database;
 mod grant;
@@ -17,45 +18,10 @@ pub mod tls;
 
 use std::sync::Arc;
 
-use super::{Driver, DriverError, Values};
+use super::Driver;
 
+pub use backend::BACKEND;
 pub use pool::Pool;
-
-/// The primitive kinds of this backend.
-pub const KINDS: &[&str] = &[
-    "postgres.role",
-    "postgres.database",
-    "postgres.schema",
-    "postgres.grant",
-];
-
-/// The kinds that generate secrets (a login role's password).
-pub const SECRET_KINDS: &[&str] = &["postgres.role"];
-
-/// The inputs a primitive kind of this backend takes (its driver's `KEYS`);
-/// `None` for a kind it does not have.
-pub fn inputs_of(kind: &str) -> Option<&'static [&'static str]> {
-    match kind {
-        "postgres.role" => Some(role::KEYS),
-        "postgres.database" => Some(database::KEYS),
-        "postgres.schema" => Some(schema::KEYS),
-        "postgres.grant" => Some(grant::KEYS),
-        _ => None,
-    }
-}
-
-/// Plan-time checks of a primitive's known inputs: a function of the kind
-/// alone, so plan needs no connection. `None` for a kind this backend does
-/// not have.
-pub fn validate(kind: &str, inputs: &Values) -> Option<Vec<DriverError>> {
-    match kind {
-        "postgres.role" => Some(role::validate(inputs)),
-        "postgres.database" => Some(database::validate(inputs)),
-        "postgres.schema" => Some(schema::validate(inputs)),
-        "postgres.grant" => Some(grant::validate(inputs)),
-        _ => None,
-    }
-}
 
 /// Connection settings: the provider block's `postgres { … }`, else `PG*`
 /// environment variables, else libpq's defaults.
@@ -235,27 +201,30 @@ mod tests {
         assert_eq!(merged.database_or_default(), "postgres");
     }
 
+    use crate::drivers::{Backend, Registry, Values};
+
     #[test]
     fn kinds_match_drivers() {
         let pg = Postgres::new(Settings::default());
         let names: Vec<&str> = pg.drivers().iter().map(|(name, _)| *name).collect();
-        assert_eq!(names, KINDS);
+        let kinds: Vec<&str> = BACKEND.kinds().iter().map(|k| k.name).collect();
+        assert_eq!(names, kinds);
     }
 
     #[test]
     fn every_kind_declares_and_validates_inputs() {
-        for kind in KINDS {
+        for kind in BACKEND.kinds().iter().map(|k| k.name) {
             assert!(
-                inputs_of(kind)
+                Registry::inputs_of(kind)
                     .is_some_and(|keys| keys.contains(&"name") || keys.contains(&"schema")),
                 "{kind}"
             );
             assert!(
-                validate(kind, &Values::new()).is_some_and(|e| e.is_empty()),
+                Registry::validate(kind, &Values::new()).is_empty(),
                 "{kind}"
             );
         }
-        assert_eq!(inputs_of("postgres.nope"), None);
+        assert_eq!(Registry::inputs_of("postgres.nope"), None);
     }
 
     #[test]
@@ -265,7 +234,7 @@ mod tests {
         inputs.insert("connection_limit".into(), hcl::Value::from(1.5));
         inputs.insert("superuser".into(), true.into());
         inputs.insert("valid_until".into(), "2030\0".into());
-        let errors = validate("postgres.role", &inputs).unwrap_or_default();
+        let errors = Registry::validate("postgres.role", &inputs);
         let long_name = format!(
             "input `name` {:?} is 64 bytes long; PostgreSQL names have at most 63",
             "x".repeat(64)
@@ -295,7 +264,7 @@ mod tests {
         let mut grant = Values::new();
         grant.insert("roles".into(), hcl::Value::Array(vec!["a\0b".into()]));
         grant.insert("privileges".into(), "everything".into());
-        let errors = validate("postgres.grant", &grant).unwrap_or_default();
+        let errors = Registry::validate("postgres.grant", &grant);
         let inputs: Vec<Option<&str>> = errors.iter().map(|e| e.1.as_deref()).collect();
         assert_eq!(inputs, [Some("roles"), Some("privileges")]);
     }
