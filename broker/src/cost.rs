@@ -341,5 +341,21 @@ resource "null_resource" {
         let book = PriceBook::load(&path).expect("loads");
         assert_eq!(book.currency, "USD");
         assert!(book.rules.len() >= 8);
+        // What the AWS driver makes, and the same types unmanaged beside
+        // platform resources, are priced (at no fixed monthly cost), not
+        // reported as unpriced.
+        for ty in [
+            "aws_s3_bucket",
+            "aws_s3_bucket_public_access_block",
+            "aws_s3_bucket_versioning",
+            "aws_sqs_queue",
+            "aws_iam_role",
+            "aws_iam_user_policy",
+        ] {
+            assert!(
+                matches!(book.rules.get(ty), Some(Rule::Flat(p)) if *p == 0.0),
+                "{ty}"
+            );
+        }
     }
 }

@@ -59,6 +59,55 @@ resource "aws_s3_bucket" {
   monthly = 0
 }
 
+# A bucket's settings as separate resources (encryption, public access block,
+# versioning, lifecycle, policy): no charge of their own.
+resource "aws_s3_bucket_server_side_encryption_configuration" {
+  monthly = 0
+}
+
+resource "aws_s3_bucket_public_access_block" {
+  monthly = 0
+}
+
+resource "aws_s3_bucket_versioning" {
+  monthly = 0
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" {
+  monthly = 0
+}
+
+resource "aws_s3_bucket_policy" {
+  monthly = 0
+}
+
+resource "aws_sqs_queue" {
+  # Billed per request (the first million a month are free); a queue itself
+  # costs nothing.
+  monthly = 0
+}
+
+resource "aws_sqs_queue_redrive_policy" {
+  monthly = 0
+}
+
+# IAM is free.
+resource "aws_iam_role" {
+  monthly = 0
+}
+
+resource "aws_iam_role_policy" {
+  monthly = 0
+}
+
+resource "aws_iam_user" {
+  monthly = 0
+}
+
+resource "aws_iam_user_policy" {
+  monthly = 0
+}
+
 # Free resource types: priced at 0 on purpose (not "unpriced").
 resource "null_resource" {
   monthly = 0
