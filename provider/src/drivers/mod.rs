@@ -11,6 +11,7 @@
 //! primitive's outputs. The engine keeps it per primitive; `read` compares it
 //! with the real object, so an out-of-band change shows up as drift.
 
+pub mod common;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
