@@ -476,6 +476,7 @@ fn index_documents_the_provider_block() {
 
 - `default_team` (String) Team recorded on resources that set no `team`.
 - `postgres` (Block, Optional) Connection to the PostgreSQL cluster the postgres.* drivers provision on. Unset fields fall back to the PG* environment variables. (see [below for nested schema](#nestedblock--postgres))
+- `redis` (Block, Optional) Connection to the Redis server the redis.* drivers provision on. Unset fields fall back to REDIS_URL. (see [below for nested schema](#nestedblock--redis))
 
 <a id=\"nestedblock--postgres\"></a>
 ### Nested Schema for `postgres`

@@ -14,6 +14,8 @@
 pub mod common;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub fn backends() -> &'static [&'static dyn Backend] {
 static BACKENDS: &[&dyn Backend] = &[
     #[cfg(feature = "postgres")]
     &postgres::BACKEND,
+    #[cfg(feature = "redis")]
+    &redis::BACKEND,
 ];
 
 /// One primitive kind of a backend, as the catalog names it (`postgres.role`).

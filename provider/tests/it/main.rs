@@ -5,5 +5,6 @@
 mod postgres;
 mod postgres_tls;
 mod process;
+mod redis;
 #[path = "../../../acceptance/tls_cluster.rs"]
 mod tls_cluster;
