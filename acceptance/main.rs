@@ -19,6 +19,7 @@ mod postgres;
 mod privilege;
 mod quickstart;
 mod recovery;
+mod redis;
 mod schema;
 mod tls;
 mod tls_cluster;
