@@ -195,6 +195,20 @@ fn acl_user_gets_exactly_its_grants_and_drift_is_undone() {
         );
         assert!(as_user(&name, "changed", &["PING"]).await.is_err());
         assert_eq!(d.read(&fixed).await.expect("read").expect("exists"), fixed);
+        // Switched off behind Terraform's back: a change, undone by update.
+        admin_cmd(&["ACL", "SETUSER", &name, "off"])
+            .await
+            .expect("off");
+        assert!(as_user(&name, &new_pw, &["PING"]).await.is_err());
+        let off = d.read(&fixed).await.expect("read").expect("exists");
+        assert_ne!(
+            off.get("commands"),
+            fixed.get("commands"),
+            "a disabled user shows"
+        );
+        let fixed = d.update(&me, &off, &inputs).await.expect("switch on again");
+        assert_eq!(password(&fixed), new_pw, "the password stays");
+        as_user(&name, &new_pw, &["PING"]).await.expect("on again");
         // Narrowed in place.
         let narrower = user_inputs(&name, &["+@read", "+@connection"]);
         let narrowed = d.update(&me, &fixed, &narrower).await.expect("narrow");

@@ -457,7 +457,11 @@ impl AclUser {
         // update generates a new one.
         let password = prior_password.filter(|p| user.passwords.contains(&sha256_hex(p)));
         let prior_commands = prior.and_then(|p| state_string(p, "acl_commands"));
+        let enabled = user.flags.iter().any(|f| f == "on");
         let commands = match (prior, prior_commands) {
+            // Switched off behind Terraform's back: a change, which the next
+            // update undoes (its rules say `on`).
+            _ if !enabled => list_value(&["(disabled outside Terraform)".to_owned()]),
             (Some(p), Some(seen)) if seen == user.commands => p
                 .get("commands")
                 .cloned()
@@ -477,10 +481,7 @@ impl AclUser {
                 .and_then(|p| p.get("allow_all_keys").cloned())
                 .unwrap_or(hcl::Value::Bool(false)),
         );
-        state.insert(
-            "enabled".into(),
-            hcl::Value::Bool(user.flags.iter().any(|f| f == "on")),
-        );
+        state.insert("enabled".into(), hcl::Value::Bool(enabled));
         state.insert(
             "acl_commands".into(),
             hcl::Value::String(user.commands.clone()),
