@@ -362,22 +362,7 @@ impl Store {
             created_at: now_ms(),
             created_by: who.to_owned(),
         };
-        sqlx::query(
-            "INSERT INTO state_versions (workspace_id, version, serial, lineage, sha256,
-                 created_at, created_by, body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(workspace)
-        .bind(stored.version)
-        .bind(stored.serial)
-        .bind(&stored.lineage)
-        .bind(&stored.sha256)
-        .bind(stored.created_at)
-        .bind(&stored.created_by)
-        .bind(body.to_vec())
-        .execute(&mut *tx)
-        .await
-        .context("store: insert state version")?;
+        insert_version(&mut tx, workspace, &stored, body).await?;
         self.audit_in(
             &mut tx,
             "state.written",
@@ -472,22 +457,7 @@ impl Store {
             created_at: now_ms(),
             created_by: who.to_owned(),
         };
-        sqlx::query(
-            "INSERT INTO state_versions (workspace_id, version, serial, lineage, sha256,
-                 created_at, created_by, body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(workspace)
-        .bind(stored.version)
-        .bind(stored.serial)
-        .bind(&stored.lineage)
-        .bind(&stored.sha256)
-        .bind(stored.created_at)
-        .bind(&stored.created_by)
-        .bind(body)
-        .execute(&mut *tx)
-        .await
-        .context("store: insert restored state version")?;
+        insert_version(&mut tx, workspace, &stored, &body).await?;
         self.audit_in(
             &mut tx,
             "state.restored",
@@ -500,6 +470,33 @@ impl Store {
         tx.commit().await.context("store: commit restore")?;
         Ok(Ok(stored))
     }
+}
+
+/// Stores `body` as the workspace's state version `stored` (a write or a
+/// restore; the caller has checked lineage and serial under the write lock).
+async fn insert_version(
+    tx: &mut super::WriteTx,
+    workspace: &str,
+    stored: &StateVersion,
+    body: &[u8],
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO state_versions (workspace_id, version, serial, lineage, sha256,
+             created_at, created_by, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(workspace)
+    .bind(stored.version)
+    .bind(stored.serial)
+    .bind(&stored.lineage)
+    .bind(&stored.sha256)
+    .bind(stored.created_at)
+    .bind(&stored.created_by)
+    .bind(body.to_vec())
+    .execute(&mut **tx)
+    .await
+    .context("store: insert state version")?;
+    Ok(())
 }
 
 fn version_from(row: &sqlx::any::AnyRow) -> Result<StateVersion> {

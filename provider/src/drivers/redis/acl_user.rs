@@ -17,8 +17,8 @@
 use std::sync::Arc;
 
 use super::super::common::{
-    already_exists, boolean, check_marker, fail, found, generate_password, list_value, present,
-    state_string, strings, unknown_inputs, unknown_keys,
+    adopted, already_exists, boolean, check_marker, fail, found, generate_password, list_value,
+    present, required_string, state_name, state_string, strings, unknown_inputs, unknown_keys,
 };
 use super::super::{Driver, DriverError, Found, Owner, Values};
 use super::{Conn, message};
@@ -94,12 +94,8 @@ fn spec(inputs: &Values) -> Result<Spec, String> {
     if let Some(first) = unknown_keys(inputs, KEYS).into_iter().next() {
         return Err(first);
     }
-    let name = match present(inputs, "name") {
-        Some(hcl::Value::String(s)) => s.clone(),
-        _ => return Err("input `name` must be a string".into()),
-    };
     let spec = Spec {
-        name,
+        name: required_string(inputs, "name")?,
         keys: strings(inputs, "keys")?,
         read_keys: strings(inputs, "read_keys")?,
         channels: strings(inputs, "channels")?,
@@ -533,15 +529,6 @@ impl AclUser {
     }
 }
 
-/// The user's name recorded in a state or given in inputs.
-fn name_of(values: &Values) -> Result<String, DriverError> {
-    state_string(values, "name").ok_or_else(|| DriverError::new(format!("{KIND}: no `name`")))
-}
-
-fn is_adopted(state: &Values) -> bool {
-    matches!(state.get("adopted"), Some(hcl::Value::Bool(true)))
-}
-
 #[async_trait::async_trait]
 impl Driver for AclUser {
     async fn create(&self, owner: &Owner, inputs: &Values) -> Result<Values, DriverError> {
@@ -559,11 +546,11 @@ impl Driver for AclUser {
     }
 
     async fn read(&self, state_in: &Values) -> Result<Option<Values>, DriverError> {
-        let name = name_of(state_in)?;
+        let name = state_name(KIND, state_in)?;
         Ok(self
             .get_user(&name)
             .await?
-            .map(|user| Self::state(&name, &user, Some(state_in), is_adopted(state_in))))
+            .map(|user| Self::state(&name, &user, Some(state_in), adopted(state_in))))
     }
 
     async fn update(
@@ -572,7 +559,7 @@ impl Driver for AclUser {
         state_in: &Values,
         inputs: &Values,
     ) -> Result<Values, DriverError> {
-        let old = name_of(state_in)?;
+        let old = state_name(KIND, state_in)?;
         let spec = spec(inputs).map_err(|m| fail(KIND, &old, m))?;
         if spec.name != old {
             return Err(fail(
@@ -597,18 +584,18 @@ impl Driver for AclUser {
             &old,
             user.marker.as_deref(),
             owner,
-            is_adopted(state_in),
+            adopted(state_in),
         )?;
         let password = match state_string(state_in, "password") {
             Some(p) if user.passwords.contains(&sha256_hex(&p)) => p,
             _ => generate_password()?,
         };
-        self.apply(owner, &spec, &password, is_adopted(state_in), inputs)
+        self.apply(owner, &spec, &password, adopted(state_in), inputs)
             .await
     }
 
     async fn delete(&self, owner: &Owner, state_in: &Values) -> Result<(), DriverError> {
-        let name = name_of(state_in)?;
+        let name = state_name(KIND, state_in)?;
         let Some(user) = self.get_user(&name).await? else {
             return Ok(());
         };
@@ -618,7 +605,7 @@ impl Driver for AclUser {
             &name,
             user.marker.as_deref(),
             owner,
-            is_adopted(state_in),
+            adopted(state_in),
         )?;
         let mut conn = self.conn.get().await?;
         redis::cmd("ACL")
@@ -631,7 +618,7 @@ impl Driver for AclUser {
     }
 
     async fn import(&self, owner: &Owner, inputs: &Values) -> Result<Option<Values>, DriverError> {
-        let name = name_of(inputs)?;
+        let name = state_name(KIND, inputs)?;
         if self.get_user(&name).await?.is_none() {
             return Ok(None);
         }
@@ -647,7 +634,7 @@ impl Driver for AclUser {
     }
 
     async fn find(&self, owner: &Owner, inputs: &Values) -> Result<Found, DriverError> {
-        let name = name_of(inputs)?;
+        let name = state_name(KIND, inputs)?;
         let Some(user) = self.get_user(&name).await? else {
             return Ok(Found::Missing);
         };
